@@ -1,0 +1,3 @@
+"""heal_batch: HEAL reasoning distillation as sharded, content-addressed batch jobs."""
+
+__version__ = "0.1.0"
