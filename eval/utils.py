@@ -1,0 +1,112 @@
+"""lm-eval hooks for the heal_* math tasks: local JSONL loading, prompt, math-verify grading.
+
+Self-contained on purpose: lm-eval imports this file by path (``!function utils.x``), so it may
+import only lm-eval's own dependencies (datasets, math_verify), never heal_batch.
+
+Data: ``load_local(data_dir=..., data_file=...)`` is the tasks' ``custom_dataset``. lm-eval calls
+it with the task metadata (where ``data_dir`` arrives from ``TaskManager(metadata=...)`` or the CLI's
+``--metadata``) merged with the YAML's ``dataset_kwargs`` (``data_file``). Fallback: $HEAL_BATCH_DATA.
+
+Grading: only an explicit final answer counts, the last ``\\boxed{...}`` (or, for GSM8K, ``#### N``,
+whichever comes last). The last loose number of rambling text is never an answer. The answer is
+compared with the reference by math-verify (``\\frac{1}{2}`` equals ``0.5``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
+KEEP_FIELDS = ("id", "problem", "answer", "source")  # `meta` varies in type per row: Arrow rejects it
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_HASH_RE = re.compile(r"####\s*([^\n]+)")
+
+
+def load_local(data_dir: str | None = None, data_file: str | None = None, **_metadata):
+    """Read ``<data_dir>/<data_file>`` (schema: id, problem, answer, ...) as a one-split DatasetDict."""
+    import datasets
+
+    data_dir = data_dir or os.environ.get("HEAL_BATCH_DATA")
+    if not data_dir:
+        raise ValueError(
+            "heal_* tasks need the benchmark data folder: pass metadata {'data_dir': '/path/to/data'} "
+            "(lm_eval --metadata '{\"data_dir\": \"...\"}' or TaskManager(metadata=...)) "
+            "or set HEAL_BATCH_DATA"
+        )
+    path = Path(data_dir) / str(data_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"benchmark file {path} not found (data_dir={data_dir!r})")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                row = json.loads(line)
+                missing = [k for k in ("problem", "answer") if k not in row]
+                if missing:
+                    raise ValueError(f"{path}:{lineno}: missing field(s) {missing}")
+                rows.append({k: str(row.get(k, "")) for k in KEEP_FIELDS})
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+
+
+def doc_to_text(doc: dict) -> str:
+    return f"{doc['problem']}\n{PROMPT_SUFFIX}"
+
+
+def keep_all(resps, docs):
+    """Filter that keeps every repeat (lm-eval's default keeps only the first)."""
+    return [list(r) for r in resps]
+
+
+def process_results(doc: dict, results: list) -> dict:
+    return _score(doc["answer"], results, allow_hash=False)
+
+
+def process_results_gsm8k(doc: dict, results: list) -> dict:
+    return _score(doc["answer"], results, allow_hash=True)
+
+
+def _score(reference: str, results: list, allow_hash: bool) -> dict:
+    """acc = mean correctness over the n responses (avg@n); pass_at_n = any correct."""
+    responses = results[0] if results and isinstance(results[0], list) else results
+    answers = [extract_answer(r, allow_hash) for r in responses]
+    correct = [a is not None and is_equivalent(a, reference) for a in answers]
+    n = max(len(responses), 1)
+    return {
+        "acc": sum(correct) / n,
+        "pass_at_n": float(any(correct)),
+        "answered": sum(a is not None for a in answers) / n,
+    }
+
+
+def extract_answer(text: str, allow_hash: bool = False) -> str | None:
+    """The last ``\\boxed{...}`` content (brace-matched), or ``#### N`` if allowed and later."""
+    boxed, boxed_at = _last_boxed(text)
+    if allow_hash:
+        hits = list(_HASH_RE.finditer(text))
+        if hits and hits[-1].start() > boxed_at:
+            return hits[-1].group(1).strip().rstrip(".").replace(",", "").replace("$", "") or None
+    return boxed
+
+
+def _last_boxed(text: str) -> tuple[str | None, int]:
+    starts = list(_BOX_RE.finditer(text))
+    for m in reversed(starts):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            return text[m.end() : i - 1].strip(), m.start()
+    return None, -1
+
+
+def is_equivalent(answer: str, reference: str) -> bool:
+    """math-verify equivalence of an extracted answer and the reference answer string."""
+    from math_verify import parse, verify
+
+    gold = parse(f"\\boxed{{{reference}}}")
+    pred = parse(f"\\boxed{{{answer}}}")
+    return bool(gold) and bool(pred) and bool(verify(gold, pred))
