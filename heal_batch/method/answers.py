@@ -1,0 +1,72 @@
+"""Locate the final answer, the contents of the last ``\\boxed{...}``, in text and in tokens.
+
+Input: the completion text (and its per-token char offsets). Output: a char span or a token span
+``[start, end)`` of the answer, or None when there is no complete ``\\boxed{}`` with content.
+PURE scores the answer's tokens with it; grading lives elsewhere (``heal_batch.grading``).
+
+Example::
+
+    >>> text = "so x = 2. \\\\boxed{\\\\frac{1}{2}}"
+    >>> start, end = last_boxed_char_span(text)
+    >>> text[start:end]
+    '\\\\frac{1}{2}'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+BOXED = "\\boxed"
+
+
+def last_boxed_char_span(text: str) -> tuple[int, int] | None:
+    """Char span of the contents of the LAST ``\\boxed{...}`` (braces balanced, whitespace trimmed).
+
+    None when there is no ``\\boxed{``, when the last one is never closed (a truncated answer does
+    not count) or when its contents are blank.
+    """
+    at = text.rfind(BOXED + "{")
+    if at < 0:
+        return None
+    open_at = at + len(BOXED)
+    close_at = _matching_brace(text, open_at)
+    if close_at is None:
+        return None
+    start, end = open_at + 1, close_at
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None
+
+
+def boxed_answer_span(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
+    """Token span ``[first, last + 1)`` of the tokens overlapping the last boxed answer.
+
+    ``offsets`` are per-token ``(char_start, char_end)`` relative to ``text``; zero-width tokens
+    never count. None when there is no boxed answer or no token overlaps it.
+    """
+    chars = last_boxed_char_span(text)
+    if chars is None:
+        return None
+    start, end = chars
+    hits = [i for i, (a, b) in enumerate(offsets) if a < b and a < end and b > start]
+    return (hits[0], hits[-1] + 1) if hits else None
+
+
+def _matching_brace(text: str, open_at: int) -> int | None:
+    depth = 0
+    i = open_at
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":  # an escaped brace such as \{ does not open or close a group
+            i += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None

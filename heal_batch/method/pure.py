@@ -1,0 +1,212 @@
+"""PURE: score repaired trajectories by a perplexity-uncertainty ratio and drop likely shortcuts.
+
+Inputs: per-token log-probabilities of the hint-free stitched trajectory under the scoring model
+(teacher-forced, given the problem), its steps (``steps.py``), the index of the first step after
+the cut, and the token span of the final answer. Outputs: a ``ScoredCandidate`` per candidate,
+then one ``Decision`` (keep, reason) per candidate from ``decide`` over the pooled list.
+
+- PPL_k = exp(-mean log p over the tokens of step k), for the steps after the cut.
+- U = mean negative log-likelihood of the tokens inside the last ``\\boxed{...}``.
+- R = max_k PPL_k / (exp(U) + eps). A shortcut makes an unjustified leap (one step with high
+  perplexity) and still emits the answer confidently (low U): high R.
+
+Exactness across shards: ``decide`` is a function of the pooled multiset of (candidate_id, ratio)
+and the reference ratios only; it does not depend on input order. Scoring per shard and then one
+``decide`` over the concatenation of all shards' ``ScoredCandidate``s gives exactly the decisions of
+a single-process run. Running ``decide`` per shard would not (the top-lambda share is global).
+
+Example::
+
+    >>> pure_ratio([1.2, 3.0], answer_nll=0.0, eps=0.01)  # 3.0 / (1 + 0.01)
+    2.9702970297029703
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from heal_batch.method.steps import Step, check_aligned
+
+KEPT = "kept"
+TOP_LAMBDA = "top_lambda"
+NO_STEPS_AFTER_CUT = "no_steps_after_cut"
+NO_BOXED_ANSWER = "no_boxed_answer"
+
+
+@dataclass(frozen=True)
+class PureConfig:
+    """PURE filter settings.
+
+    Args:
+        eps: epsilon in R = max PPL / (exp(U) + eps).
+        drop_top_fraction: lambda; this share of the pooled scored candidates with the highest R is
+            dropped (rounded up: any lambda > 0 drops at least one). 0 keeps all, 1 drops all.
+        reference_percentile: also drop candidates whose R is above this percentile (linear
+            interpolation) of the naturally correct trajectories' R; None turns the rule off.
+            With no reference ratios the rule is off as well.
+    """
+
+    eps: float = 0.01
+    drop_top_fraction: float = 0.2
+    reference_percentile: float | None = 95.0
+
+    def __post_init__(self) -> None:
+        if self.eps < 0:
+            raise ValueError(f"pure.eps must be >= 0, got {self.eps}")
+        if not 0 <= self.drop_top_fraction <= 1:
+            raise ValueError(
+                f"pure.drop_top_fraction must be in [0, 1], got {self.drop_top_fraction}"
+            )
+        q = self.reference_percentile
+        if q is not None and not 0 <= q <= 100:
+            raise ValueError(f"pure.reference_percentile must be in [0, 100] or null, got {q}")
+
+
+@dataclass(frozen=True)
+class ScoredCandidate:
+    """One candidate's PURE score. ``ratio`` is None when it could not be scored; then
+    ``unscored_reason`` says why (``no_steps_after_cut`` or ``no_boxed_answer``)."""
+
+    candidate_id: str
+    ratio: float | None
+    max_step_ppl: float | None = None
+    answer_nll: float | None = None
+    unscored_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Keep or drop one candidate; ``reason`` is ``kept`` or the rule that dropped it."""
+
+    candidate_id: str
+    keep: bool
+    reason: str
+
+
+def step_perplexities(
+    token_logprobs: Sequence[float], steps: Sequence[Step], first_step: int = 0
+) -> list[float]:
+    """PPL_k = exp(-mean log-prob of step k) for ``k >= first_step`` (inf on overflow)."""
+    check_aligned(token_logprobs, steps, what="token_logprobs")
+    return [
+        _exp(-math.fsum(token_logprobs[s.token_start : s.token_end]) / s.n_tokens)
+        for s in steps[first_step:]
+    ]
+
+
+def first_step_after(steps: Sequence[Step], cut_char: int) -> int:
+    """Index of the first step holding any text at or after ``cut_char`` (``len(steps)`` if none).
+
+    A short last prefix step merged into the continuation's first step counts as after the cut.
+    """
+    return next((s.index for s in steps if s.char_end > cut_char), len(steps))
+
+
+def answer_uncertainty(token_logprobs: Sequence[float], answer_span: tuple[int, int]) -> float:
+    """U = mean negative log-prob of tokens ``[start, end)``; ValueError for an empty span."""
+    start, end = answer_span
+    if not 0 <= start < end <= len(token_logprobs):
+        raise ValueError(
+            f"answer span {answer_span} is empty or outside {len(token_logprobs)} tokens"
+        )
+    return -math.fsum(token_logprobs[start:end]) / (end - start)
+
+
+def pure_ratio(step_ppls: Sequence[float], answer_nll: float, eps: float = 0.01) -> float:
+    """R = max(step_ppls) / (exp(answer_nll) + eps); ValueError when ``step_ppls`` is empty."""
+    if not step_ppls:
+        raise ValueError("pure_ratio needs at least one step perplexity")
+    denom = _exp(answer_nll) + eps
+    return max(step_ppls) / denom if denom > 0 else math.inf
+
+
+def score_candidate(
+    candidate_id: str,
+    token_logprobs: Sequence[float],
+    steps: Sequence[Step],
+    first_step: int,
+    answer_span: tuple[int, int] | None,
+    eps: float = 0.01,
+) -> ScoredCandidate:
+    """Everything above for one candidate; unscorable candidates get ``ratio=None`` and a reason."""
+    ppls = step_perplexities(token_logprobs, steps, first_step)
+    if not ppls:
+        return ScoredCandidate(candidate_id, None, unscored_reason=NO_STEPS_AFTER_CUT)
+    if answer_span is None:
+        return ScoredCandidate(candidate_id, None, max(ppls), unscored_reason=NO_BOXED_ANSWER)
+    u = answer_uncertainty(token_logprobs, answer_span)
+    return ScoredCandidate(candidate_id, pure_ratio(ppls, u, eps), max(ppls), u)
+
+
+def decide(
+    candidates: Sequence[ScoredCandidate], reference_ratios: Sequence[float], cfg: PureConfig
+) -> list[Decision]:
+    """Keep/drop every candidate (same order as ``candidates``), pooled over the whole list.
+
+    Rules, first match wins: unscored -> its ``unscored_reason``; among the top
+    ``ceil(lambda * n_scored)`` by R (ties broken by ascending ``candidate_id``) -> ``top_lambda``;
+    R above the reference percentile -> ``above_reference_q95`` (for q=95); else ``kept``.
+    Raises ValueError on duplicate candidate ids or NaN ratios.
+    """
+    _check_candidates(candidates, reference_ratios)
+    scored = [c for c in candidates if c.ratio is not None]
+    ranked = sorted(scored, key=lambda c: (-(c.ratio or 0.0), c.candidate_id))
+    n_drop = math.ceil(round(cfg.drop_top_fraction * len(scored), 9))
+    top = {c.candidate_id for c in ranked[:n_drop]}
+    limit = reference_threshold(reference_ratios, cfg)
+    over = f"above_reference_q{cfg.reference_percentile:g}"
+    out = []
+    for c in candidates:
+        if c.ratio is None:
+            out.append(Decision(c.candidate_id, False, c.unscored_reason or NO_STEPS_AFTER_CUT))
+        elif c.candidate_id in top:
+            out.append(Decision(c.candidate_id, False, TOP_LAMBDA))
+        elif limit is not None and c.ratio > limit:
+            out.append(Decision(c.candidate_id, False, over))
+        else:
+            out.append(Decision(c.candidate_id, True, KEPT))
+    return out
+
+
+def reference_threshold(reference_ratios: Sequence[float], cfg: PureConfig) -> float | None:
+    """The percentile of the reference ratios above which candidates drop; None when off."""
+    if cfg.reference_percentile is None or not reference_ratios:
+        return None
+    return percentile(reference_ratios, cfg.reference_percentile)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) with linear interpolation (numpy's default method)."""
+    if not values:
+        raise ValueError("percentile of an empty list")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    frac = pos - lo
+    if frac == 0 or ordered[hi] == ordered[lo]:  # also avoids inf - inf
+        return ordered[lo]
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * frac
+
+
+def _check_candidates(
+    candidates: Sequence[ScoredCandidate], reference_ratios: Sequence[float]
+) -> None:
+    seen: set[str] = set()
+    for c in candidates:
+        if c.candidate_id in seen:
+            raise ValueError(f"duplicate candidate_id {c.candidate_id!r}: ids must be unique")
+        seen.add(c.candidate_id)
+        if c.ratio is not None and math.isnan(c.ratio):
+            raise ValueError(f"candidate {c.candidate_id!r} has a NaN PURE ratio")
+    if any(math.isnan(r) for r in reference_ratios):
+        raise ValueError("reference_ratios contains NaN")
+
+
+def _exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
