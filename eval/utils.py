@@ -20,7 +20,8 @@ import re
 from pathlib import Path
 
 PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
-KEEP_FIELDS = ("id", "problem", "answer", "source")  # `meta` varies in type per row: Arrow rejects it
+# `meta` is dropped: its fields change type from row to row, which Arrow rejects.
+KEEP_FIELDS = ("id", "problem", "answer", "source")
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _HASH_RE = re.compile(r"####\s*([^\n]+)")
 
@@ -33,7 +34,7 @@ def load_local(data_dir: str | None = None, data_file: str | None = None, **_met
     if not data_dir:
         raise ValueError(
             "heal_* tasks need the benchmark data folder: pass metadata {'data_dir': '/path/to/data'} "
-            "(lm_eval --metadata '{\"data_dir\": \"...\"}' or TaskManager(metadata=...)) "
+            '(lm_eval --metadata \'{"data_dir": "..."}\' or TaskManager(metadata=...)) '
             "or set HEAL_BATCH_DATA"
         )
     path = Path(data_dir) / str(data_file)
