@@ -1,0 +1,196 @@
+"""``heal-batch``: run, status, stage, rerun, inspect, report.
+
+Start-up stays light: this module imports only jsonargparse and the config dataclasses; stages
+import torch, vLLM, DeepSpeed or lm-eval inside ``run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+
+from heal_batch.config import PipelineConfig
+
+DESCRIPTION = "HEAL reasoning distillation as sharded batch jobs (debug, local or Slurm)."
+
+
+def _pipeline_parser(**kwargs) -> ArgumentParser:
+    parser = ArgumentParser(**kwargs)
+    parser.add_argument("--config", action=ActionConfigFile, help="pipeline YAML (see jobs/)")
+    parser.add_class_arguments(PipelineConfig, None, as_group=False)
+    return parser
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="heal-batch", description=DESCRIPTION, env_prefix="HEAL_BATCH", default_env=False)
+    commands = parser.add_subcommands(dest="command")
+
+    run = _pipeline_parser(description="Plan the DAG, skip finished tasks, submit the rest.")
+    run.add_argument("--stages", type=str | None, default=None, help="comma-separated stages (default: all)")
+    run.add_argument("--dry_run", "--dry-run", type=bool, default=False, help="print the plan and sbatch parameters, submit nothing")
+    run.add_argument("--wait", type=bool | None, default=None, help="wait for jobs (default: yes, except on slurm)")
+    run.add_argument("--verify", type=bool, default=False, help="re-hash every finished output before trusting it")
+    commands.add_subcommand("run", run, help="run the pipeline (or --stages) on an executor")
+
+    stage = _pipeline_parser(description="Run one stage's tasks in this process (debugging, plain sbatch).")
+    stage.add_argument("name", type=str, help="stage name")
+    stage.add_argument("--shards", type=str | None, default=None, help="task indices, e.g. 1,3")
+    stage.add_argument("--task", type=int | None, default=None, help="one task index (e.g. $SLURM_ARRAY_TASK_ID)")
+    commands.add_subcommand("stage", stage, help="run chosen tasks of one stage in-process")
+
+    status = ArgumentParser(description="Per stage: done/running/pending/failed/missing, reasons and logs.")
+    status.add_argument("--workdir", type=str, default="runs/demo")
+    status.add_argument("--json", type=bool, default=False)
+    commands.add_subcommand("status", status, help="show the state of a run folder")
+
+    rerun = ArgumentParser(description="Resubmit a manifest's failed and missing tasks (and what reads them).")
+    rerun.add_argument("manifest", type=str, help="manifests/<stage>/<run_key>.json")
+    rerun.add_argument("--executor", type=str | None, default=None)
+    rerun.add_argument("--cluster", type=str | None, default=None)
+    rerun.add_argument("--wait", type=bool | None, default=None)
+    commands.add_subcommand("rerun", rerun, help="rerun failed/missing tasks listed in a manifest")
+
+    inspect = ArgumentParser(description="Verify a shard and print its first records.")
+    inspect.add_argument("target", type=str, help="a shard path or a 64-hex address")
+    inspect.add_argument("--workdir", type=str, default="runs/demo")
+    inspect.add_argument("--head", type=int, default=5)
+    commands.add_subcommand("inspect", inspect, help="verify and print a shard")
+    return parser
+
+
+def pipeline_from(ns: Namespace, parser: ArgumentParser | None = None) -> PipelineConfig:
+    """Build the typed config from a parsed namespace (nested sections become dataclasses)."""
+    parser = parser or _pipeline_parser()
+    fields = {f.name for f in dataclasses.fields(PipelineConfig)}
+    values = parser.instantiate(Namespace(**{k: v for k, v in vars(ns).items() if k in fields}))
+    return PipelineConfig(**{k: getattr(values, k) for k in fields})
+
+
+def config_from_dict(data: dict) -> PipelineConfig:
+    """Rebuild a pipeline config from a manifest's ``pipeline`` record."""
+    parser = _pipeline_parser()
+    return pipeline_from(parser.parse_object(data), parser)
+
+
+def _executor(cfg: PipelineConfig):
+    from heal_batch.executors import make_executor
+
+    return make_executor(cfg.executor, parallelism=cfg.local_parallelism,
+                         timeout_min=cfg.timeout_min, cluster=cfg.cluster)
+
+
+def cmd_run(ns: Namespace) -> int:
+    from heal_batch.launch import launch
+
+    cfg = pipeline_from(ns)
+    stages = [s.strip() for s in ns.stages.split(",")] if ns.stages else None
+    wait = ns.wait if ns.wait is not None else cfg.executor != "slurm"
+    if ns.dry_run:
+        _print_sbatch(cfg, stages)
+    result = launch(cfg, _executor(cfg), stages, dry_run=ns.dry_run, wait=wait)
+    return 1 if result.failed or result.blocked else 0
+
+
+def cmd_stage(ns: Namespace) -> int:
+    from heal_batch.executors import DebugExecutor
+    from heal_batch.launch import launch
+
+    cfg = pipeline_from(ns)
+    picks = [ns.task] if ns.task is not None else _indices(ns.shards)
+    only = {ns.name: set(picks)} if picks is not None else None
+    result = launch(cfg, DebugExecutor(), [ns.name], only=only)
+    return 1 if result.failed or result.blocked else 0
+
+
+def cmd_rerun(ns: Namespace) -> int:
+    from heal_batch.launch import launch
+    from heal_batch.stages import downstream_of
+    from heal_batch.store.manifests import load_manifest
+
+    manifest = load_manifest(Path(ns.manifest))
+    cfg = config_from_dict(manifest.pipeline)
+    cfg.workdir = str(Path(ns.manifest).resolve().parents[2])
+    cfg.executor = ns.executor or cfg.executor
+    cfg.cluster = ns.cluster or cfg.cluster
+    indices = {t.index for t in manifest.tasks if t.state != "done"}
+    print(f"rerun {manifest.stage} (run {manifest.run_key[:12]}): tasks {sorted(indices) or 'none'} "
+          "as listed failed or missing in the manifest")
+    wait = ns.wait if ns.wait is not None else cfg.executor != "slurm"
+    result = launch(cfg, _executor(cfg), downstream_of({manifest.stage}),
+                    only={manifest.stage: indices}, wait=wait)
+    return 1 if result.failed or result.blocked else 0
+
+
+def cmd_status(ns: Namespace) -> int:
+    from heal_batch import status
+
+    rows = status.collect(Path(ns.workdir))
+    print(json.dumps(status.as_json(rows), indent=2) if ns.json else status.render(rows))
+    return 0
+
+
+def cmd_inspect(ns: Namespace) -> int:
+    from heal_batch.store.shards import ShardError, read_records, shard_path
+
+    target = Path(ns.target)
+    if not target.exists() and len(ns.target) == 64:
+        target = shard_path(Path(ns.workdir) / "store", ns.target)
+    try:
+        count = 0
+        for record in read_records(target):
+            if count < ns.head:
+                print(json.dumps(record, ensure_ascii=False)[:2000])
+            count += 1
+    except ShardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{target}: {count} records, sha256 verified", file=sys.stderr)
+    return 0
+
+
+def _print_sbatch(cfg: PipelineConfig, stages: list[str] | None) -> None:
+    if cfg.executor != "slurm":
+        return
+    from heal_batch.cluster_profile import load_profile
+    from heal_batch.stages import STAGES
+
+    profile = load_profile(cfg.cluster or "local")
+    for name in stages or STAGES:
+        print(f"# sbatch parameters for {name}:")
+        for line in profile.for_stage(name).sbatch_lines():
+            print(f"  {line}")
+
+
+def _indices(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SystemExit(f"error: --shards expects comma-separated integers, got {text!r}") from None
+
+
+COMMANDS = {"run": cmd_run, "stage": cmd_stage, "rerun": cmd_rerun, "status": cmd_status, "inspect": cmd_inspect}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    from heal_batch.launch import PlanError
+    from heal_batch.problems_io import ProblemFileError
+
+    try:
+        return COMMANDS[ns.command](ns[ns.command])
+    except (PlanError, ProblemFileError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

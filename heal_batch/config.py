@@ -1,0 +1,37 @@
+"""The pipeline config: where to run, how, and one section per stage.
+
+jsonargparse reads these dataclasses, so their docstrings are the CLI help and
+``--generate.k 8`` or ``--ingest.paths '[a.jsonl]'`` override a YAML file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from heal_batch.stages.ingest import IngestConfig
+
+EXECUTORS = ("debug", "local", "slurm")
+
+
+@dataclass
+class PipelineConfig:
+    """A HEAL pipeline run.
+
+    Args:
+        workdir: run folder (store, receipts, manifests, checkpoints, report).
+        executor: debug (in-process), local (subprocesses) or slurm (submitit array jobs).
+        cluster: Slurm profile, a name in slurm/profiles/ or a YAML path (slurm executor only).
+        local_parallelism: how many tasks the local executor runs at once.
+        timeout_min: per-task time limit for the local executor (Slurm takes it from the profile).
+    """
+
+    workdir: str = "runs/demo"
+    executor: str = "local"
+    cluster: str | None = None
+    local_parallelism: int = 1
+    timeout_min: int = 24 * 60
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+
+    def __post_init__(self):
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor {self.executor!r} is not one of {', '.join(EXECUTORS)}")

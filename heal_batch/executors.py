@@ -1,0 +1,160 @@
+"""Executors: debug (in-process), local (subprocesses) and slurm (array jobs), behind one interface.
+
+``submit`` hands a stage's task jobs to the executor and returns a :class:`Submission`;
+``wait`` blocks until they end and returns, per task index, the error text of tasks that failed
+(None for success). Only the launcher calls these; stages never see a scheduler.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from heal_batch.worker import TaskJob, TaskRunner
+
+
+@dataclass
+class Submission:
+    stage: str
+    job_ids: dict[int, str] = field(default_factory=dict)
+    errors: dict[int, str | None] = field(default_factory=dict)
+    log_paths: dict[int, str | None] = field(default_factory=dict)
+    handles: dict[int, Any] = field(default_factory=dict)
+
+    @property
+    def array_ids(self) -> list[str]:
+        """Scheduler job ids to depend on (one per array window)."""
+        return sorted({job_id.split("_")[0] for job_id in self.job_ids.values()})
+
+
+class Executor(Protocol):
+    name: str
+
+    def submit(self, jobs: list[TaskJob], logs: Path, after: list[Submission]) -> Submission: ...
+
+    def wait(self, submission: Submission) -> dict[int, str | None]: ...
+
+
+class DebugExecutor:
+    """Runs tasks in this process, one after the other (use it with pdb)."""
+
+    name = "debug"
+
+    def submit(self, jobs: list[TaskJob], logs: Path, after: list[Submission]) -> Submission:
+        submission = Submission(jobs[0].task.stage if jobs else "")
+        for job in jobs:
+            index = job.task.index
+            submission.job_ids[index] = f"debug-{index}"
+            try:
+                TaskRunner()(job)
+                submission.errors[index] = None
+            except Exception as exc:  # recorded in the receipt; the run goes on
+                submission.errors[index] = f"{type(exc).__name__}: {exc}"
+        return submission
+
+    def wait(self, submission: Submission) -> dict[int, str | None]:
+        return submission.errors
+
+
+class LocalExecutor:
+    """Runs each task as a subprocess through submitit, at most ``parallelism`` at a time."""
+
+    name = "local"
+
+    def __init__(self, parallelism: int = 1, timeout_min: int = 24 * 60):
+        self.parallelism, self.timeout_min = max(1, parallelism), timeout_min
+
+    def submit(self, jobs: list[TaskJob], logs: Path, after: list[Submission]) -> Submission:
+        import submitit
+
+        executor = submitit.LocalExecutor(folder=logs / "%j")
+        executor.update_parameters(timeout_min=self.timeout_min)
+        submission = Submission(jobs[0].task.stage if jobs else "")
+        queue, running = list(jobs), {}
+        while queue or running:
+            while queue and len(running) < self.parallelism:
+                job = queue.pop(0)
+                handle = executor.submit(TaskRunner(), job)
+                running[job.task.index] = handle
+                submission.job_ids[job.task.index] = str(handle.job_id)
+                submission.log_paths[job.task.index] = str(handle.paths.stderr)
+            for index, handle in list(running.items()):
+                if handle.done():
+                    submission.errors[index] = _job_error(handle)
+                    del running[index]
+            time.sleep(0.2)
+        return submission
+
+    def wait(self, submission: Submission) -> dict[int, str | None]:
+        return submission.errors
+
+
+class SlurmExecutor:
+    """Submits a stage as Slurm array jobs (windows under MaxArraySize) with submitit.
+
+    ``after`` makes the arrays wait for upstream arrays (``afterany``: a failed upstream shard
+    must not strand the others; the downstream task then fails fast naming the missing input).
+    """
+
+    name = "slurm"
+
+    def __init__(self, profile):
+        self.profile = profile
+
+    def submit(self, jobs: list[TaskJob], logs: Path, after: list[Submission]) -> Submission:
+        import submitit
+
+        submission = Submission(jobs[0].task.stage if jobs else "")
+        if not jobs:
+            return submission
+        profile = self.profile.for_stage(submission.stage)
+        params = profile.submitit_parameters()
+        depend = [job_id for sub in after for job_id in sub.array_ids]
+        if depend:
+            extra = dict(params.get("slurm_additional_parameters") or {})
+            extra.update({"dependency": "afterany:" + ":".join(depend), "kill_on_invalid_dep": "yes"})
+            params["slurm_additional_parameters"] = extra
+        executor = submitit.AutoExecutor(folder=logs / "%A_%a", cluster="slurm")
+        executor.update_parameters(name=f"heal-{submission.stage}", **params)
+        window = profile.max_array_size()
+        for start in range(0, len(jobs), window):
+            chunk = jobs[start : start + window]
+            handles = executor.map_array(TaskRunner(), chunk)
+            for job, handle in zip(chunk, handles):
+                submission.handles[job.task.index] = handle
+                submission.job_ids[job.task.index] = str(handle.job_id)
+                submission.log_paths[job.task.index] = str(handle.paths.stderr)
+        return submission
+
+    def wait(self, submission: Submission) -> dict[int, str | None]:
+        return {index: _job_error(handle) for index, handle in submission.handles.items()}
+
+
+def _job_error(handle) -> str | None:
+    """None when the job returned; otherwise a one-line reason for the status table."""
+    try:
+        handle.result()
+        return None
+    except Exception as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raised = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b", ln)]
+        if raised:  # the task's own exception, from the remote traceback
+            return raised[-1][:500]
+        state = getattr(handle, "state", "UNKNOWN")
+        return (f"{type(exc).__name__}: the task died without a result (state {state}; killed, "
+                "out of memory or past its time limit?); see the log")
+
+
+def make_executor(name: str, *, parallelism: int = 1, timeout_min: int = 24 * 60, cluster: str | None = None):
+    if name == "debug":
+        return DebugExecutor()
+    if name == "local":
+        return LocalExecutor(parallelism, timeout_min)
+    if name == "slurm":
+        from heal_batch.cluster_profile import load_profile
+
+        return SlurmExecutor(load_profile(cluster or "local"))
+    raise ValueError(f"unknown executor {name!r}; valid: debug, local, slurm")

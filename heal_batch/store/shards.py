@@ -1,0 +1,179 @@
+"""Content-addressed shards: zstd-compressed canonical JSON Lines named by their sha256.
+
+A shard's address is the sha256 of its *uncompressed* bytes, so the same records give the same
+address on any machine and any zstd version. Records are serialised canonically: sorted keys, no
+spaces, UTF-8, one record per line.
+
+    with ShardWriter(store_dir) as w:
+        w.write({"id": "p1", "problem": "1+1?"})
+    address = w.address                     # "3f1a…" (64 hex chars)
+    for rec in read_records(shard_path(store_dir, address)): ...
+
+Writes stream to a temp file in ``<store>/.tmp``, are fsynced, then renamed into
+``<store>/<aa>/<address>.jsonl.zst``: a crash before the rename leaves no visible shard.
+Reads verify the hash while streaming and raise :class:`ShardError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+SUFFIX = ".jsonl.zst"
+ZSTD_LEVEL = 3
+_READ_CHUNK = 1 << 20
+
+
+class ShardError(Exception):
+    """A shard is missing, truncated, corrupt or does not match its address."""
+
+
+def canonical_line(record: dict[str, Any]) -> bytes:
+    """The canonical serialisation of one record, newline included."""
+    return (
+        json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        + "\n"
+    ).encode("utf-8")
+
+
+def shard_path(store_dir: Path | str, address: str) -> Path:
+    """Where the shard with this address lives inside a store folder."""
+    return Path(store_dir) / address[:2] / f"{address}{SUFFIX}"
+
+
+def address_of(path: Path | str) -> str:
+    """The address a shard file claims by its name."""
+    name = Path(path).name
+    if not name.endswith(SUFFIX) or len(name) != 64 + len(SUFFIX):
+        raise ShardError(f"{path}: not a shard file name (expected <sha256>{SUFFIX})")
+    return name[: -len(SUFFIX)]
+
+
+class ShardWriter:
+    """Streams records into a new shard; :attr:`address` is set by :meth:`close`.
+
+    Leaving the ``with`` block on an exception discards the temp file, so a failed task
+    never publishes a partial shard.
+    """
+
+    def __init__(self, store_dir: Path | str):
+        self.store_dir = Path(store_dir)
+        self.count = 0
+        self.address: str | None = None
+        self.path: Path | None = None
+        tmp_dir = self.store_dir / ".tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=tmp_dir, suffix=".part")
+        self._tmp = Path(tmp)
+        self._raw = os.fdopen(fd, "wb")
+        self._zst = zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_writer(self._raw, closefd=False)
+        self._sha = hashlib.sha256()
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = canonical_line(record)
+        self._sha.update(line)
+        self._zst.write(line)
+        self.count += 1
+
+    def write_all(self, records) -> None:
+        for record in records:
+            self.write(record)
+
+    def close(self) -> str:
+        """Finish the frame, fsync, rename into place; returns the address."""
+        if self.address is not None:
+            return self.address
+        self._zst.flush(zstandard.FLUSH_FRAME)
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+        address = self._sha.hexdigest()
+        final = shard_path(self.store_dir, address)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._tmp, final)  # same records → same bytes, so replacing a twin is harmless
+        _fsync_dir(final.parent)
+        self.address, self.path = address, final
+        return address
+
+    def abort(self) -> None:
+        """Drop the temp file; nothing becomes visible."""
+        if self.address is None and not self._raw.closed:
+            self._raw.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_records(store_dir: Path | str, records) -> str:
+    """Write an iterable of records as one shard and return its address."""
+    with ShardWriter(store_dir) as writer:
+        writer.write_all(records)
+    return writer.address  # type: ignore[return-value]
+
+
+def read_records(path: Path | str, expected: str | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the records of a shard, verifying its sha256 against ``expected`` (or its name).
+
+    The check completes when the last record has been yielded; a consumer that writes its
+    own output only after exhausting the iterator never publishes data from a bad shard.
+    """
+    path = Path(path)
+    expected = expected or address_of(path)
+    sha = hashlib.sha256()
+    for lineno, line in enumerate(_lines(path), start=1):
+        sha.update(line)
+        try:
+            yield json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ShardError(f"{path}:{lineno}: not valid JSON ({exc})") from None
+    if sha.hexdigest() != expected:
+        raise ShardError(
+            f"{path}: content hash {sha.hexdigest()[:16]}… does not match its address "
+            f"{expected[:16]}…; the shard is corrupt: delete it and rerun the task that wrote it"
+        )
+
+
+def verify(path: Path | str, expected: str | None = None) -> int:
+    """Fully verify a shard and return its record count; raises :class:`ShardError`."""
+    return sum(1 for _ in read_records(path, expected))
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    if not path.is_file():
+        raise ShardError(f"{path}: shard not found")
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    pending = b""
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(_READ_CHUNK):
+                pending += dobj.decompress(chunk)
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    yield line + b"\n"
+    except zstandard.ZstdError as exc:
+        raise ShardError(f"{path}: corrupt zstd data ({exc})") from None
+    # A file cut inside the frame decodes quietly up to the cut; only eof proves it is whole.
+    if not dobj.eof or pending:
+        raise ShardError(f"{path}: truncated (the zstd frame ends early)")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
