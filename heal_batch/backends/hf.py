@@ -34,10 +34,20 @@ from heal_batch.backends.tokens import encode, finish_sample
 # Generation-config fields that would change logits before our sampler sees them: forced neutral
 # so a model's generation_config.json (e.g. repetition_penalty 1.1) cannot leak in.
 # (Temperature/top-k/top-p are not listed: greedy mode never builds those warpers.)
-_NEUTRAL = dict(do_sample=False, num_beams=1, repetition_penalty=1.0, no_repeat_ngram_size=0,
-                min_new_tokens=0, bad_words_ids=None, suppress_tokens=None,
-                begin_suppress_tokens=None, forced_bos_token_id=None, forced_eos_token_id=None,
-                sequence_bias=None, renormalize_logits=False)
+_NEUTRAL = {
+    "do_sample": False,
+    "num_beams": 1,
+    "repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "min_new_tokens": 0,
+    "bad_words_ids": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "sequence_bias": None,
+    "renormalize_logits": False,
+}
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,14 @@ class HFGenerator:
         self.last_stats: dict[str, float] = {}
 
     @classmethod
-    def from_spec(cls, spec: str, dtype: str = "auto", device: str = "auto",
-                  batch_size: int = 16, trust_remote_code: bool = False) -> HFGenerator:
+    def from_spec(
+        cls,
+        spec: str,
+        dtype: str = "auto",
+        device: str = "auto",
+        batch_size: int = 16,
+        trust_remote_code: bool = False,
+    ) -> HFGenerator:
         from heal_batch.backends.models import load_model_and_tokenizer
 
         model, tok = load_model_and_tokenizer(spec, dtype, trust_remote_code, device)
@@ -70,17 +86,26 @@ class HFGenerator:
         import torch
         import transformers
 
-        return {"backend": "hf", "model": self.name, "dtype": str(self.model.dtype),
-                "device": str(self.model.device), "transformers": transformers.__version__,
-                "torch": torch.__version__, "entropy_method": "exact"}
+        return {
+            "backend": "hf",
+            "model": self.name,
+            "dtype": str(self.model.dtype),
+            "device": str(self.model.device),
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "entropy_method": "exact",
+        }
 
     def generate(
         self, prompts: Sequence[str | SampleRequest], params: GenerationParams
     ) -> list[list[Sample]]:
         requests = as_requests(prompts, params)
         encoded = [encode(self.tokenizer, r.prompt) for r in requests]
-        rows = [_Row(ri, i, r.seed + i, encoded[ri])
-                for ri, r in enumerate(requests) for i in range(r.n)]
+        rows = [
+            _Row(ri, i, r.seed + i, encoded[ri])
+            for ri, r in enumerate(requests)
+            for i in range(r.n)
+        ]
         # Similar lengths together: less padding. Order does not change any sample.
         rows.sort(key=lambda row: len(row.ids))
         out: list[list[Sample | None]] = [[None] * r.n for r in requests]
@@ -91,8 +116,12 @@ class HFGenerator:
                 out[row.request][row.sample] = sample
                 tokens += len(sample.token_ids)
         seconds = time.perf_counter() - start
-        self.last_stats = {"tokens": tokens, "seconds": seconds, "rows": len(rows),
-                           "tokens_per_s": tokens / seconds if seconds else 0.0}
+        self.last_stats = {
+            "tokens": tokens,
+            "seconds": seconds,
+            "rows": len(rows),
+            "tokens_per_s": tokens / seconds if seconds else 0.0,
+        }
         return out  # type: ignore[return-value]
 
     def _generate_batch(self, batch: list[_Row], params: GenerationParams) -> list[Sample]:
@@ -103,21 +132,41 @@ class HFGenerator:
         width = max(len(r.ids) for r in batch)
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         ids = torch.tensor([[pad] * (width - len(r.ids)) + r.ids for r in batch], device=device)
-        mask = torch.tensor([[0] * (width - len(r.ids)) + [1] * len(r.ids) for r in batch],
-                            device=device)
+        mask = torch.tensor(
+            [[0] * (width - len(r.ids)) + [1] * len(r.ids) for r in batch], device=device
+        )
         eos = self._eos_ids()
         sampler = _SeededSampler([r.seed for r in batch], params)
-        stopper = StoppingCriteriaList([_StopStrings(tok, params.stop, width)] if params.stop else [])
-        config = GenerationConfig(**_NEUTRAL, max_new_tokens=params.max_new_tokens,
-                                  eos_token_id=sorted(eos), pad_token_id=pad)
+        stopper = StoppingCriteriaList(
+            [_StopStrings(tok, params.stop, width)] if params.stop else []
+        )
+        config = GenerationConfig(
+            **_NEUTRAL,
+            max_new_tokens=params.max_new_tokens,
+            eos_token_id=sorted(eos),
+            pad_token_id=pad,
+        )
         with torch.inference_mode():
-            seqs = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
-                                       logits_processor=LogitsProcessorList([sampler]),
-                                       stopping_criteria=stopper)
+            seqs = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                generation_config=config,
+                logits_processor=LogitsProcessorList([sampler]),
+                stopping_criteria=stopper,
+            )
         ents, lps = sampler.results()
         return [
-            finish_sample(tok, seqs[j, width:].tolist(), lps[j], ents[j], context=row.ids,
-                          eos_ids=eos, stop=params.stop, entropy_method="exact", seed=row.seed)
+            finish_sample(
+                tok,
+                seqs[j, width:].tolist(),
+                lps[j],
+                ents[j],
+                context=row.ids,
+                eos_ids=eos,
+                stop=params.stop,
+                entropy_method="exact",
+                seed=row.seed,
+            )
             for j, row in enumerate(batch)
         ]
 
@@ -177,8 +226,9 @@ class _SeededSampler:
             kth = torch.topk(logits, p.top_k, dim=-1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))
         # One uniform per row from that row's own generator (CPU), then inverse-CDF sampling.
-        u = torch.tensor([torch.rand((), generator=g).item() for g in self.generators],
-                         dtype=torch.float64).to(raw.device)
+        u = torch.tensor(
+            [torch.rand((), generator=g).item() for g in self.generators], dtype=torch.float64
+        ).to(raw.device)
         if p.top_p < 1.0:
             logits, order = logits.sort(-1, descending=True)
             probs = torch.softmax(logits, -1)

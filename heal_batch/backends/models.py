@@ -103,8 +103,11 @@ def _demo_model_dir() -> Path:
     final = root / f"{DEMO_MODEL}-{sha[:12]}"
     if (final / MARKER).is_file() and json.loads((final / MARKER).read_text())["sha256"] == sha:
         return final
-    _convert_atomically(gguf, final, {"sha256": sha, "size": stat.st_size,
-                                      "mtime_ns": stat.st_mtime_ns, "source": str(gguf)})
+    _convert_atomically(
+        gguf,
+        final,
+        {"sha256": sha, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "source": str(gguf)},
+    )
     return final
 
 
@@ -137,8 +140,9 @@ def _convert_gguf(gguf: Path, out: Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                  dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     cfg = loaded.config
     if hasattr(cfg, "quantization_config"):
         delattr(cfg, "quantization_config")
@@ -147,8 +151,11 @@ def _convert_gguf(gguf: Path, out: Path) -> dict:
     clean.generation_config = loaded.generation_config
     clean.to(torch.bfloat16).save_pretrained(out)
     tok.save_pretrained(out)
-    return {"transformers": transformers.__version__, "torch": torch.__version__,
-            "dtype": "bfloat16"}
+    return {
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+        "dtype": "bfloat16",
+    }
 
 
 def _sha256(path: Path) -> str:

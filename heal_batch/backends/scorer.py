@@ -123,7 +123,9 @@ def _head(model: Any):
     import torch
 
     lm_head = model.get_output_embeddings()
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    cfg = (
+        model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    )
     softcap = getattr(cfg, "final_logit_softcapping", None)  # Gemma 2/3
     scale = getattr(cfg, "logit_scale", None)  # Cohere multiplies
     divide = getattr(cfg, "logits_scaling", None)  # Granite divides

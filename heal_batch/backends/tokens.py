@@ -40,7 +40,7 @@ def decode_with_offsets(
         from tokenizers.decoders import DecodeStream
 
         stream = DecodeStream(ids=ctx, skip_special_tokens=True)
-        return _collect((stream.step(backend, int(i)) for i in ids))
+        return _collect(stream.step(backend, int(i)) for i in ids)
     return _collect(_window_pieces(tokenizer, ctx, list(ids)))
 
 
