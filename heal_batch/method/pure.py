@@ -156,7 +156,7 @@ def decide(
     n_drop = math.ceil(round(cfg.drop_top_fraction * len(scored), 9))
     top = {c.candidate_id for c in ranked[:n_drop]}
     limit = reference_threshold(reference_ratios, cfg)
-    over = f"above_reference_q{cfg.reference_percentile:g}"
+    over = f"above_reference_q{cfg.reference_percentile or 0:g}"
     out = []
     for c in candidates:
         if c.ratio is None:
