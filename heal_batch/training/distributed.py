@@ -1,0 +1,95 @@
+"""torch.distributed set-up for train_sft: one process locally, N ranks under Slurm or torchrun.
+
+Inputs -> outputs: the process environment -> a `DistEnv` (rank, world size, local rank, device)
+with the process group initialised through `deepspeed.init_distributed`.
+
+Where the ranks come from:
+- RANK/WORLD_SIZE/... already set (torchrun, or submitit's
+  `submitit.helpers.TorchDistributedEnvironment().export()` in each Slurm task): used as they are.
+- No RANK, but a Slurm step with several tasks (SLURM_NTASKS > 1): exported from the Slurm
+  variables with submitit's helper, so N tasks never train N independent copies by mistake.
+- Neither: a single process; RANK=0, WORLD_SIZE=1, LOCAL_RANK=0, MASTER_ADDR=127.0.0.1 and a free
+  MASTER_PORT are set for the duration of the call and restored afterwards (DeepSpeed otherwise
+  falls back to MPI discovery and fails without mpi4py).
+
+    with distributed_env() as env:
+        ... env.rank, env.world_size, env.device ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+_DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: str  # "cpu" or "cuda:<i>"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@contextlib.contextmanager
+def distributed_env() -> Iterator[DistEnv]:
+    """Initialise the process group (gloo on CPU, nccl on GPU); undo what this call set up."""
+    import torch.distributed as dist
+
+    saved = {key: os.environ.get(key) for key in _DIST_VARS}
+    _export_env()
+    created = not dist.is_initialized()
+    try:
+        import deepspeed
+
+        deepspeed.init_distributed(dist_init_required=True)
+        yield _describe()
+    finally:
+        if created and saved["RANK"] is None and dist.is_initialized():
+            dist.destroy_process_group()  # only the single-process group this call made
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _export_env() -> None:
+    if "RANK" in os.environ:
+        return
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ:
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        return
+    os.environ.update(
+        RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port())
+    )
+
+
+def _describe() -> DistEnv:
+    import torch
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = "cpu"
+    if torch.cuda.is_available():
+        # submitit's export() may leave one visible GPU per task: then it is cuda:0.
+        index = local_rank % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        device = f"cuda:{index}"
+    return DistEnv(dist.get_rank(), dist.get_world_size(), local_rank, device)
