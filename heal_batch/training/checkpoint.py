@@ -54,7 +54,9 @@ def latest_state(ckpt_dir: Path) -> ResumeState | None:
     return ResumeState(tag=tag, **json.loads(state_path.read_text()))
 
 
-def save_resumable(engine: Any, ckpt_dir: Path, state: ResumeState, keep: int, is_main: bool) -> None:
+def save_resumable(
+    engine: Any, ckpt_dir: Path, state: ResumeState, keep: int, is_main: bool
+) -> None:
     """Collective: every rank calls it. Saves, then marks the tag complete, then prunes."""
     import torch.distributed as dist
 

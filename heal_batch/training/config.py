@@ -147,7 +147,9 @@ def build_deepspeed_config(cfg: TrainConfig, world_size: int, bf16: bool) -> dic
     ds.setdefault("bf16", {})
     _fill(ds["bf16"], "enabled", bf16, path, prefix="bf16.")
     if ds.get("fp16", {}).get("enabled") not in (None, False, "auto"):
-        raise ValueError(f"{path}: fp16.enabled must be false or 'auto'; heal_batch trains bf16/fp32")
+        raise ValueError(
+            f"{path}: fp16.enabled must be false or 'auto'; heal_batch trains bf16/fp32"
+        )
     ds["fp16"] = {"enabled": False}
     if ds.get("optimizer") or ds.get("scheduler"):
         raise ValueError(

@@ -54,7 +54,9 @@ def read_log(out_dir: Path) -> list[dict[str, Any]]:
 def _truncate_after(path: Path, step: int) -> None:
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    kept = [
+        line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step
+    ]
     path.write_text("".join(line + "\n" for line in kept))
 
 

@@ -99,8 +99,15 @@ def _train(records, init_model_dir, out_dir, cfg, env: DistEnv, fingerprint) -> 
     hf_dir = ckpt.save_hf_dir(engine, tokenizer, out_dir, env.is_main)
     del keep_alive
     final_loss = stats["final_loss"] if stats["final_loss"] is not None else _last_loss(out_dir)
-    result = TrainResult(hf_dir, total, final_loss, ckpt.read_sums(hf_dir), start,
-                         stats["tokens_per_s"], stats["nonpad_share"])
+    result = TrainResult(
+        hf_dir,
+        total,
+        final_loss,
+        ckpt.read_sums(hf_dir),
+        start,
+        stats["tokens_per_s"],
+        stats["nonpad_share"],
+    )
     _write_summary(out_dir, result, fingerprint, cfg, env)
     return result
 
@@ -169,7 +176,10 @@ class _Run:
         ).logits
         labels = batch["labels"].to(device)[:, 1:]
         return F.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum"
+            logits[:, :-1].flatten(0, 1).float(),
+            labels.flatten(),
+            ignore_index=-100,
+            reduction="sum",
         )
 
     def _record(self, step, epoch, loss, lr, tokens, dt, began) -> dict[str, Any]:
@@ -188,15 +198,22 @@ class _Run:
     def _save(self, done: int, ckpt_dir: Path, fingerprint: dict[str, Any]) -> None:
         epoch, at = self.plan.position(done)
         state = ckpt.ResumeState(f"step{done}", done, epoch, at, fingerprint)
-        ckpt.save_resumable(self.engine, ckpt_dir, state, self.cfg.keep_checkpoints, self.env.is_main)
+        ckpt.save_resumable(
+            self.engine, ckpt_dir, state, self.cfg.keep_checkpoints, self.env.is_main
+        )
 
 
 def _pack(records, tokenizer, cfg: TrainConfig) -> list[PackedRow]:
     samples, tstats = tokenize_records(records, tokenizer, cfg.max_seq_len)
     rows = pack_samples(samples, cfg.max_seq_len, cfg.seed)
     pstats = pack_stats(rows, cfg.max_seq_len)
-    _log.info("tokenized %s; packed %d samples into %d rows (fill %.3f)",
-              tstats, pstats.samples, pstats.rows, pstats.fill)
+    _log.info(
+        "tokenized %s; packed %d samples into %d rows (fill %.3f)",
+        tstats,
+        pstats.samples,
+        pstats.rows,
+        pstats.fill,
+    )
     return rows
 
 
@@ -210,7 +227,9 @@ def _init_engine(init_model_dir: str, cfg: TrainConfig, env: DistEnv, total: int
     bf16 = _use_bf16(cfg, env)
     ds_config = build_deepspeed_config(cfg, env.world_size, bf16=bf16)
     # While this object lives, from_pretrained loads ZeRO-3 weights already partitioned.
-    keep_alive = HfDeepSpeedConfig(ds_config) if ds_config["zero_optimization"].get("stage") == 3 else None
+    keep_alive = (
+        HfDeepSpeedConfig(ds_config) if ds_config["zero_optimization"].get("stage") == 3 else None
+    )
     model = transformers.AutoModelForCausalLM.from_pretrained(
         init_model_dir,
         dtype=torch.bfloat16 if bf16 else torch.float32,
@@ -221,7 +240,9 @@ def _init_engine(init_model_dir: str, cfg: TrainConfig, env: DistEnv, total: int
         model.gradient_checkpointing_enable()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = transformers.get_scheduler(
-        cfg.schedule, optimizer, num_warmup_steps=math.ceil(cfg.warmup_ratio * total),
+        cfg.schedule,
+        optimizer,
+        num_warmup_steps=math.ceil(cfg.warmup_ratio * total),
         num_training_steps=total,
     )
     engine, *_ = deepspeed.initialize(
@@ -253,16 +274,22 @@ def _fingerprint(records, init_model_dir: str, cfg: TrainConfig, world_size: int
     for record in records:
         data.update(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
         data.update(b"\n")
-    return {**cfg.resume_fingerprint(), "world_size": world_size,
-            "init_model_dir": str(init_model_dir), "data_sha256": data.hexdigest()}
+    return {
+        **cfg.resume_fingerprint(),
+        "world_size": world_size,
+        "init_model_dir": str(init_model_dir),
+        "data_sha256": data.hexdigest(),
+    }
 
 
 def _check_same_run(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
     diff = {k: (saved.get(k), current.get(k)) for k in current if saved.get(k) != current.get(k)}
     if diff:
         detail = "; ".join(f"{k}: saved {a!r} != now {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"{where} was written by a different training run ({detail}); "
-                         "use a new out_dir or delete the old one")
+        raise ValueError(
+            f"{where} was written by a different training run ({detail}); "
+            "use a new out_dir or delete the old one"
+        )
 
 
 def _finished(out_dir: Path, fingerprint: dict[str, Any]) -> TrainResult | None:
@@ -273,7 +300,9 @@ def _finished(out_dir: Path, fingerprint: dict[str, Any]) -> TrainResult | None:
     _check_same_run(summary.pop("fingerprint"), fingerprint, summary_path)
     files = ckpt.read_sums(hf_dir)
     if ckpt.hash_files(hf_dir) != files:
-        raise RuntimeError(f"{hf_dir} does not match its {ckpt.SUMS_FILE}; delete {out_dir} and retrain")
+        raise RuntimeError(
+            f"{hf_dir} does not match its {ckpt.SUMS_FILE}; delete {out_dir} and retrain"
+        )
     summary.pop("config", None)
     return TrainResult(hf_dir=hf_dir, files=files, **summary)
 

@@ -67,7 +67,9 @@ def pack_samples(samples: list[TokenizedSample], max_seq_len: int, seed: int) ->
     for i in order:
         size = len(samples[i].input_ids)
         if size > max_seq_len:
-            raise ValueError(f"sample {i} has {size} tokens > max_seq_len={max_seq_len}; truncate first")
+            raise ValueError(
+                f"sample {i} has {size} tokens > max_seq_len={max_seq_len}; truncate first"
+            )
         at = bisect.bisect_left(free, (size, -1))
         if at == len(free):
             bins.append([i])

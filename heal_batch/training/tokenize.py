@@ -79,7 +79,9 @@ def tokenize_chat(record: dict[str, Any], tokenizer: Any, index: int = 0) -> Tok
 def _messages(record: dict[str, Any], index: int) -> list[dict[str, str]]:
     messages = record.get("messages") if isinstance(record, dict) else None
     if not isinstance(messages, list) or not messages:
-        raise ValueError(f"record {index}: expected a non-empty 'messages' list of {{role, content}}")
+        raise ValueError(
+            f"record {index}: expected a non-empty 'messages' list of {{role, content}}"
+        )
     for turn, message in enumerate(messages):
         if not isinstance(message, dict) or not {"role", "content"} <= message.keys():
             raise ValueError(f"record {index}, message {turn}: expected keys 'role' and 'content'")
@@ -90,9 +92,7 @@ def _render_with_assistant_spans(
     messages: list[dict[str, str]], tokenizer: Any, index: int
 ) -> tuple[str, list[tuple[int, int]]]:
     def render(msgs: list[dict[str, str]], gen_prompt: bool) -> str:
-        return tokenizer.apply_chat_template(
-            msgs, tokenize=False, add_generation_prompt=gen_prompt
-        )
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen_prompt)
 
     full = render(messages, False)
     spans = []
