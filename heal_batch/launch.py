@@ -20,6 +20,7 @@ from heal_batch.store.atomic import write_text_atomic
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import Manifest, TaskEntry, load_manifest, refresh, save_manifest, seal_if_complete
 from heal_batch.store.receipts import Receipt, read_receipts, write_receipt
+from heal_batch.store.shards import shard_path
 from heal_batch.store.runkeys import FORMAT_VERSION, run_key, to_plain
 from heal_batch.worker import TaskJob
 
@@ -87,7 +88,9 @@ def _manifest_for(layout: Layout, cfg, stage, key: str, upstream: dict[str, str]
     path = layout.manifest(stage.name, key)
     if path.is_file():
         manifest = load_manifest(path)
-        if manifest.sealed and all(t.output for t in manifest.tasks):
+        if manifest.sealed and all(
+            t.output and shard_path(layout.store, t.output).is_file() for t in manifest.tasks
+        ):
             return manifest
     else:
         manifest = Manifest(

@@ -7,7 +7,7 @@ split is deterministic and does not depend on file order. Example record::
     {"id": "gsm8k-test-0", "problem": "Janet's ducks …", "answer": "18",
      "solution": "…", "source": "gsm8k/test", "meta": {"answer_raw": "18"}}
 
-An exact duplicate (same id, same content) is dropped and counted; the same id with different
+A duplicate (same id, same problem, answer and solution) is dropped and counted; the same id with different
 content is an error naming both places.
 
     heal-batch stage ingest --config jobs/demo.yaml --ingest.paths '[data/a.jsonl]'
@@ -44,6 +44,11 @@ def shard_of(problem_id: str, num_shards: int) -> int:
     return int.from_bytes(digest[:8], "big") % num_shards
 
 
+def _content(record: dict) -> tuple:
+    """What makes two problems the same (source and meta may differ between copies)."""
+    return record["problem"], record["answer"], record.get("solution")
+
+
 class IngestStage:
     name: ClassVar[str] = "ingest"
     version: ClassVar[int] = 1
@@ -70,7 +75,7 @@ class IngestStage:
         for where, record in iter_problems(list(task.inputs)):
             previous = seen.get(record["id"])
             if previous is not None:
-                if previous[1] != record:
+                if _content(previous[1]) != _content(record):
                     raise ProblemFileError(
                         f"{where}: duplicate id {record['id']!r} with different content "
                         f"(first seen at {previous[0]}); ids must be unique"

@@ -18,6 +18,9 @@ from pathlib import Path
 class Layout:
     workdir: Path
 
+    def __post_init__(self):
+        object.__setattr__(self, "workdir", Path(self.workdir))
+
     @property
     def store(self) -> Path:
         return self.workdir / "store"

@@ -1,0 +1,117 @@
+"""The launcher on the debug and local executors: failures, reruns, skipping, run keys, DAGs."""
+
+import dataclasses
+import json
+
+import pytest
+
+from heal_batch import status
+from heal_batch.executors import make_executor
+from heal_batch.launch import PlanError, launch
+from heal_batch.stages import STAGES
+from heal_batch.stages.ingest import IngestConfig
+from heal_batch.store.layout import Layout
+from heal_batch.store.manifests import load_manifest
+from tests.fixtures.toy_stage import ToyConfig, ToyPipeline, ToyStage, write_problems
+
+
+@pytest.fixture
+def toy_dag(monkeypatch):
+    monkeypatch.setitem(STAGES, "toy", ToyStage)
+
+
+def make_cfg(tmp_path, executor, shards=8, **toy):
+    problems = write_problems(tmp_path / "problems.jsonl")
+    return ToyPipeline(workdir=str(tmp_path / "run"), executor=executor, local_parallelism=2,
+                       ingest=IngestConfig(paths=[str(problems)], num_shards=shards), toy=ToyConfig(**toy))
+
+
+def run(cfg, stages=None, **kw):
+    return launch(cfg, make_executor(cfg.executor, parallelism=cfg.local_parallelism), stages, echo=lambda *_: None, **kw)
+
+
+def ingest_row(cfg):
+    return next(r for r in status.collect(Layout(cfg.workdir).workdir) if r.stage == "ingest")
+
+
+@pytest.mark.parametrize("executor,action", [("debug", "raise"), ("local", "raise"), ("local", "kill")])
+def test_failed_shard_is_reported_then_rerun_alone(tmp_path, monkeypatch, executor, action):
+    cfg = make_cfg(tmp_path, executor)
+    point = "before-run" if action == "raise" else "mid-write"
+    monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", f"ingest/3@{point}={action}")
+    first = run(cfg, ["ingest"])
+    assert first.submitted["ingest"] == list(range(8))
+    assert first.failed["ingest"] == [3]
+
+    row = ingest_row(cfg)
+    assert row.counts["done"] == 7 and row.counts["failed"] == 1 and not row.sealed
+    (failure,) = row.failures
+    assert failure.index == 3
+    assert ("FailpointError" in failure.reason) if action == "raise" else ("died without a result" in failure.reason)
+    if executor == "local":
+        assert failure.log_path and failure.log_path.endswith("_log.err")
+
+    monkeypatch.delenv("HEAL_BATCH_FAILPOINTS")
+    second = run(cfg, ["ingest"])
+    assert second.submitted == {"ingest": [3]}
+    manifest = load_manifest(Layout(cfg.workdir).manifest("ingest", first.plans[0].key))
+    assert manifest.sealed and all(t.state == "done" for t in manifest.tasks)
+    assert manifest.tasks[3].attempt == 2
+    assert sum(t.records for t in manifest.tasks) == 40
+
+    third = run(cfg, ["ingest"])
+    assert third.submitted == {}
+
+
+def test_downstream_config_change_reruns_only_downstream(tmp_path, toy_dag):
+    cfg = make_cfg(tmp_path, "debug", shards=3)
+    first = run(cfg)
+    assert first.submitted == {"ingest": [0, 1, 2], "toy": [0, 1, 2]}
+    changed = dataclasses.replace(cfg, toy=ToyConfig(multiplier=2))
+    second = run(changed)
+    assert second.submitted == {"toy": [0, 1, 2]}
+    assert second.plans[0].key == first.plans[0].key and second.plans[1].key != first.plans[1].key
+    assert run(changed).submitted == {}
+
+
+def test_upstream_failure_holds_back_its_downstream_task(tmp_path, monkeypatch, toy_dag):
+    cfg = make_cfg(tmp_path, "debug", shards=4)
+    monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", "ingest/2@before-run=raise")
+    result = run(cfg)
+    assert result.submitted == {"ingest": [0, 1, 2, 3], "toy": [0, 1, 3]}
+    assert result.blocked == {"toy": [2]}
+    monkeypatch.delenv("HEAL_BATCH_FAILPOINTS")
+    assert run(cfg).submitted == {"ingest": [2], "toy": [2]}
+
+
+def test_selecting_a_stage_whose_upstream_is_unfinished_is_an_error(tmp_path, toy_dag):
+    cfg = make_cfg(tmp_path, "debug", shards=2)
+    with pytest.raises(PlanError, match="ingest"):
+        run(cfg, ["toy"])
+
+
+def test_deleted_output_shard_is_detected_and_rebuilt(tmp_path):
+    cfg = make_cfg(tmp_path, "debug", shards=2)
+    first = run(cfg)
+    layout = Layout(cfg.workdir)
+    manifest = load_manifest(layout.manifest("ingest", first.plans[0].key))
+    victim = next(layout.store.glob(f"*/{manifest.tasks[1].output}.jsonl.zst"))
+    victim.unlink()
+    # sealed manifests are trusted only while their outputs exist
+    assert run(cfg).submitted == {"ingest": [1]}
+    assert victim.exists()
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    cfg = make_cfg(tmp_path, "debug", shards=2)
+    lines = []
+    launch(cfg, make_executor("debug"), dry_run=True, echo=lines.append)
+    assert any("submitting tasks 0-1" in line for line in lines)
+    assert not (tmp_path / "run").exists()
+
+
+def test_status_json_lists_counts(tmp_path):
+    cfg = make_cfg(tmp_path, "debug", shards=2)
+    run(cfg)
+    rows = status.as_json(status.collect(Layout(cfg.workdir).workdir))
+    assert json.loads(json.dumps(rows))[0]["counts"]["done"] == 2
