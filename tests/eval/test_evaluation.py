@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from lm_eval.api.model import LM
 
 from heal_batch import evaluation as ev
 from heal_batch.evaluation import BENCHMARK_FILES, BENCHMARKS, TASKS_DIR, EvalConfig
@@ -61,10 +62,13 @@ def test_model_spec_passes_think_end_and_extra_args():
 
 @pytest.fixture(scope="module")
 def run(tiny_llama, shared_data, tmp_path_factory):
-    """ONE lm-eval call: all seven benchmarks x (greedy, sampled) on LIMIT problems each."""
+    """ONE lm-eval call: all seven benchmarks x (greedy, sampled) on LIMIT problems each.
+
+    think_end is set so that lm-eval's think_end_token path runs too (the tiny model never emits it).
+    """
     cfg = EvalConfig(
         data_dir=str(shared_data), n_samples=N_SAMPLES, temperature=0.7, top_p=0.9,
-        max_gen_toks=MAX_TOKS, limit=LIMIT, batch_size=16, dtype="float32",
+        max_gen_toks=MAX_TOKS, limit=LIMIT, batch_size=16, dtype="float32", think_end="</think>",
     )  # fmt: skip
     out = tmp_path_factory.mktemp("eval_out")
     return ev.run_benchmarks(str(tiny_llama), list(BENCHMARKS), cfg, out), out
@@ -86,7 +90,7 @@ def test_record_carries_sampling_params_and_versions(run, tiny_llama):
     expected = {"n_samples": N_SAMPLES, "temperature": 0.7, "top_p": 0.9, "limit": LIMIT}
     assert {k: rec[k] for k in expected} == expected
     assert rec["max_gen_toks"] == MAX_TOKS and rec["backend"] == "hf" and rec["seed"] == 0
-    assert rec["apply_chat_template"] is True and rec["think_end"] is None
+    assert rec["apply_chat_template"] is True and rec["think_end"] == "</think>"
     assert {"lm_eval", "transformers", "torch", "math_verify"} <= set(rec["versions"])
     assert "vllm" not in rec["versions"]  # only recorded for the vllm backend
     assert rec["versions"]["lm_eval"] == "0.4.13"
@@ -108,7 +112,8 @@ def test_lm_eval_files_are_kept(run):
             rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
             assert len(rows) == LIMIT
             is_sampled = "_sampled_" in Path(path).name
-            assert len(rows[0]["resps"][0]) == (N_SAMPLES if is_sampled else 1)  # every repeat
+            n = N_SAMPLES if is_sampled else 1
+            assert len(rows[0]["resps"][0]) == len(rows[0]["filtered_resps"][0]) == n
             prompt, gen_kwargs = rows[0]["arguments"]["gen_args_0"].values()
             assert prompt.startswith("<|im_start|>user\n")  # chat template applied
             assert gen_kwargs["do_sample"] is is_sampled
@@ -126,3 +131,35 @@ def test_vllm_backend_runs(tiny_llama, shared_data, tmp_path, monkeypatch):
     )  # fmt: skip
     rec = ev.run_benchmark(str(tiny_llama), "gsm8k", cfg, tmp_path)
     assert rec["num_problems"] == 2 and "vllm" in rec["versions"]
+
+
+class ScriptedLM(LM):
+    """A stand-in model with known answers: greedy is right, sampled alternates right/wrong."""
+
+    def __init__(self, answer: str):
+        super().__init__()
+        self.answer, self.sampled = answer, 0
+
+    def generate_until(self, requests, disable_tqdm=False):
+        out = []
+        for req in requests:
+            if req.args[1]["do_sample"]:
+                self.sampled += 1
+                out.append(rf"\boxed{{{self.answer}}}" if self.sampled % 2 else r"\boxed{-1}")
+            else:
+                out.append(f"...\n#### {self.answer}")
+        return out
+
+    def loglikelihood(self, requests, disable_tqdm=False):
+        raise NotImplementedError
+
+    loglikelihood_rolling = loglikelihood
+
+
+def test_known_answers_score_through_lm_eval(shared_data, tmp_path, monkeypatch):
+    answer = json.loads((shared_data / "gsm8k_test.jsonl").open().readline())["answer"]
+    monkeypatch.setattr(ev, "_model_spec", lambda *_: (ScriptedLM(answer), None))
+    cfg = EvalConfig(data_dir=str(shared_data), n_samples=4, limit=1, apply_chat_template=False)
+    rec = ev.run_benchmark("scripted", "gsm8k", cfg, tmp_path)
+    assert rec["greedy_acc"] == 1.0  # '#### N' counts for GSM8K
+    assert rec["avg_at_n"] == 0.5 and rec["pass_at_n"] == 1.0 and rec["answered_sampled"] == 1.0
