@@ -5,6 +5,7 @@ import json
 from heal_batch.method.decontam import (
     build_ngram_index,
     contaminated,
+    frequent_grams,
     near_duplicate_key,
     ngrams,
     normalize_text,
@@ -75,3 +76,33 @@ def test_every_math500_problem_hits_its_own_index(shared_data):
         if len(normalize_text(r["problem"]).split()) >= 4 and not contaminated(r["problem"], index)
     ]
     assert missed == []
+
+
+STOCK = "can be written as m/n, where m and n are relatively prime positive integers. Find m+n."
+
+
+def test_boilerplate_grams_can_be_ignored():
+    bench = "A fair coin is tossed ten times. The probability of no two heads in a row " + STOCK
+    index = build_ngram_index([bench])
+    train = [
+        f"Problem {i}: a die is rolled {i} times; the chance of a six " + STOCK for i in range(4)
+    ]
+    assert all(contaminated(t, index) for t in train)  # the plain 13-gram rule
+    boiler = frequent_grams(train, index, min_texts=3)
+    assert boiler and all("relatively prime" in g for g in boiler)
+    clean = index.without(boiler)
+    assert not any(contaminated(t, clean) for t in train)
+    assert contaminated(bench, clean)  # the benchmark problem itself is still caught
+
+
+def test_aime_train_boilerplate_measurement(shared_data):
+    def problems(name):
+        lines = (shared_data / name).read_text().splitlines()
+        return [json.loads(line)["problem"] for line in lines]
+
+    bench = [p for f in ("aime24.jsonl", "aime25.jsonl", "math500.jsonl") for p in problems(f)]
+    train = problems("aime_1983_2023_train.jsonl")
+    index = build_ngram_index(bench)
+    plain = sum(contaminated(t, index) for t in train)
+    clean = index.without(frequent_grams(train, index, min_texts=3))
+    assert sum(contaminated(t, clean) for t in train) < plain / 3
