@@ -1,0 +1,171 @@
+"""Cluster profiles: every YAML under slurm/profiles validates, the two outputs (submitit kwargs,
+#SBATCH lines) agree with each other, and mistakes name the file and key."""
+
+from __future__ import annotations
+
+import pytest
+
+from heal_batch import cluster_profile
+from heal_batch.cluster_profile import ClusterProfile, ProfileError, load_profile
+from tests.fixtures.slurm import REPO
+
+PROFILES = sorted((REPO / "slurm" / "profiles").glob("*.yaml"))
+
+
+def test_the_expected_profiles_exist():
+    assert {path.stem for path in PROFILES} >= {"local", "example-gpu", "example-cpu"}
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
+def test_every_profile_loads_and_opens_with_a_comment(path):
+    profile = load_profile(path)
+
+    assert profile.name == path.stem
+    assert path.read_text().startswith("# ")
+    for stage in profile.per_stage:
+        assert profile.for_stage(stage).per_stage == {}
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
+def test_submitit_accepts_the_parameters_and_writes_the_same_sbatch_lines(path, tmp_path):
+    import submitit
+
+    for stage in ["none", *load_profile(path).per_stage]:
+        profile = load_profile(path).for_stage(stage)
+        executor = submitit.AutoExecutor(folder=tmp_path, cluster="slurm")
+        executor.update_parameters(**profile.submitit_parameters())
+        text = executor._executor._make_submission_file_text("true", "uid")
+
+        submitit_lines = set(text.splitlines())
+        assert set(profile.sbatch_lines()) <= submitit_lines, stage
+        assert all(line in submitit_lines for line in profile.setup)
+
+
+def test_a_bare_name_resolves_to_the_repo_profile(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no slurm/profiles here: falls back to the repo's
+
+    assert load_profile("local").partition == "debug"
+
+
+def test_per_stage_overrides_replace_keys_and_merge_additional():
+    base = ClusterProfile(
+        name="x",
+        time_min=60,
+        additional={"requeue": True, "mail-type": "FAIL"},
+        per_stage={"train": {"nodes": 2, "gpus_per_node": 4, "additional": {"mail-type": "ALL"}}},
+    )
+
+    train = base.for_stage("train")
+
+    assert (train.nodes, train.gpus_per_node, train.time_min) == (2, 4, 60)
+    assert train.additional == {"requeue": True, "mail-type": "ALL"}
+    assert base.for_stage("generate") == ClusterProfile(
+        name="x", time_min=60, additional={"requeue": True, "mail-type": "FAIL"}
+    )
+
+
+def test_sbatch_lines_and_submitit_parameters_for_a_gpu_stage():
+    profile = ClusterProfile(
+        name="g", partition="gpu", account="lab", mem_gb=1.5, gpus_per_node=2, setup=["module x"]
+    )
+
+    assert profile.sbatch_lines() == [
+        "#SBATCH --partition=gpu",
+        "#SBATCH --account=lab",
+        "#SBATCH --time=60",
+        "#SBATCH --mem=1536MB",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --gpus-per-node=2",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks-per-node=1",
+    ]
+    params = profile.submitit_parameters()
+    assert params["slurm_setup"] == ["module x"] and params["gpus_per_node"] == 2
+    assert "slurm_qos" not in params and "slurm_additional_parameters" not in params
+    assert "gpus_per_node" not in ClusterProfile().submitit_parameters()  # 0 GPUs: no option
+
+
+def test_array_option_compresses_indices_and_caps_parallelism():
+    profile = ClusterProfile(array_parallelism=8)
+
+    assert profile.array_option([7, 0, 1, 2, 3, 9, 10, 3]) == "0-3,7,9-10%8"
+    assert profile.array_option([5]) == "5%8"
+    with pytest.raises(ValueError):
+        profile.array_option([])
+
+
+def test_unknown_key_names_the_file_and_lists_valid_keys(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("partition: gpu\ngpus: 4\n")
+
+    with pytest.raises(ProfileError) as err:
+        load_profile(path)
+
+    message = str(err.value)
+    assert str(path) in message and "'gpus'" in message and "gpus_per_node" in message
+
+
+def test_unknown_key_inside_per_stage_is_named_with_its_stage(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("per_stage:\n  train:\n    node: 2\n")
+
+    with pytest.raises(ProfileError, match=r"bad.yaml: unknown key per_stage.train.'node'"):
+        load_profile(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("time_min: '60'", "time_min must be an integer >= 1"),
+        ("gpus_per_node: -1", "gpus_per_node must be an integer >= 0"),
+        ("mem_gb: true", "mem_gb must be a number > 0 or null"),
+        ("setup: module load x", "setup must be a list of shell lines"),
+        ("per_stage: {train: {name: t}}", "unknown key per_stage.train.'name'"),
+        ("- a list", "expected a mapping"),
+    ],
+)
+def test_wrong_types_are_reported(tmp_path, text, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text + "\n")
+
+    with pytest.raises(ProfileError, match=expected):
+        load_profile(path)
+
+
+def test_numbers_in_additional_become_strings(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("additional: {gpus-per-task: 1, exclusive: true}\n")
+
+    assert load_profile(path).additional == {"gpus-per-task": "1", "exclusive": True}
+
+
+def test_unknown_profile_name_lists_the_known_ones():
+    with pytest.raises(ProfileError, match="known: .*example-cpu.*local"):
+        load_profile("no-such-cluster")
+
+
+def test_max_array_size_prefers_the_profile_then_scontrol(monkeypatch):
+    assert ClusterProfile(array_size_limit=500).max_array_size() == 500
+
+    monkeypatch.setattr(cluster_profile.shutil, "which", lambda name: None)
+    assert ClusterProfile().max_array_size() == 1001
+
+    monkeypatch.setattr(cluster_profile.shutil, "which", lambda name: "/usr/bin/scontrol")
+    config = "MaxArraySize            = 4001\nMaxJobCount = 10000\n"
+    monkeypatch.setattr(
+        cluster_profile.subprocess,
+        "run",
+        lambda *a, **k: type("Done", (), {"stdout": config})(),
+    )
+    assert ClusterProfile().max_array_size() == 4001
+
+
+def test_importing_the_module_pulls_in_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = "import sys, heal_batch.cluster_profile; print(sorted(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    for heavy in ("torch", "transformers", "submitit", "yaml", "polars"):
+        assert f"'{heavy}'" not in out.stdout

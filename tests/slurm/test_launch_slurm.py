@@ -1,0 +1,72 @@
+"""The launcher on the real local Slurm cluster: array jobs, failures, reruns, a DAG at once."""
+
+import subprocess
+import time
+
+import pytest
+
+from heal_batch import status
+from heal_batch.cluster_profile import load_profile
+from heal_batch.executors import SlurmExecutor
+from heal_batch.launch import launch
+from heal_batch.stages import STAGES
+from heal_batch.stages.ingest import IngestConfig
+from heal_batch.store.layout import Layout
+from tests.fixtures.toy_stage import ToyPipeline, ToyStage, write_problems
+
+pytestmark = pytest.mark.slurm
+
+
+def make_cfg(tmp_path, shards=8):
+    problems = write_problems(tmp_path / "problems.jsonl")
+    return ToyPipeline(workdir=str(tmp_path / "run"), executor="slurm", cluster="local",
+                       ingest=IngestConfig(paths=[str(problems)], num_shards=shards))
+
+
+def run(cfg, stages=None, wait=True):
+    return launch(cfg, SlurmExecutor(load_profile("local")), stages, wait=wait, echo=lambda *_: None)
+
+
+def rows(cfg):
+    return {r.stage: r for r in status.collect(Layout(cfg.workdir).workdir)}
+
+
+@pytest.mark.parametrize("failpoint", ["ingest/3@before-run=raise", "ingest/3@mid-write=kill"])
+def test_failed_shard_rerun_on_slurm(slurm_cluster, tmp_path, monkeypatch, failpoint):
+    cfg = make_cfg(tmp_path)
+    monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", failpoint)
+    first = run(cfg, ["ingest"])
+    assert first.submitted == {"ingest": list(range(8))}
+    assert first.failed == {"ingest": [3]}
+    row = rows(cfg)["ingest"]
+    assert row.counts["done"] == 7 and row.counts["failed"] == 1
+    (failure,) = row.failures
+    assert ("FailpointError" in failure.reason) if failpoint.endswith("raise") else ("died" in failure.reason)
+    assert failure.log_path and "_3_log.err" in failure.log_path or failure.log_path.endswith("_0_log.err")
+
+    monkeypatch.delenv("HEAL_BATCH_FAILPOINTS")
+    second = run(cfg, ["ingest"])
+    assert second.submitted == {"ingest": [3]}
+    assert rows(cfg)["ingest"].sealed
+    assert run(cfg, ["ingest"]).submitted == {}
+
+
+def test_dag_is_submitted_at_once_with_dependencies(slurm_cluster, tmp_path, monkeypatch):
+    monkeypatch.setitem(STAGES, "toy", ToyStage)
+    cfg = make_cfg(tmp_path, shards=3)
+    result = run(cfg, wait=False)
+    assert result.submitted == {"ingest": [0, 1, 2], "toy": [0, 1, 2]}
+    toy_job = result.plans[1].manifest.tasks[0].job_id.split("_")[0]
+    ingest_job = result.plans[0].manifest.tasks[0].job_id.split("_")[0]
+    info = subprocess.run(["scontrol", "show", "job", toy_job], capture_output=True, text=True).stdout
+    assert f"afterany:{ingest_job}" in info or "Dependency=(null)" in info  # null once ingest already ended
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        current = rows(cfg)
+        if all(r.sealed for r in current.values()) and len(current) == 2:
+            break
+        time.sleep(2)
+    else:
+        pytest.fail(f"DAG did not finish: {status.render(list(rows(cfg).values()))}")
+    assert run(cfg).submitted == {}
