@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -110,11 +111,14 @@ def find_breakpoint(
 ) -> Breakpoint:
     """Choose the breakpoint of one trajectory with ``cfg.strategy``.
 
-    ``entropies`` has one value per token covered by ``steps`` (ValueError otherwise). ``seed``
+    ``entropies`` has one finite value per token covered by ``steps`` (ValueError otherwise). ``seed``
     only matters for ``random``; derive it from the sample id for reproducible shards.
     """
     strategy = get_strategy(cfg.strategy)
     check_aligned(entropies, steps, what="entropies")
+    bad = next((i for i, e in enumerate(entropies) if math.isnan(e)), None)
+    if bad is not None:
+        raise ValueError(f"entropy of token {bad} is NaN")
     if not steps:
         return Breakpoint(0, 0, 0, cfg.strategy, "empty_trajectory", None, (), ())
     step_ent = tuple(step_means(entropies, steps))
@@ -185,12 +189,8 @@ def _start(inp: StrategyInput) -> tuple[int, str]:
 
 
 def _argmax(indices: Sequence[int], value: Callable[[int], float]) -> int:
-    """The index with the largest value; the earliest one on ties."""
-    best = indices[0]
-    for k in indices[1:]:
-        if value(k) > value(best):
-            best = k
-    return best
+    """The index with the largest value; the earliest one on ties (``max`` keeps the first)."""
+    return max(indices, key=value)
 
 
 STRATEGIES: dict[str, Strategy] = {

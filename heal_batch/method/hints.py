@@ -91,6 +91,14 @@ def strip_hint(stitched: str, hint: str) -> str:
     Contract: ``strip_hint(hint_prefill(p, h) + c, h) == p.rstrip() + sep + c.lstrip()``.
     Raises ValueError when the hint is not in ``stitched``.
     """
+    return strip_hint_with_cut(stitched, hint)[0]
+
+
+def strip_hint_with_cut(stitched: str, hint: str) -> tuple[str, int]:
+    """``strip_hint`` plus the char index in the result where the text after the hint begins.
+
+    PURE scores the steps from there on: ``pure.first_step_after(steps, cut)``.
+    """
     core = hint.strip()
     if not core:
         raise ValueError("hint is empty or whitespace only")
@@ -99,10 +107,11 @@ def strip_hint(stitched: str, hint: str) -> str:
         raise ValueError(f"hint {core[:60]!r} not found in the stitched text")
     left, right = stitched[:at], stitched[at + len(core) :]
     sep = _seam(hint)
-    if not sep:
-        return left + right
-    left, right = left.rstrip(), right.lstrip()
-    return left + sep + right if left and right else left + right
+    if sep:
+        left, right = left.rstrip(), right.lstrip()
+        if not (left and right):
+            sep = ""
+    return left + sep + right, len(left) + len(sep)
 
 
 def find_leak(continuation: str, phrases: Sequence[str] = DEFAULT_LEAK_PHRASES) -> str | None:

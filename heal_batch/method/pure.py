@@ -99,7 +99,9 @@ def step_perplexities(
 def first_step_after(steps: Sequence[Step], cut_char: int) -> int:
     """Index of the first step holding any text at or after ``cut_char`` (``len(steps)`` if none).
 
-    A short last prefix step merged into the continuation's first step counts as after the cut.
+    ``cut_char`` is where the continuation starts in the hint-free text
+    (``hints.strip_hint_with_cut``); 0 for a natural trajectory (all steps count). A short last
+    prefix step merged into the continuation's first step counts as after the cut.
     """
     return next((s.index for s in steps if s.char_end > cut_char), len(steps))
 

@@ -116,6 +116,12 @@ def test_misaligned_entropies_are_rejected():
         find_breakpoint([0.0] * 3, steps, CFG)
 
 
+def test_nan_entropy_is_rejected():
+    _, steps = make_steps([2, 2])
+    with pytest.raises(ValueError, match="token 2 is NaN"):
+        find_breakpoint([0.0, 0.0, float("nan"), 0.0], steps, CFG)
+
+
 def test_unknown_strategy_lists_the_valid_names():
     with pytest.raises(ValueError, match="entropy-surge, max-entropy, random, start"):
         GearConfig(strategy="nope")

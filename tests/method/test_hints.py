@@ -8,6 +8,7 @@ from heal_batch.method.hints import (
     find_leak,
     hint_prefill,
     strip_hint,
+    strip_hint_with_cut,
 )
 
 
@@ -43,6 +44,16 @@ def test_strip_round_trip(prefix, continuation, expected):
     stitched = hint_prefill(prefix, hint) + continuation
     assert "Hindsight" in stitched
     assert strip_hint(stitched, hint) == expected
+
+
+@pytest.mark.parametrize(
+    ("prefix", "continuation", "cut"),
+    [("Step one.\n\n", "So 42.", len("Step one.\n\n")), ("", "So 42.", 0), ("A.", "", 2)],
+)
+def test_cut_index_points_at_the_continuation(prefix, continuation, cut):
+    hint = build_hint("42")
+    text, at = strip_hint_with_cut(hint_prefill(prefix, hint) + continuation, hint)
+    assert at == cut and text[at:] == continuation
 
 
 def test_prefill_at_token_zero_has_no_leading_blank_lines():

@@ -164,6 +164,23 @@ def test_bad_inputs_are_rejected():
             PureConfig(**bad)
 
 
+def test_cut_from_strip_hint_selects_exactly_the_continuation_steps():
+    from heal_batch.method.hints import build_hint, hint_prefill, strip_hint_with_cut
+    from heal_batch.method.steps import split_token_strings
+
+    prefix = ["Setup line one.\n\n", "A wrong turn.\n\n"]
+    continuation = ["Fresh", " start.\n\n", "So \\boxed{5}."]
+    hint = build_hint("5")
+    text, cut = strip_hint_with_cut(
+        hint_prefill("".join(prefix), hint) + "".join(continuation), hint
+    )
+    tokens = [*prefix[:1], "A wrong turn.", "\n\n", *continuation]  # re-tokenised differently
+    assert "".join(tokens) == text
+    _, steps = split_token_strings(tokens, min_step_tokens=1)
+    k = first_step_after(steps, cut)
+    assert text[steps[k].char_start :] == "".join(continuation)
+
+
 def test_first_step_after_counts_a_step_that_straddles_the_cut():
     _, steps = make_steps(LENGTHS)
     cut = steps[2].char_start
