@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from heal_batch.method.hints import DEFAULT_HINT_TEMPLATE, DEFAULT_LEAK_PHRASES
 from heal_batch.method.steps import DEFAULT_MIN_STEP_TOKENS, Step, check_aligned, step_means
@@ -56,7 +56,7 @@ class GearConfig:
     min_surge: float = 1e-9
     min_step_tokens: int = DEFAULT_MIN_STEP_TOKENS
     hint_template: str = DEFAULT_HINT_TEMPLATE
-    leak_phrases: tuple[str, ...] = field(default=DEFAULT_LEAK_PHRASES)
+    leak_phrases: tuple[str, ...] = DEFAULT_LEAK_PHRASES
 
     def __post_init__(self) -> None:
         get_strategy(self.strategy)
