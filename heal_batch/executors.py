@@ -117,7 +117,7 @@ class SlurmExecutor:
             extra = dict(params.get("slurm_additional_parameters") or {})
             extra.update({"dependency": "afterany:" + ":".join(depend), "kill_on_invalid_dep": "yes"})
             params["slurm_additional_parameters"] = extra
-        executor = submitit.AutoExecutor(folder=logs / "%A_%a", cluster="slurm")
+        executor = submitit.AutoExecutor(folder=logs / "%j", cluster="slurm")
         executor.update_parameters(name=f"heal-{submission.stage}", **params)
         window = profile.max_array_size()
         for start in range(0, len(jobs), window):
@@ -140,7 +140,7 @@ def _job_error(handle) -> str | None:
         return None
     except Exception as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raised = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b", ln)]
+        raised = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt):", ln)]
         if raised:  # the task's own exception, from the remote traceback
             return raised[-1][:500]
         state = getattr(handle, "state", "UNKNOWN")

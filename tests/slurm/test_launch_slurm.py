@@ -2,6 +2,7 @@
 
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -41,8 +42,8 @@ def test_failed_shard_rerun_on_slurm(slurm_cluster, tmp_path, monkeypatch, failp
     row = rows(cfg)["ingest"]
     assert row.counts["done"] == 7 and row.counts["failed"] == 1
     (failure,) = row.failures
-    assert ("FailpointError" in failure.reason) if failpoint.endswith("raise") else ("died" in failure.reason)
-    assert failure.log_path and "_3_log.err" in failure.log_path or failure.log_path.endswith("_0_log.err")
+    assert (("FailpointError" in failure.reason) if failpoint.endswith("raise") else ("died" in failure.reason)), failure
+    assert failure.log_path and Path(failure.log_path).is_file()
 
     monkeypatch.delenv("HEAL_BATCH_FAILPOINTS")
     second = run(cfg, ["ingest"])
