@@ -1,0 +1,132 @@
+"""Built-in arithmetic word problems of graded difficulty for the demo (exact integer answers).
+
+Inputs -> outputs: (count, seed, levels, mix) -> problem records, deterministic by seed:
+    {"id": "arith-s0-0003", "problem": "Mia has 4 pens. She gets 3 more. How many pens ...?",
+     "answer": "7", "source": "builtin/arith-L1", "meta": {"level": 1}}
+
+Levels are calibrated against the demo teacher (SmolLM2-135M-Instruct, bf16, DEMO_SYSTEM_PROMPT +
+DEMO_EXAMPLES, T=0.7) so that the demo fills all three HEAL buckets (design.md section 9):
+  1  one small sum                      mostly solved          -> "easy"
+  2  two steps (add then take away)     sometimes solved       -> "hard"
+  3  three to four steps with products  almost never solved    -> "corner case"
+Problem i depends only on (seed, i), so a longer list starts with the shorter one.
+
+    generate_problems(24, seed=0)                        # levels 1, 2, 3, 1, 2, 3, ...
+    generate_problems(30, seed=1, mix={1: 2, 2: 1, 3: 1})
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+
+# The demo prompt: a system line and one worked example that ends with \boxed{}. Without the example
+# SmolLM2-135M rarely writes \boxed{} at all (stack-2026-11-24.md section 4).
+DEMO_SYSTEM_PROMPT = (
+    "You are a careful math tutor. Solve the problem step by step, one short line per step, "
+    "then give the final number in \\boxed{}."
+)
+DEMO_EXAMPLES: tuple[tuple[str, str], ...] = (
+    (
+        "Sara has 5 apples. She buys 3 more apples. How many apples does Sara have now?",
+        "Sara starts with 5 apples.\nShe buys 3 more, so 5 + 3 = 8.\nThe answer is \\boxed{8}.",
+    ),
+)
+
+_NAMES = ["Sara", "Tom", "Mia", "Leo", "Ana", "Ben", "Zoe", "Sam", "Eva", "Max", "Lily", "Omar"]
+_ITEMS = ["apples", "pens", "stickers", "books", "marbles", "cards", "shells", "coins", "cookies"]
+
+
+def generate_problems(
+    count: int,
+    seed: int = 0,
+    levels: Sequence[int] = (1, 2, 3),
+    mix: Mapping[int, float] | None = None,
+) -> list[dict]:
+    """`count` problem records (see the module docstring). mix: relative weight per level."""
+    bad = [lv for lv in levels if lv not in _MAKERS]
+    if bad or not levels:
+        raise ValueError(f"levels {list(levels)!r}: each must be one of {sorted(_MAKERS)}")
+    weights = {lv: float((mix or {}).get(lv, 1.0 if mix is None else 0.0)) for lv in levels}
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ValueError(f"mix {dict(mix or {})!r}: weights must be >= 0 with a positive sum")
+    schedule = _weighted_round_robin(weights, count)
+    records = []
+    for i, level in enumerate(schedule):
+        rng = random.Random(f"heal-batch-arith:{seed}:{i}")
+        problem, answer = _MAKERS[level](rng)
+        records.append(
+            {
+                "id": f"arith-s{seed}-{i:04d}",
+                "problem": problem,
+                "answer": str(answer),
+                "source": f"builtin/arith-L{level}",
+                "meta": {"level": level},
+            }
+        )
+    return records
+
+
+def demo_messages(problem: str) -> tuple[str, tuple[tuple[str, str], ...], str]:
+    """(system, examples, user) for render_chat: the demo prompt around one problem."""
+    return DEMO_SYSTEM_PROMPT, DEMO_EXAMPLES, problem
+
+
+def _level1(rng: random.Random) -> tuple[str, int]:
+    """One addition of small numbers, in words."""
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    return (
+        f"{name} has {a} {item}. {_pronoun(name)} gets {b} more {item}. "
+        f"How many {item} does {name} have now?",
+        a + b,
+    )
+
+
+def _level2(rng: random.Random) -> tuple[str, int]:
+    """Add, then take away: two steps, numbers up to 30."""
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    a, b = rng.randint(10, 30), rng.randint(3, 15)
+    c = rng.randint(2, a + b - 1)
+    return (
+        f"{name} has {a} {item}. {_pronoun(name)} buys {b} more {item}, then gives {c} "
+        f"{item} to a friend. How many {item} does {name} have now?",
+        a + b - c,
+    )
+
+
+def _level3(rng: random.Random) -> tuple[str, int]:
+    """Two products, a sum and change from a bill: four steps, two-digit results."""
+    name = rng.choice(_NAMES)
+    n1, p1 = rng.randint(3, 9), rng.randint(4, 12)
+    n2, p2 = rng.randint(2, 8), rng.randint(3, 15)
+    cost = n1 * p1 + n2 * p2
+    bill = next(b for b in (50, 100, 200, 500) if b > cost)
+    return (
+        f"{name} buys {n1} notebooks at {p1} dollars each and {n2} pens at {p2} dollars each. "
+        f"{_pronoun(name)} pays with a {bill} dollar bill. How many dollars of change does "
+        f"{name} get?",
+        bill - cost,
+    )
+
+
+_MAKERS = {1: _level1, 2: _level2, 3: _level3}
+_SHE = {"Sara", "Mia", "Ana", "Zoe", "Eva", "Lily"}
+
+
+def _pronoun(name: str) -> str:
+    return "She" if name in _SHE else "He"
+
+
+def _weighted_round_robin(weights: Mapping[int, float], count: int) -> list[int]:
+    """Deterministic interleaving with each level's share close to its weight (smooth WRR)."""
+    total = sum(weights.values())
+    current = dict.fromkeys(weights, 0.0)
+    out = []
+    for _ in range(count):
+        for lv, w in weights.items():
+            current[lv] += w
+        pick = max(current, key=lambda lv: (current[lv], -lv))
+        current[pick] -= total
+        out.append(pick)
+    return out
