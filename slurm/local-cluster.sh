@@ -356,6 +356,10 @@ stop_recorded() {
 # ---------------------------------------------------------------- commands
 
 cmd_up() {
+	if [[ $EUID -ne 0 ]] && is_up; then
+		echo "slurm: already up ($(summary))"
+		return 0
+	fi
 	need_root
 	take_lock
 	if is_up; then
