@@ -10,7 +10,8 @@ Where the ranks come from:
   variables with submitit's helper, so N tasks never train N independent copies by mistake.
 - Neither: a single process; RANK=0, WORLD_SIZE=1, LOCAL_RANK=0, MASTER_ADDR=127.0.0.1 and a free
   MASTER_PORT are set for the duration of the call and restored afterwards (DeepSpeed otherwise
-  falls back to MPI discovery and fails without mpi4py).
+  falls back to MPI discovery and fails without mpi4py). The 1-rank group itself stays up, so a
+  second train_sft in the same process (the next PACE stage) reuses it.
 
     with distributed_env() as env:
         ... env.rank, env.world_size, env.device ...
@@ -41,20 +42,17 @@ class DistEnv:
 
 @contextlib.contextmanager
 def distributed_env() -> Iterator[DistEnv]:
-    """Initialise the process group (gloo on CPU, nccl on GPU); undo what this call set up."""
-    import torch.distributed as dist
-
+    """Initialise the process group (gloo on CPU, nccl on GPU); restore the variables it set."""
     saved = {key: os.environ.get(key) for key in _DIST_VARS}
     _export_env()
-    created = not dist.is_initialized()
     try:
         import deepspeed
 
+        # A no-op when the group exists. A single-process group is kept for the life of the
+        # process: DeepSpeed caches groups, so a destroyed one breaks the next engine.
         deepspeed.init_distributed(dist_init_required=True)
         yield _describe()
     finally:
-        if created and saved["RANK"] is None and dist.is_initialized():
-            dist.destroy_process_group()  # only the single-process group this call made
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
