@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from heal_batch import cluster_profile
@@ -27,9 +29,12 @@ def test_every_profile_loads_and_opens_with_a_comment(path):
 
 
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
-def test_submitit_accepts_the_parameters_and_writes_the_same_sbatch_lines(path, tmp_path):
+def test_submitit_accepts_the_parameters_and_writes_the_same_sbatch_lines(
+    path, tmp_path, monkeypatch
+):
     import submitit
 
+    _pretend_srun_exists(tmp_path, monkeypatch)
     for stage in ["none", *load_profile(path).per_stage]:
         profile = load_profile(path).for_stage(stage)
         executor = submitit.AutoExecutor(folder=tmp_path, cluster="slurm")
@@ -39,6 +44,15 @@ def test_submitit_accepts_the_parameters_and_writes_the_same_sbatch_lines(path, 
         submitit_lines = set(text.splitlines())
         assert set(profile.sbatch_lines()) <= submitit_lines, stage
         assert all(line in submitit_lines for line in profile.setup)
+
+
+def _pretend_srun_exists(tmp_path, monkeypatch):
+    """submitit's SlurmExecutor refuses to start without `srun`; nothing is submitted here."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (bindir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ.get('PATH', '')}")
 
 
 def test_a_bare_name_resolves_to_the_repo_profile(tmp_path, monkeypatch):
