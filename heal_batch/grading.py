@@ -31,6 +31,12 @@ RULES_VERSION = 1  # bump when extraction or comparison rules change meaning
 _BOX = re.compile(r"\\(?:boxed|fbox)\b")
 _GSM8K = re.compile(r"####[ \t]*([^\n]*)")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+# 4.5e33: LaTeX would read e as a symbol, so it becomes 4.5 \times 10^{33}.
+_E_NOTATION = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
+# A number followed only by a unit ("18 dollars", "18\text{ apples}"): the unit is dropped.
+_NUMBER_UNIT = re.compile(
+    r"^\\?\$?\s*([-+]?\d+(?:\.\d+)?)(?:\s*\\(?:text|mbox|mathrm)\{[^{}]*\}|\s+[A-Za-z]{2,}[A-Za-z ]*)\.?$"
+)
 
 
 @dataclass(frozen=True)
@@ -109,14 +115,18 @@ def _verify(extracted: str, reference: str) -> Grade:
 
 @lru_cache(maxsize=4096)
 def _parse(expr: str, timeout: int | None) -> tuple:
-    """Both readings of a bare answer: as LaTeX ($...$) and as a plain expression (4.5e33)."""
+    """math-verify's LaTeX reading of a bare answer, plus its string form as a last resort."""
     from math_verify import parse
 
-    readings = []
-    for candidate in (f"${expr}$", expr):
-        readings += [r for r in parse(candidate, parsing_timeout=timeout) if not isinstance(r, str)]
-    # Keep a string form too: math-verify compares strings when sympy cannot read them.
-    return tuple(readings) + (expr.strip(),)
+    expr = _E_NOTATION.sub(r"\1 \\times 10^{\2}", _strip_units(expr.strip()))
+    readings = [r for r in parse(f"${expr}$", parsing_timeout=timeout) if not isinstance(r, str)]
+    return (*readings, expr)
+
+
+def _strip_units(answer: str) -> str:
+    """'18 dollars', '18\\text{ apples}' -> '18': a number followed only by a unit word."""
+    match = _NUMBER_UNIT.match(answer)
+    return match.group(1) if match else answer
 
 
 def _plain(s: str) -> str:

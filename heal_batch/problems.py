@@ -76,11 +76,11 @@ def _level1(rng: random.Random) -> tuple[str, int]:
     """One addition of small numbers, in words."""
     name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
     a, b = rng.randint(2, 9), rng.randint(2, 9)
-    return (
+    text = (
         f"{name} has {a} {item}. {_pronoun(name)} gets {b} more {item}. "
-        f"How many {item} does {name} have now?",
-        a + b,
+        f"How many {item} does {name} have now?"
     )
+    return text, a + b
 
 
 def _level2(rng: random.Random) -> tuple[str, int]:
@@ -88,11 +88,11 @@ def _level2(rng: random.Random) -> tuple[str, int]:
     name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
     a, b = rng.randint(10, 30), rng.randint(3, 15)
     c = rng.randint(2, a + b - 1)
-    return (
+    text = (
         f"{name} has {a} {item}. {_pronoun(name)} buys {b} more {item}, then gives {c} "
-        f"{item} to a friend. How many {item} does {name} have now?",
-        a + b - c,
+        f"{item} to a friend. How many {item} does {name} have now?"
     )
+    return text, a + b - c
 
 
 def _level3(rng: random.Random) -> tuple[str, int]:
@@ -102,12 +102,12 @@ def _level3(rng: random.Random) -> tuple[str, int]:
     n2, p2 = rng.randint(2, 8), rng.randint(3, 15)
     cost = n1 * p1 + n2 * p2
     bill = next(b for b in (50, 100, 200, 500) if b > cost)
-    return (
+    text = (
         f"{name} buys {n1} notebooks at {p1} dollars each and {n2} pens at {p2} dollars each. "
         f"{_pronoun(name)} pays with a {bill} dollar bill. How many dollars of change does "
-        f"{name} get?",
-        bill - cost,
+        f"{name} get?"
     )
+    return text, bill - cost
 
 
 _MAKERS = {1: _level1, 2: _level2, 3: _level3}
