@@ -1,0 +1,70 @@
+import re
+from collections import Counter
+
+import pytest
+
+from heal_batch.problems import DEMO_EXAMPLES, DEMO_SYSTEM_PROMPT, demo_messages, generate_problems
+
+
+def test_records_have_the_contract_fields_and_exact_answers():
+    records = generate_problems(30, seed=3)
+    for r in records:
+        assert set(r) == {"id", "problem", "answer", "source", "meta"}
+        level = r["meta"]["level"]
+        assert r["source"] == f"builtin/arith-L{level}"
+        assert re.fullmatch(r"-?\d+", r["answer"]) and int(r["answer"]) >= 0
+        assert r["problem"].endswith("?")
+    assert len({r["id"] for r in records}) == 30
+    assert Counter(r["meta"]["level"] for r in records) == {1: 10, 2: 10, 3: 10}
+
+
+def _solve(problem: str) -> int:
+    """Recompute the answer from the text alone (checks the templates, not the generator's sums)."""
+    nums = [int(x) for x in re.findall(r"\d+", problem)]
+    if "change" in problem:
+        n1, p1, n2, p2, bill = nums
+        return bill - n1 * p1 - n2 * p2
+    if "gives" in problem:
+        a, b, c = nums
+        return a + b - c
+    a, b = nums
+    return a + b
+
+
+def test_answers_follow_from_the_problem_text():
+    for r in generate_problems(60, seed=5):
+        assert _solve(r["problem"]) == int(r["answer"]), r
+
+
+def test_deterministic_by_seed_and_prefix_stable():
+    assert generate_problems(12, seed=1) == generate_problems(12, seed=1)
+    assert generate_problems(12, seed=1) != generate_problems(12, seed=2)
+    assert generate_problems(20, seed=1)[:12] == generate_problems(12, seed=1)
+
+
+def test_levels_and_mix():
+    only3 = generate_problems(5, seed=0, levels=(3,))
+    assert {r["meta"]["level"] for r in only3} == {3}
+    mixed = generate_problems(40, seed=0, mix={1: 2, 2: 1, 3: 1})
+    assert Counter(r["meta"]["level"] for r in mixed) == {1: 20, 2: 10, 3: 10}
+    with pytest.raises(ValueError, match="levels"):
+        generate_problems(3, levels=(4,))
+    with pytest.raises(ValueError, match="mix"):
+        generate_problems(3, mix={1: 0, 2: 0, 3: 0})
+
+
+def test_difficulty_grows_with_level():
+    records = generate_problems(90, seed=9)
+    by_level = {lv: [r for r in records if r["meta"]["level"] == lv] for lv in (1, 2, 3)}
+    steps = {
+        lv: sum(len(re.findall(r"\d+", r["problem"])) for r in rs) / len(rs)
+        for lv, rs in by_level.items()
+    }
+    assert steps[1] < steps[2] < steps[3]
+
+
+def test_demo_prompt_shows_a_boxed_answer():
+    system, examples, user = demo_messages("What is 1 + 1?")
+    assert system == DEMO_SYSTEM_PROMPT and "\\boxed{}" in system
+    assert examples == DEMO_EXAMPLES and all("\\boxed{" in a for _, a in examples)
+    assert user == "What is 1 + 1?"
