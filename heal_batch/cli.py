@@ -110,6 +110,7 @@ def cmd_stage(ns: Namespace) -> int:
 def cmd_rerun(ns: Namespace) -> int:
     from heal_batch.launch import launch
     from heal_batch.stages import downstream_of
+    from heal_batch.store.layout import Layout
     from heal_batch.store.manifests import load_manifest
 
     manifest = load_manifest(Path(ns.manifest))
@@ -121,8 +122,10 @@ def cmd_rerun(ns: Namespace) -> int:
     print(f"rerun {manifest.stage} (run {manifest.run_key[:12]}): tasks {sorted(indices) or 'none'} "
           "as listed failed or missing in the manifest")
     wait = ns.wait if ns.wait is not None else cfg.executor != "slurm"
-    result = launch(cfg, _executor(cfg), downstream_of({manifest.stage}),
-                    only={manifest.stage: indices}, wait=wait)
+    # Downstream stages that were already planned in this run folder wait on these tasks: rerun them too.
+    layout = Layout(Path(cfg.workdir))
+    stages = [s for s in downstream_of({manifest.stage}) if s == manifest.stage or layout.read_ref(s)]
+    result = launch(cfg, _executor(cfg), stages, only={manifest.stage: indices}, wait=wait)
     return 1 if result.failed or result.blocked else 0
 
 

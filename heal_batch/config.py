@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from heal_batch.stages.generate import GenerateConfig
 from heal_batch.stages.ingest import IngestConfig
+from heal_batch.stages.teacher import TeacherConfig
 
 EXECUTORS = ("debug", "local", "slurm")
 
@@ -30,7 +32,9 @@ class PipelineConfig:
     cluster: str | None = None
     local_parallelism: int = 1
     timeout_min: int = 24 * 60
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
     def __post_init__(self):
         if self.executor not in EXECUTORS:

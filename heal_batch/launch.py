@@ -49,8 +49,15 @@ class LaunchResult:
 
 
 def build_stage(cfg, name: str):
+    """The stage object: its own config section plus the shared sections it declares (``teacher``)."""
     cls = STAGES[name]
-    return cls(getattr(cfg, cls.section))
+    shared = {section: getattr(cfg, section) for section in getattr(cls, "shared", ())}
+    return cls(getattr(cfg, cls.section), **shared)
+
+
+def key_material(cfg, stage) -> dict[str, Any]:
+    """What a run key covers: the stage's section and the shared sections it uses."""
+    return {"config": stage.config, **{s: getattr(cfg, s) for s in getattr(stage, "shared", ())}}
 
 
 def plan(cfg, stages: list[str] | None = None, only: dict[str, set[int]] | None = None,
@@ -68,7 +75,7 @@ def plan(cfg, stages: list[str] | None = None, only: dict[str, set[int]] | None 
     for name in upstream_closure(sorted(selected, key=list(STAGES).index)):
         stage = build_stage(cfg, name)
         upstream = {u: keys[u] for u in stage.upstream}
-        key = keys[name] = run_key(name, stage.version, stage.config, upstream, stage.fingerprint())
+        key = keys[name] = run_key(name, stage.version, key_material(cfg, stage), upstream, stage.fingerprint())
         tasks = stage.plan({u: manifests[u] for u in stage.upstream})
         manifest = manifests[name] = _manifest_for(layout, cfg, stage, key, upstream, tasks, deep)
         todo = [t for t in tasks if manifest.tasks[t.index].state != "done"]
@@ -96,7 +103,7 @@ def _manifest_for(layout: Layout, cfg, stage, key: str, upstream: dict[str, str]
         manifest = Manifest(
             stage=stage.name, run_key=key, stage_version=stage.version,
             format_version=FORMAT_VERSION, code_version=code_version(),
-            config=to_plain(stage.config), pipeline=to_plain(cfg), upstream=upstream,
+            config=to_plain(key_material(cfg, stage)), pipeline=to_plain(cfg), upstream=upstream,
             tasks=[TaskEntry(index=t.index, inputs=list(t.inputs)) for t in tasks],
             executor=cfg.executor, library_versions=library_versions(),
         )

@@ -47,7 +47,7 @@ def test_run_status_rerun_inspect_round_trip(tmp_path, monkeypatch, capsys):
     args = ["--executor", "debug", "--workdir", str(tmp_path / "run"),
             "--ingest.paths", f"[{problems}]", "--ingest.num_shards", "4"]
     monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", "ingest/2@after-shard=raise")
-    assert main(["run", *args]) == 1
+    assert main(["run", *args, "--stages", "ingest"]) == 1
     capsys.readouterr()
     assert main(["status", "--workdir", str(tmp_path / "run"), "--json", "true"]) == 0
     (row,) = json.loads(capsys.readouterr().out)

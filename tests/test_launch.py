@@ -15,6 +15,9 @@ from heal_batch.store.manifests import load_manifest
 from tests.fixtures.toy_stage import ToyConfig, ToyPipeline, ToyStage, write_problems
 
 
+DAG = ["ingest", "toy"]
+
+
 @pytest.fixture
 def toy_dag(monkeypatch):
     monkeypatch.setitem(STAGES, "toy", ToyStage)
@@ -65,23 +68,23 @@ def test_failed_shard_is_reported_then_rerun_alone(tmp_path, monkeypatch, execut
 
 def test_downstream_config_change_reruns_only_downstream(tmp_path, toy_dag):
     cfg = make_cfg(tmp_path, "debug", shards=3)
-    first = run(cfg)
+    first = run(cfg, DAG)
     assert first.submitted == {"ingest": [0, 1, 2], "toy": [0, 1, 2]}
     changed = dataclasses.replace(cfg, toy=ToyConfig(multiplier=2))
-    second = run(changed)
+    second = run(changed, DAG)
     assert second.submitted == {"toy": [0, 1, 2]}
     assert second.plans[0].key == first.plans[0].key and second.plans[1].key != first.plans[1].key
-    assert run(changed).submitted == {}
+    assert run(changed, DAG).submitted == {}
 
 
 def test_upstream_failure_holds_back_its_downstream_task(tmp_path, monkeypatch, toy_dag):
     cfg = make_cfg(tmp_path, "debug", shards=4)
     monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", "ingest/2@before-run=raise")
-    result = run(cfg)
+    result = run(cfg, DAG)
     assert result.submitted == {"ingest": [0, 1, 2, 3], "toy": [0, 1, 3]}
     assert result.blocked == {"toy": [2]}
     monkeypatch.delenv("HEAL_BATCH_FAILPOINTS")
-    assert run(cfg).submitted == {"ingest": [2], "toy": [2]}
+    assert run(cfg, DAG).submitted == {"ingest": [2], "toy": [2]}
 
 
 def test_selecting_a_stage_whose_upstream_is_unfinished_is_an_error(tmp_path, toy_dag):
@@ -92,26 +95,26 @@ def test_selecting_a_stage_whose_upstream_is_unfinished_is_an_error(tmp_path, to
 
 def test_deleted_output_shard_is_detected_and_rebuilt(tmp_path):
     cfg = make_cfg(tmp_path, "debug", shards=2)
-    first = run(cfg)
+    first = run(cfg, ["ingest"])
     layout = Layout(cfg.workdir)
     manifest = load_manifest(layout.manifest("ingest", first.plans[0].key))
     victim = next(layout.store.glob(f"*/{manifest.tasks[1].output}.jsonl.zst"))
     victim.unlink()
     # sealed manifests are trusted only while their outputs exist
-    assert run(cfg).submitted == {"ingest": [1]}
+    assert run(cfg, ["ingest"]).submitted == {"ingest": [1]}
     assert victim.exists()
 
 
 def test_dry_run_writes_nothing(tmp_path):
     cfg = make_cfg(tmp_path, "debug", shards=2)
     lines = []
-    launch(cfg, make_executor("debug"), dry_run=True, echo=lines.append)
+    launch(cfg, make_executor("debug"), ["ingest"], dry_run=True, echo=lines.append)
     assert any("submitting tasks 0-1" in line for line in lines)
     assert not (tmp_path / "run").exists()
 
 
 def test_status_json_lists_counts(tmp_path):
     cfg = make_cfg(tmp_path, "debug", shards=2)
-    run(cfg)
+    run(cfg, ["ingest"])
     rows = status.as_json(status.collect(Layout(cfg.workdir).workdir))
     assert json.loads(json.dumps(rows))[0]["counts"]["done"] == 2

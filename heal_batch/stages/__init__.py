@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from heal_batch.stages.generate import GenerateStage
 from heal_batch.stages.ingest import IngestStage
 
-STAGES = {cls.name: cls for cls in (IngestStage,)}
+STAGES = {cls.name: cls for cls in (IngestStage, GenerateStage)}
 
 
 def get_stage_class(name: str):

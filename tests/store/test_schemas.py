@@ -29,10 +29,10 @@ def run_folder(tmp_path_factory, ):
     try:
         cfg = ToyPipeline(workdir=str(tmp / "run"), executor="debug",
                           ingest=IngestConfig(paths=[str(write_problems(tmp / "p.jsonl"))], num_shards=3))
-        launch(cfg, make_executor("debug"), echo=lambda *_: None)
+        launch(cfg, make_executor("debug"), ["ingest"], echo=lambda *_: None)
     finally:
         del os.environ["HEAL_BATCH_FAILPOINTS"]
-    launch(cfg, make_executor("debug"), echo=lambda *_: None)
+    launch(cfg, make_executor("debug"), ["ingest"], echo=lambda *_: None)
     return Layout(cfg.workdir)
 
 
@@ -65,7 +65,7 @@ def test_sealed_manifest_validates_and_records_provenance(run_folder):
     jsonschema.validate(data, schema("manifest"))
     assert data["sealed"] and data["counters"]["kept"] == 40
     assert {"zstandard", "submitit"} <= set(data["library_versions"])
-    assert data["config"] == {"paths": data["pipeline"]["ingest"]["paths"], "num_shards": 3}
+    assert data["config"] == {"config": {"paths": data["pipeline"]["ingest"]["paths"], "num_shards": 3}}
 
 
 def test_problem_records_validate(run_folder):
