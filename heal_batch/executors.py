@@ -119,6 +119,14 @@ class SlurmExecutor:
             params["slurm_additional_parameters"] = extra
         executor = submitit.AutoExecutor(folder=logs / "%j", cluster="slurm")
         executor.update_parameters(name=f"heal-{submission.stage}", **params)
+        if getattr(jobs[0].stage, "resources", "array") == "distributed":
+            # One multi-node, multi-task job per task: submitit starts the ranks (no torchrun wrapper).
+            for job in jobs:
+                handle = executor.submit(TaskRunner(), job)
+                submission.handles[job.task.index] = handle
+                submission.job_ids[job.task.index] = str(handle.job_id)
+                submission.log_paths[job.task.index] = str(handle.paths.stderr)
+            return submission
         window = profile.max_array_size()
         for start in range(0, len(jobs), window):
             chunk = jobs[start : start + window]

@@ -77,7 +77,8 @@ def execute(job: TaskJob) -> dict[str, Any]:
         io.abort()
         base.seconds = round(time.time() - start, 3)
         base.error = f"{type(exc).__name__}: {exc}"
-        write_receipt(layout, base)
+        if _is_rank_zero():
+            write_receipt(layout, base)
         raise
     done = dataclasses.replace(
         base, state="done", output=address, records=count,
@@ -117,7 +118,26 @@ except ImportError:  # pragma: no cover - submitit is a core dependency
 
 
 class TaskRunner(_Checkpointable):
-    """The callable submitit runs; requeued as is on time-out or preemption."""
+    """The callable submitit runs; requeued as is on time-out or preemption.
+
+    In a multi-task Slurm job (a ``distributed`` stage such as training on nodes x GPUs) every
+    rank runs this; the torch.distributed variables are exported first, and only rank 0 writes
+    the shard's receipt.
+    """
 
     def __call__(self, job: TaskJob) -> dict[str, Any]:
+        _export_distributed_env()
         return execute(job)
+
+
+def _export_distributed_env() -> None:
+    try:
+        import submitit
+
+        env = submitit.JobEnvironment()
+    except (ImportError, RuntimeError, KeyError):
+        return
+    if env.num_tasks > 1:
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
