@@ -1,0 +1,207 @@
+"""evaluate: every checkpoint x every benchmark through lm-eval, one result record per pair.
+
+Inputs: the checkpoint records of the training stages (one per task of train-1, train-2, train-3,
+train-baselines) plus the base student (``evaluate.base_model``), and the benchmark JSONL files in
+the data folder. Output: one shard per (checkpoint, benchmark) task holding one record, the dict of
+:func:`heal_batch.evaluation.run_benchmark` plus where the model came from, e.g.::
+
+    {"checkpoint": "heal-2", "checkpoint_shard": "<address>", "path": "/run/checkpoints/…/hf",
+     "benchmark": "gsm8k", "avg_at_n": 0.31, "avg_at_n_stderr": 0.05, "greedy_acc": 0.3, …,
+     "n_samples": 2, "temperature": 0.6, "limit": 10, "versions": {"lm_eval": "0.4.13", …},
+     "results_file": "<workdir>/runs/evaluate/<key>/work/<i>/lm_eval/results_<ts>.json", …}
+
+lm-eval's own files (results JSON, per-sample JSONL) stay in the task's scratch folder
+``runs/evaluate/<run_key>/work/<i>/lm_eval/`` of the run folder.
+
+Task order: checkpoint-major, ``index = checkpoint_number * len(benchmarks) + benchmark_number``,
+checkpoints in the order base, train-1 tasks, train-2 tasks, train-3 tasks, train-baselines tasks.
+Task inputs: ``(model, "benchmark:<name>", "data_dir:<abs path>")`` where model is ``@train-2/0`` (a
+checkpoint shard, resolved by the worker) or ``model:<spec>`` for the base student.
+
+The data folder is resolved once, at planning time, so every task and the manifest name the same
+folder: ``evaluate.data_dir``, else ``$HEAL_BATCH_DATA``, else ``../shared/data`` next to the
+repository checkout when it exists. The run key covers the benchmark files' contents (fingerprint).
+
+    heal-batch stage evaluate --config jobs/demo.yaml --evaluate.limit 10 --evaluate.backend vllm
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from heal_batch.evaluation import BENCHMARK_FILES, EvalConfig
+from heal_batch.stages.base import Counters, Task, TaskIO, ref
+from heal_batch.store.manifests import Manifest
+
+TRAIN_STAGES = ("train-1", "train-2", "train-3", "train-baselines")
+BASE = "base"
+MODEL_PREFIX, BENCH_PREFIX, DATA_PREFIX = "model:", "benchmark:", "data_dir:"
+REPO_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig(EvalConfig):
+    """Evaluation of the base student and every checkpoint (lm-eval on local JSONL, math-verify).
+
+    Defaults are sized for the CPU demo; a real run sets benchmarks, limit: null, max_gen_toks,
+    n_samples and backend: vllm.
+
+    Args:
+        benchmarks: any of math500 aime24 aime25 amc23 gsm8k minerva_math olympiadbench.
+        data_dir: folder with the benchmark JSONL files; null: $HEAL_BATCH_DATA, else
+            ../shared/data next to the repository checkout.
+        n_samples: samples per problem for avg@n (pass@1 averaged over n); 0 skips the sampled pass.
+        temperature: sampling temperature of the sampled pass.
+        top_p: nucleus mass of the sampled pass.
+        max_gen_toks: generation budget per response (both passes).
+        limit: evaluate only the first `limit` problems of each benchmark; null: all.
+        backend: hf (transformers, CPU or GPU) or vllm (GPU).
+        batch_size: lm-eval batch size.
+        apply_chat_template: render prompts with the model's chat template.
+        think_end: end-of-thinking marker (e.g. "</think>"); text up to it is dropped before grading.
+        dtype: model dtype (auto, bfloat16, float32, ...).
+        greedy: also run the greedy pass (greedy_acc).
+        seed: random seed for sampling.
+        model_args: extra lm-eval model arguments (e.g. {"max_model_len": 8192}).
+        tasks_dir: folder with the task YAMLs; null: the repository's eval/.
+        base_model: the untrained student evaluated as row "base" (a model spec as in teacher.model).
+        include_base: evaluate the base student too.
+    """
+
+    benchmarks: list[str] = field(default_factory=lambda: ["gsm8k", "math500"])
+    n_samples: int = 2
+    max_gen_toks: int = 256
+    limit: int | None = 10
+    base_model: str = "smollm2-135m-instruct"
+    include_base: bool = True
+
+    def eval_config(self, data_dir: str | Path | None = None) -> EvalConfig:
+        """The plain EvalConfig that run_benchmark takes (without this stage's own fields)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(EvalConfig)}
+        if data_dir is not None:
+            values["data_dir"] = str(data_dir)
+        return EvalConfig(**values)
+
+
+def resolve_data_dir(configured: str | None) -> Path:
+    """The benchmark data folder: `configured`, else $HEAL_BATCH_DATA, else ../shared/data."""
+    tried = []
+    for origin, value in (
+        ("evaluate.data_dir", configured),
+        ("$HEAL_BATCH_DATA", os.environ.get("HEAL_BATCH_DATA")),
+    ):
+        if value:
+            path = Path(value).expanduser().resolve()
+            if not path.is_dir():
+                raise FileNotFoundError(
+                    f"{origin}={value!r}: no such folder (benchmark JSONL files)"
+                )
+            return path
+        tried.append(f"{origin} (not set)")
+    if REPO_DATA.is_dir():
+        return REPO_DATA.resolve()
+    tried.append(f"{REPO_DATA} (no such folder)")
+    raise FileNotFoundError(
+        "benchmark data folder not found; tried "
+        + ", ".join(tried)
+        + ": set evaluate.data_dir or HEAL_BATCH_DATA"
+    )
+
+
+class EvaluateStage:
+    name: ClassVar[str] = "evaluate"
+    version: ClassVar[int] = 1
+    upstream: ClassVar[tuple[str, ...]] = TRAIN_STAGES
+    section: ClassVar[str] = "evaluate"
+
+    def __init__(self, config: EvaluateConfig):
+        if not config.benchmarks:
+            raise ValueError("evaluate.benchmarks is empty: name at least one benchmark")
+        self.config = config
+
+    def data_dir(self) -> Path:
+        return resolve_data_dir(self.config.data_dir)
+
+    def fingerprint(self) -> str:
+        """sha256 over the benchmark files read (and custom task YAMLs): new data, new run key."""
+        data = self.data_dir()
+        files = [data / BENCHMARK_FILES[b] for b in self.config.benchmarks]
+        if self.config.tasks_dir:
+            files += sorted(Path(self.config.tasks_dir).glob("*"))
+        sha = hashlib.sha256()
+        for path in files:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: benchmark file missing from the data folder")
+            sha.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        return sha.hexdigest()
+
+    def models(self, upstream: Mapping[str, Manifest]) -> list[str]:
+        """The model input of each checkpoint, in task order."""
+        models = [MODEL_PREFIX + self.config.base_model] if self.config.include_base else []
+        for stage in self.upstream:
+            models += [ref(stage, t.index) for t in upstream[stage].tasks]
+        return models
+
+    def plan(self, upstream: Mapping[str, Manifest]) -> list[Task]:
+        data = DATA_PREFIX + str(self.data_dir())
+        pairs = [(m, b) for m in self.models(upstream) for b in self.config.benchmarks]
+        return [Task(self.name, i, (m, BENCH_PREFIX + b, data)) for i, (m, b) in enumerate(pairs)]
+
+    def run(self, task: Task, io: TaskIO) -> Counters:
+        from heal_batch.evaluation import run_benchmark
+
+        model, bench, data_dir = _parse_inputs(task)
+        source = self._source(model, io)
+        out = io.scratch / "lm_eval"
+        shutil.rmtree(out, ignore_errors=True)  # the record points at this attempt's files only
+        result = run_benchmark(source["path"], bench, self.config.eval_config(data_dir), out)
+        io.write(result | source)
+        counters = Counters()
+        counters.keep()
+        counters["problems"] += int(result["num_problems"])
+        return counters
+
+    def _source(self, model: str, io: TaskIO) -> dict[str, Any]:
+        """checkpoint (set name), checkpoint_shard (address) and path of the model to evaluate."""
+        if model.startswith(MODEL_PREFIX):
+            from heal_batch.backends.models import resolve_model
+
+            return {
+                "checkpoint": BASE,
+                "checkpoint_shard": None,
+                "path": resolve_model(model[len(MODEL_PREFIX) :]),
+            }
+        records = [r for r in io.read(model) if r.get("kind") == "checkpoint"]
+        if len(records) != 1 or not records[0].get("path") or not records[0].get("set"):
+            raise ValueError(
+                f"checkpoint shard {model}: expected one record with kind 'checkpoint', "
+                f"'set' and 'path', found {len(records)} checkpoint record(s)"
+            )
+        record = records[0]
+        if not Path(record["path"]).is_dir():
+            raise FileNotFoundError(
+                f"checkpoint {record['set']!r} (shard {model}): "
+                f"model folder {record['path']} does not exist"
+            )
+        return {"checkpoint": record["set"], "checkpoint_shard": model, "path": record["path"]}
+
+
+def _parse_inputs(task: Task) -> tuple[str, str, str]:
+    """(model shard address or model:<spec>, benchmark name, data folder) of a resolved task."""
+    if (
+        len(task.inputs) != 3
+        or not task.inputs[1].startswith(BENCH_PREFIX)
+        or not task.inputs[2].startswith(DATA_PREFIX)
+    ):
+        raise ValueError(
+            f"evaluate task {task.index}: inputs {task.inputs!r} are not "
+            f"(model, 'benchmark:<name>', 'data_dir:<path>'); re-plan the stage"
+        )
+    return task.inputs[0], task.inputs[1][len(BENCH_PREFIX) :], task.inputs[2][len(DATA_PREFIX) :]
