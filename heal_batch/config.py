@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from heal_batch.stages.generate import GenerateConfig
 from heal_batch.stages.ingest import IngestConfig
+from heal_batch.stages.repair import RepairConfig
+from heal_batch.stages.score import ScoreConfig
 from heal_batch.stages.teacher import TeacherConfig
 
 EXECUTORS = ("debug", "local", "slurm")
@@ -35,6 +37,8 @@ class PipelineConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    repair: RepairConfig = field(default_factory=RepairConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
 
     def __post_init__(self):
         if self.executor not in EXECUTORS:

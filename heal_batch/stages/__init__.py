@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from heal_batch.stages.generate import GenerateStage
 from heal_batch.stages.ingest import IngestStage
+from heal_batch.stages.repair import RepairStage
+from heal_batch.stages.score import ScoreStage
 
-STAGES = {cls.name: cls for cls in (IngestStage, GenerateStage)}
+STAGES = {cls.name: cls for cls in (IngestStage, GenerateStage, RepairStage, ScoreStage)}
 
 
 def get_stage_class(name: str):
