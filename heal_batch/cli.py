@@ -35,6 +35,7 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--dry_run", "--dry-run", type=bool, default=False, help="print the plan and sbatch parameters, submit nothing")
     run.add_argument("--wait", type=bool | None, default=None, help="wait for jobs (default: yes, except on slurm)")
     run.add_argument("--verify", type=bool, default=False, help="re-hash every finished output before trusting it")
+    run.add_argument("--sbatch_dir", type=str | None, default=None, help="write plain sbatch scripts of the DAG here instead of submitting")
     commands.add_subcommand("run", run, help="run the pipeline (or --stages) on an executor")
 
     stage = _pipeline_parser(description="Run one stage's tasks in this process (debugging, plain sbatch).")
@@ -90,9 +91,11 @@ def cmd_run(ns: Namespace) -> int:
     cfg = pipeline_from(ns)
     stages = [s.strip() for s in ns.stages.split(",")] if ns.stages else None
     wait = ns.wait if ns.wait is not None else cfg.executor != "slurm"
+    if ns.sbatch_dir:
+        return _write_sbatch(cfg, stages, Path(ns.sbatch_dir))
     if ns.dry_run:
         _print_sbatch(cfg, stages)
-    result = launch(cfg, _executor(cfg), stages, dry_run=ns.dry_run, wait=wait)
+    result = launch(cfg, _executor(cfg), stages, dry_run=ns.dry_run, wait=wait, verify=ns.verify)
     return 1 if result.failed or result.blocked else 0
 
 
@@ -153,6 +156,17 @@ def cmd_inspect(ns: Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{target}: {count} records, sha256 verified", file=sys.stderr)
+    return 0
+
+
+def _write_sbatch(cfg: PipelineConfig, stages: list[str] | None, folder: Path) -> int:
+    from heal_batch.cluster_profile import load_profile
+    from heal_batch.launch import launch
+    from heal_batch.sbatch_scripts import write_scripts
+
+    result = launch(cfg, None, stages, dry_run=True)
+    submit = write_scripts(cfg, result.plans, load_profile(cfg.cluster or "local"), folder)
+    print(f"wrote sbatch scripts; submit the DAG with: bash {submit}")
     return 0
 
 

@@ -130,8 +130,8 @@ def describe(plans: list[StagePlan]) -> list[str]:
 
 
 def launch(cfg, executor, stages: list[str] | None = None, only: dict[str, set[int]] | None = None,
-           dry_run: bool = False, wait: bool = True, echo=print) -> LaunchResult:
-    plans = plan(cfg, stages, only)
+           dry_run: bool = False, wait: bool = True, verify: bool = False, echo=print) -> LaunchResult:
+    plans = plan(cfg, stages, only, deep=verify)
     result = LaunchResult(plans)
     for line in describe(plans):
         echo(line)

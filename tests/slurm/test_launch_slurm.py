@@ -71,3 +71,21 @@ def test_dag_is_submitted_at_once_with_dependencies(slurm_cluster, tmp_path, mon
     else:
         pytest.fail(f"DAG did not finish: {status.render(list(rows(cfg).values()))}")
     assert run(cfg, ["ingest", "toy"]).submitted == {}
+
+
+def test_plain_sbatch_scripts_run_the_stage(slurm_cluster, tmp_path):
+    from heal_batch.cli import main
+    from tests.fixtures.slurm import wait_for_jobs
+
+    problems = write_problems(tmp_path / "p.jsonl", n=10)
+    workdir = tmp_path / "run"
+    args = ["--executor", "slurm", "--cluster", "local", "--workdir", str(workdir), "--stages", "ingest",
+            "--ingest.paths", f"[{problems}]", "--ingest.num_shards", "3"]
+    assert main(["run", *args, "--sbatch_dir", str(tmp_path / "sbatch")]) == 0
+    submit = tmp_path / "sbatch" / "submit.sh"
+    out = subprocess.run(["bash", str(submit)], capture_output=True, text=True, check=True).stdout
+    job = out.split("job ")[-1].strip()
+    states = wait_for_jobs([job], timeout=120)
+    assert set(states.values()) == {"COMPLETED"}, states
+    (row,) = status.collect(workdir)
+    assert row.counts["done"] == 3 and row.sealed
