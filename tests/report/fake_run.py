@@ -1,0 +1,163 @@
+"""A fake run folder for report tests: canned records for every stage, written through the launcher.
+
+Each stage of the DAG (generate ... evaluate) is replaced by a :class:`Canned` stage that writes the
+records given in its config, so manifests, receipts and shards are the real thing while the numbers
+are known. Records follow /work/notes/records.md.
+
+    cfg = build_config(tmp_path)          # then, with canned stages registered:
+    launch(cfg, make_executor("debug"), stage_names(), echo=lambda *_: None)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from heal_batch.backends.entropy import encode_floats
+from heal_batch.config import PipelineConfig
+from heal_batch.stages.base import Counters, Task, TaskIO
+
+K = 5
+CORRECT = {
+    "p0": 5,
+    "p1": 3,
+    "p2": 2,
+    "p3": 1,
+    "p4": 0,
+    "p5": 1,
+}  # easy easy hard corner corner corner
+STAGE_NAMES = ("generate", "repair", "score", "curriculum", "train-1", "train-2", "train-3",
+               "train-baselines", "evaluate")  # fmt: skip
+EVAL = {"base": 0.1, "rs": 0.2, "flat": 0.25, "heal-1": 0.3, "heal-2": 0.4, "heal-3": 0.5}
+
+
+@dataclass(frozen=True)
+class CannedConfig:
+    records: dict[str, list[list[dict[str, Any]]]] = field(
+        default_factory=dict
+    )  # stage -> per task
+    counters: dict[str, list[dict[str, int]]] = field(default_factory=dict)
+
+
+class Canned:
+    name: ClassVar[str] = "canned"
+    version: ClassVar[int] = 1
+    upstream: ClassVar[tuple[str, ...]] = ()
+    section: ClassVar[str] = "canned"
+
+    def __init__(self, config: CannedConfig):
+        self.config = config
+
+    def fingerprint(self) -> str:
+        return ""
+
+    def plan(self, upstream):
+        return [Task(self.name, i) for i in range(len(self.config.records.get(self.name, [])))]
+
+    def run(self, task: Task, io: TaskIO) -> Counters:
+        counters = Counters()
+        for record in self.config.records[self.name][task.index]:
+            io.write(record)
+            counters.keep()
+        extra = self.config.counters.get(self.name, [])
+        for key, n in (extra[task.index] if task.index < len(extra) else {}).items():
+            counters.drop(key.removeprefix("dropped_"), n)  # counts into total, as real stages do
+        return counters
+
+
+CANNED = {name: type(f"Canned_{name}", (Canned,), {"name": name}) for name in STAGE_NAMES}
+
+
+@dataclass
+class ReportPipeline(PipelineConfig):
+    canned: CannedConfig = field(default_factory=CannedConfig)
+
+
+def trajectory(pid: str, s: int) -> dict[str, Any]:
+    correct = s < CORRECT[pid]
+    entropies = [0.2 + 0.05 * (i % 5) for i in range(60)]
+    entropies[30] = 3.5  # the surge GEAR cuts at
+    completion = f"Step 1: add.\n\nStep 2: carry the one.\n\nSo the answer is \\boxed{{{7 if correct else 8}}}."
+    return {"id": f"{pid}#s{s}", "problem_id": pid, "problem": f"What is {pid}?", "reference_answer": "7",
+            "sample_index": s, "completion": completion, "entropies": encode_floats(entropies),
+            "correct": correct, "k": K, "n_correct": CORRECT[pid], "pass_rate": CORRECT[pid] / K}  # fmt: skip
+
+
+def candidates() -> tuple[list[dict], list[dict]]:
+    """(candidates, summaries): GEAR repairs for p3, p5 (p4 fails), answer-guided samples for p2."""
+    cands, summaries = [], []
+    for pid in ("p3", "p5"):
+        for j in range(2):
+            bp = {"step_index": 1, "token_index": 30, "char_index": 14, "strategy": "surge",
+                  "reason": "entropy surge", "surge": 3.2}  # fmt: skip
+            cands.append({"kind": "repair", "id": f"{pid}#s1#c{j}", "problem_id": pid, "bucket": "corner",
+                          "source_trajectory": f"{pid}#s1", "breakpoint": bp, "continuation": "Carry: 7.",
+                          "text": "Step 1: add.\n\nCarry: 7. \\boxed{7}", "correct": True})  # fmt: skip
+        summaries.append({"kind": "repair_summary", "id": f"{pid}#summary", "problem_id": pid,
+                          "bucket": "corner", "attempted": 3, "correct": 2, "leaked": 0, "kept": 2,
+                          "reason": "kept"})  # fmt: skip
+    summaries.append({"kind": "repair_summary", "id": "p4#summary", "problem_id": "p4", "bucket": "corner",
+                      "attempted": 3, "correct": 0, "leaked": 0, "kept": 0,
+                      "reason": "no_correct_continuation"})  # fmt: skip
+    cands += [{"kind": "answer_guided", "id": f"p2#ag{j}", "problem_id": "p2", "bucket": "hard",
+               "source_trajectory": None, "breakpoint": None, "text": "...", "correct": True}
+              for j in range(3)]  # fmt: skip
+    summaries.append({"kind": "repair_summary", "id": "p2#summary", "problem_id": "p2", "bucket": "hard",
+                      "attempted": 3, "correct": 3, "leaked": 0, "kept": 3, "reason": "kept"})  # fmt: skip
+    return cands, summaries
+
+
+def scored(cands: list[dict]) -> list[dict]:
+    out = [c | {"pure": {"ratio": 1.5 + i, "unscored_reason": None}} for i, c in enumerate(cands)]
+    out += [{"kind": "reference", "id": f"p0#s{s}", "problem_id": "p0",
+             "pure": {"ratio": 1.0 + 0.1 * s, "unscored_reason": None}} for s in range(K)]  # fmt: skip
+    return out
+
+
+def curriculum(cands: list[dict]) -> list[dict]:
+    natural = [f"{p}#s{s}" for p, c in CORRECT.items() for s in range(c)]
+    guided = [c["id"] for c in cands if c["kind"] == "answer_guided"]
+    repairs = [c["id"] for c in cands if c["kind"] == "repair"][:3]  # one dropped by PURE
+    by_set = {"heal-1": [("natural", natural)], "heal-2": [("natural", natural), ("answer_guided", guided)],
+              "heal-3": [("natural", natural), ("answer_guided", guided), ("repair", repairs)],
+              "rs": [("natural", natural)], "flat": [("natural", natural), ("answer_guided", guided),
+                                                      ("repair", repairs)]}  # fmt: skip
+    return [{"id": f"{name}/{sid}", "set": name, "kind": kind, "source_id": sid, "problem_id": sid[:2]}
+            for name, parts in by_set.items() for kind, ids in parts for sid in ids]  # fmt: skip
+
+
+def checkpoint(tmp: Path, name: str) -> dict:
+    log = tmp / f"{name}_train_log.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "loss": 2.0 / s}) + "\n" for s in range(1, 6)))
+    return {"kind": "checkpoint", "set": name, "path": str(tmp / name), "files": {}, "steps": 5,
+            "final_loss": 0.4, "train_log": str(log), "base": "tiny"}  # fmt: skip
+
+
+def evaluation() -> list[list[dict]]:
+    versions = {"lm_eval": "0.4.13", "transformers": "5.19.0"}
+    return [[{"checkpoint": ckpt, "benchmark": bench, "avg_at_n": score, "avg_at_n_stderr": 0.1,
+              "greedy_acc": score, "greedy_acc_stderr": 0.05, "pass_at_n": min(1.0, 2 * score),
+              "pass_at_n_stderr": 0.1, "num_problems": 10, "n_samples": 2, "temperature": 0.6,
+              "top_p": 0.95, "max_gen_toks": 256, "limit": 10, "backend": "hf", "versions": versions}]
+             for ckpt, score in EVAL.items() for bench in ("gsm8k", "math500")]  # fmt: skip
+
+
+def build_config(tmp: Path, stages: tuple[str, ...] = STAGE_NAMES) -> ReportPipeline:
+    cands, summaries = candidates()
+    records = {
+        "generate": [[trajectory(p, s) for p in ("p0", "p1", "p2") for s in range(K)],
+                     [trajectory(p, s) for p in ("p3", "p4", "p5") for s in range(K)]],
+        "repair": [cands + summaries],
+        "score": [scored(cands) + summaries],
+        "curriculum": [curriculum(cands)],
+        "train-1": [[checkpoint(tmp, "heal-1")]], "train-2": [[checkpoint(tmp, "heal-2")]],
+        "train-3": [[checkpoint(tmp, "heal-3")]],
+        "train-baselines": [[checkpoint(tmp, "rs")], [checkpoint(tmp, "flat")]],
+        "evaluate": evaluation(),
+    }  # fmt: skip
+    counters = {"repair": [{"dropped_no_correct_continuation": 1}],
+                "curriculum": [{"dropped_top_lambda": 1, "dropped_above_reference_q95": 0}]}  # fmt: skip
+    return ReportPipeline(workdir=str(tmp / "run"), executor="debug",
+                          canned=CannedConfig({k: v for k, v in records.items() if k in stages}, counters))  # fmt: skip

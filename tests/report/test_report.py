@@ -1,0 +1,137 @@
+"""heal_batch.report: every section renders from a fake run folder, from an empty one, and from a
+partial one; numbers in the report match the canned records; the HTML is self-contained."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from heal_batch.executors import make_executor
+from heal_batch.launch import launch
+from heal_batch.report import write_report
+from heal_batch.report.collect import collect
+from heal_batch.report.render import Figure, Section, Table, to_html, to_markdown
+from heal_batch.report.sections import TITLES
+from heal_batch.stages import STAGES
+from tests.report.fake_run import CANNED, STAGE_NAMES, build_config
+
+
+def make_run(tmp_path, monkeypatch, stages=STAGE_NAMES):
+    for name in stages:
+        monkeypatch.setitem(STAGES, name, CANNED[name])
+    cfg = build_config(tmp_path, stages)
+    launch(cfg, make_executor("debug"), list(stages), echo=lambda *_: None)
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def full_run(tmp_path, monkeypatch):
+    return make_run(tmp_path, monkeypatch)
+
+
+def sections_of(markdown: str) -> dict[str, str]:
+    parts = re.split(r"^## (.+)$", markdown, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def test_full_run_fills_every_section(full_run):
+    html_path = write_report(full_run)
+    assert html_path == full_run / "report" / "report.html"
+    md = (full_run / "report" / "report.md").read_text()
+    sections = sections_of(md)
+    assert list(sections) == list(TITLES)
+    assert "Not run yet" not in md and "Could not read" not in md
+    assert re.search(
+        r"\| evaluate \| \w{12} \| 12/12 \| 0 \| 0 \| yes \| 12 \|", sections["Stages"]
+    )
+    assert "| curriculum | top_lambda | 1 |" in sections["Counts and drop reasons"]
+    assert "| repair | no_correct_continuation | 1 | 8.3% |" in sections["Counts and drop reasons"]
+    assert "6 problems, 30 teacher trajectories, k = 5" in sections["Teacher pass rates"]
+    assert "easy 2, hard 1, corner 3" in sections["Teacher pass rates"]
+    corner = sections["Corner cases: repaired and kept by PURE"]
+    assert "| problems in bucket (teacher) | 3 | 1 |" in corner
+    assert "|   outcome: no_correct_continuation | 1 | 0 |" in corner
+    assert "| candidates (correct, hint-free) | 4 | 3 |" in corner
+    assert "| kept in training sets (curriculum) | 3 | 3 |" in corner
+    entropy = sections["Entropy curves and breakpoints"]
+    assert "p3#s1#c0 (surge: entropy surge; kept by PURE)" in entropy and "p5#s1#c0" in entropy
+    assert "⟦breakpoint⟧" in entropy
+    assert "| heal-3 | 3 | 12 | 3 | 18 |" in sections["Curriculum composition"]
+    assert "| rs | train-baselines | 5 | 0.4000 |" in sections["Training loss"]
+    evaluation = sections["Evaluation"]
+    assert "| checkpoint | math500 | gsm8k |" in evaluation
+    rows = [
+        line.split(" | ")[0]
+        for line in evaluation.splitlines()
+        if line.startswith("| ") and "±" in line
+    ]
+    assert rows[:6] == ["| base student", "| RS-SFT (rs)", "| flat (all data)", "| HEAL stage I",
+                        "| HEAL stage II", "| HEAL stage III"]  # fmt: skip
+    assert "| HEAL stage III | 0.500 ± 0.100 | 0.500 ± 0.100 |" in evaluation
+    assert "n_samples=2, temperature=0.6" in evaluation and "lm_eval 0.4.13" in evaluation
+
+
+def test_html_is_self_contained_with_every_figure(full_run):
+    html = write_report(full_run).read_text()
+    for title in TITLES:
+        assert f">{title}</h2>" in html
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    pngs = sorted(p.name for p in (full_run / "report").glob("*.png"))
+    assert len(images) == len(pngs) == 6, pngs
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert not re.search(r'(src|href)="(?!data:|#)', html)  # nothing loaded from elsewhere
+    md = (full_run / "report" / "report.md").read_text()
+    assert sorted(re.findall(r"\]\(([\w-]+\.png)\)", md)) == pngs
+
+
+def test_empty_run_folder_says_not_run_yet(tmp_path):
+    write_report(tmp_path)
+    sections = sections_of((tmp_path / "report" / "report.md").read_text())
+    assert list(sections) == list(TITLES)
+    for title, body in sections.items():
+        assert "Not run yet" in body, title
+
+
+def test_partial_run_reports_progress_and_missing_stages(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", "generate/1@before-run=raise")
+    run = make_run(tmp_path, monkeypatch, stages=("generate",))
+    sections = sections_of((write_report(run).parent / "report.md").read_text())
+    rates = sections["Teacher pass rates"]
+    assert "generate: 1/2 tasks done" in rates and "3 problems, 15 teacher trajectories" in rates
+    for title in TITLES[3:]:
+        assert "Not run yet" in sections[title], title
+
+
+def test_unreadable_section_does_not_hide_the_others(full_run):
+    for log in full_run.parent.glob("*_train_log.jsonl"):
+        log.write_text("{not json\n")
+    data = collect(full_run)
+    assert "JSONDecodeError" in data.errors["training"] and data.evaluation
+    sections = sections_of((write_report(full_run).parent / "report.md").read_text())
+    assert "Could not read training data: JSONDecodeError" in sections["Training loss"]
+    assert "HEAL stage III" in sections["Evaluation"]
+
+
+def test_render_escapes_text():
+    section = Section("A <b>", ["x < y", Table(["h|1"], [["<script>"]]),
+                                Figure("f", b"\x89PNG", "cap & more")])  # fmt: skip
+    html = to_html([section], "T", "sub")
+    assert "<script>" not in html and "&lt;script&gt;" in html and "cap &amp; more" in html
+    assert "| h\\|1 |" in to_markdown([section], "T", "sub")
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
+def test_chromium_renders_the_report(full_run, tmp_path):
+    from matplotlib.image import imread
+
+    html = write_report(full_run)
+    shot = tmp_path / "report.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1200,2400", html.as_uri()], check=True, capture_output=True, timeout=120)  # fmt: skip
+    pixels = imread(shot)
+    assert pixels.shape[:2] == (2400, 1200)
+    assert pixels[..., :3].std() > 0.05  # not a blank page
