@@ -1,0 +1,319 @@
+"""curriculum: all trajectories and scored candidates of a run -> the PACE training sets.
+
+Inputs: every generate shard (natural trajectories) and every score shard (repair and
+answer-guided candidates with their ``pure`` scores, summaries, reference ratios), plus the
+benchmark files for decontamination. One reduce: every task reads all of them, decides the fate of
+every sample in one pool (``curriculum_sets.py``: incorrect, PURE, contaminated, duplicate,
+near-duplicate, cap) and writes one set. Tasks: 0, 1, 2 = ``heal-1``, ``heal-2``, ``heal-3`` (PACE
+stages I, II, III, cumulative), then one task per ``baselines`` entry: ``rs`` (correct teacher
+samples only: the rejection-sampling SFT baseline) and ``flat`` (every kind in one stage).
+Example record (chat messages; the student's chat template is applied at training time)::
+
+    {"id": "heal-3:arith-s0-0005#s2#c1", "set": "heal-3", "kind": "repair", "bucket": "corner",
+     "problem_id": "arith-s0-0005", "source_id": "arith-s0-0005#s2#c1",
+     "messages": [{"role": "system", "content": "..."}, {"role": "user", "content": "What is ...?"},
+                  {"role": "assistant", "content": "... \\\\boxed{12}."}]}
+
+The user turn is the problem as the teacher saw it (``teacher.user_suffix`` appended; few-shot
+examples are not copied). Counters: ``kept``, ``kept_<kind>``, ``dropped_<fate>``,
+``dropped_not_in_set``, ``reference_ratios``, ``benchmark_problems``; without benchmark data the
+decontamination is skipped, logged, and counted as ``decontamination_skipped_no_data``. Every
+sample's fate also goes to ``<task scratch>/fates.parquet``.
+
+    heal-batch stage curriculum --config jobs/demo.yaml --curriculum.max_repairs_per_problem 2
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from heal_batch.evaluation import BENCHMARK_FILES, BENCHMARKS
+from heal_batch.method.pace import PaceConfig, bucket
+from heal_batch.stages.base import Counters, Task, TaskIO, ref
+from heal_batch.stages.curriculum_sets import HEAL_SETS, set_specs
+from heal_batch.stages.teacher import TeacherConfig
+from heal_batch.store.manifests import Manifest
+
+DATA_PREFIX = "data_dir:"
+FROM_TEACHER = "@teacher"
+REPO_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+CANDIDATE_KINDS = ("answer_guided", "repair")
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """PACE training sets: what goes into each stage, caps, PURE, deduplication, decontamination.
+
+    Args:
+        baselines: baseline sets after heal-1..3: rs (correct teacher samples only, the
+            rejection-sampling SFT baseline) and flat (all kinds mixed in one stage).
+        cumulative: heal-N holds every kind introduced at stages <= N (false: only stage N's kind).
+        easy_min_pass_rate: bucket of a problem, recorded on its examples: easy at this teacher
+            pass rate or above.
+        corner_max_correct: a non-easy problem with at most this many correct samples is a corner case.
+        max_natural_per_problem: cap on correct teacher samples per problem (null: no cap).
+        max_answer_guided_per_problem: cap on answer-guided samples per problem (null: no cap).
+        max_repairs_per_problem: cap on GEAR repairs per problem (null: no cap).
+        seed: seed of the choice a cap makes.
+        pure_kinds: candidate kinds PURE filters (the rest are kept unfiltered).
+        pure_pooling: per_kind (top-lambda share and reference rule applied to each kind's pool)
+            or together (one pool for all kinds).
+        pure_drop_top_fraction: lambda, share of each pool with the highest ratio R dropped.
+        pure_reference_percentile: drop R above this percentile of naturally correct
+            trajectories' R (null: off).
+        near_dedup: drop near-duplicates (same text up to case, punctuation and whitespace).
+        decontaminate: drop samples whose problem shares a word n-gram with a benchmark problem.
+        benchmarks: benchmarks to decontaminate against (names as in evaluate).
+        data_dir: folder with the benchmark JSONL files; null: $HEAL_BATCH_DATA, else
+            ../shared/data next to the repository; when none exists decontamination is skipped
+            (and counted), a configured folder that does not exist is an error.
+        ngram: words per n-gram.
+        ignore_grams_in_problems: ignore benchmark n-grams found in at least this many distinct
+            training problems (stock phrases of competition problems; null: ignore none).
+        system_prompt: "@teacher" (the system prompt the teacher was given), null (no system
+            message) or the text of the system message.
+    """
+
+    baselines: list[str] = field(default_factory=lambda: ["rs", "flat"])
+    cumulative: bool = True
+    easy_min_pass_rate: float = 0.5
+    corner_max_correct: int = 1
+    max_natural_per_problem: int | None = None
+    max_answer_guided_per_problem: int | None = 4
+    max_repairs_per_problem: int | None = 4
+    seed: int = 0
+    pure_kinds: list[str] = field(default_factory=lambda: list(CANDIDATE_KINDS))
+    pure_pooling: Literal["per_kind", "together"] = "per_kind"
+    pure_drop_top_fraction: float = 0.2
+    pure_reference_percentile: float | None = 95.0
+    near_dedup: bool = True
+    decontaminate: bool = True
+    benchmarks: list[str] = field(default_factory=lambda: list(BENCHMARKS))
+    data_dir: str | None = None
+    ngram: int = 13
+    ignore_grams_in_problems: int | None = 3
+    system_prompt: str | None = FROM_TEACHER
+
+    def __post_init__(self) -> None:
+        set_specs(self.baselines)  # names
+        if len(set(self.baselines)) != len(self.baselines):
+            raise ValueError(f"curriculum.baselines has a repeated name: {self.baselines}")
+        for kind in self.pure_kinds:
+            if kind not in CANDIDATE_KINDS:
+                raise ValueError(
+                    f"curriculum.pure_kinds: {kind!r} is not one of {', '.join(CANDIDATE_KINDS)}"
+                )
+        if self.pure_pooling not in ("per_kind", "together"):
+            raise ValueError(
+                f"curriculum.pure_pooling {self.pure_pooling!r} is not per_kind or together"
+            )
+        for name in self.benchmarks:
+            if name not in BENCHMARK_FILES:
+                raise ValueError(
+                    f"curriculum.benchmarks: unknown {name!r}; valid: {', '.join(BENCHMARKS)}"
+                )
+        if self.ngram < 1:
+            raise ValueError(f"curriculum.ngram must be >= 1, got {self.ngram}")
+        self.pace()  # validates thresholds and caps
+
+    def pace(self) -> PaceConfig:
+        """The PaceConfig of these buckets, caps and seed."""
+        return PaceConfig(
+            easy_min_pass_rate=self.easy_min_pass_rate,
+            corner_max_correct=self.corner_max_correct,
+            max_natural_per_problem=self.max_natural_per_problem,
+            max_answer_guided_per_problem=self.max_answer_guided_per_problem,
+            max_repairs_per_problem=self.max_repairs_per_problem,
+            seed=self.seed,
+        )
+
+    def set_names(self) -> list[str]:
+        """The training set of each task, in task order."""
+        return [spec.name for spec in set_specs(self.baselines)]
+
+
+def find_data_dir(configured: str | None) -> Path | None:
+    """The benchmark folder: ``configured`` (must exist), $HEAL_BATCH_DATA, ../shared/data, or None."""
+    if configured:
+        path = Path(configured).expanduser().resolve()
+        if not path.is_dir():
+            raise FileNotFoundError(f"curriculum.data_dir={configured!r}: no such folder")
+        return path
+    for candidate in (os.environ.get("HEAL_BATCH_DATA"), REPO_DATA):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate).resolve()
+    return None
+
+
+class CurriculumStage:
+    name: ClassVar[str] = "curriculum"
+    version: ClassVar[int] = 1
+    upstream: ClassVar[tuple[str, ...]] = ("generate", "score")
+    section: ClassVar[str] = "curriculum"
+    shared: ClassVar[tuple[str, ...]] = ("teacher",)
+
+    def __init__(self, config: CurriculumConfig, teacher: TeacherConfig):
+        self.config, self.teacher = config, teacher
+        self._pace = config.pace()
+
+    def data_dir(self) -> Path | None:
+        return find_data_dir(self.config.data_dir) if self.config.decontaminate else None
+
+    def fingerprint(self) -> str:
+        """sha256 over the benchmark files decontamination reads: new benchmark data, new run."""
+        if not self.config.decontaminate:
+            return ""
+        data = self.data_dir()
+        if data is None:
+            return "decontamination-skipped:no-data"
+        sha = hashlib.sha256()
+        for name in self.config.benchmarks:
+            path = data / BENCHMARK_FILES[name]
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{path}: benchmark file for {name!r} missing (curriculum.benchmarks)"
+                )
+            sha.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        return sha.hexdigest()
+
+    def plan(self, upstream: Mapping[str, Manifest]) -> list[Task]:
+        refs = tuple(ref(s, t.index) for s in self.upstream for t in upstream[s].tasks)
+        data = self.data_dir()
+        inputs = (*refs, DATA_PREFIX + (str(data) if data else ""))
+        return [Task(self.name, i, inputs) for i in range(len(self.config.set_names()))]
+
+    def run(self, task: Task, io: TaskIO) -> Counters:
+        from heal_batch.stages.curriculum_sets import assign_fates, select_set
+
+        shards = [v for v in task.inputs if not v.startswith(DATA_PREFIX)]
+        data = next((v[len(DATA_PREFIX) :] for v in task.inputs if v.startswith(DATA_PREFIX)), "")
+        rows, references = self._read(shards, io)
+        counters = Counters()
+        bad = self._contaminated(rows, Path(data) if data else None, counters)
+        table = assign_fates(rows, references, bad, self.config)
+        spec = set_specs(self.config.baselines)[task.index]
+        kept, set_counters = select_set(table, spec, self.config.cumulative)
+        for row in kept.iter_rows(named=True):
+            io.write(self._example(spec.name, row))
+        counters.update(set_counters)
+        counters["reference_ratios"] += len(references)
+        table.select("id", "kind", "problem_id", "bucket", "ratio", "fate").write_parquet(
+            io.scratch / "fates.parquet"
+        )
+        return counters
+
+    def _read(self, shards: list[str], io: TaskIO) -> tuple[list[dict[str, Any]], list[float]]:
+        """Sample rows (natural + candidates) and the reference PURE ratios of every input shard."""
+        from heal_batch.method.decontam import near_duplicate_key
+
+        rows: list[dict[str, Any]] = []
+        references: list[float] = []
+        seen: dict[str, str] = {}
+        for address in shards:
+            for record in io.read(address):
+                kind = record.get("kind")
+                if kind == "reference":
+                    ratio = (record.get("pure") or {}).get("ratio")
+                    if ratio is not None:
+                        references.append(float(ratio))
+                    continue
+                if kind not in (None, *CANDIDATE_KINDS):
+                    continue  # repair summaries: counted by repair and score
+                row = self._row(record)
+                if row["id"] in seen:
+                    raise ValueError(
+                        f"sample id {row['id']!r} appears twice (shards {seen[row['id']][:12]} and "
+                        f"{address[:12]}); ids must be unique across a run"
+                    )
+                seen[row["id"]] = address
+                text = row["user"] + "\n" + row["assistant"]
+                row["near_key"] = near_duplicate_key(text)
+                row["exact_key"] = hashlib.sha256(
+                    json.dumps([row["system"], row["user"], row["assistant"]]).encode()
+                ).hexdigest()
+                rows.append(row)
+        return rows, references
+
+    def _row(self, r: dict[str, Any]) -> dict[str, Any]:
+        """One sample: a generate trajectory (no ``kind``) or a scored candidate."""
+        kind = r.get("kind") or "natural"
+        natural = kind == "natural"
+        pure = r.get("pure")
+        problem_bucket = r.get("bucket")
+        if problem_bucket is None and r.get("k"):
+            problem_bucket = bucket(r["n_correct"], r["k"], self._pace)
+        user = None if natural else r.get("user_prompt")
+        return {
+            "id": r["id"],
+            "kind": kind,
+            "problem_id": r["problem_id"],
+            "problem": r["problem"],
+            "bucket": problem_bucket,
+            "system": r.get("system_prompt"),
+            "user": user or r["problem"] + self.teacher.user_suffix,
+            "assistant": r["completion"] if natural else r["text"],
+            "correct": bool(r.get("correct", not natural)),
+            "scored": pure is not None,
+            "ratio": (pure or {}).get("ratio"),
+            "unscored_reason": (pure or {}).get("unscored_reason"),
+        }
+
+    def _contaminated(self, rows, data: Path | None, counters: Counters) -> set[str]:
+        """Problem ids whose text shares an n-gram with a benchmark problem."""
+        from heal_batch.evaluation import benchmark_problems
+        from heal_batch.method.decontam import build_ngram_index, contaminated, frequent_grams
+
+        if not self.config.decontaminate:
+            return set()
+        if data is None:
+            _log.warning(
+                "curriculum: no benchmark data folder (curriculum.data_dir, "
+                "$HEAL_BATCH_DATA, %s): decontamination skipped",
+                REPO_DATA,
+            )
+            counters["decontamination_skipped_no_data"] = 1
+            return set()
+        texts = [t for name in self.config.benchmarks for t in benchmark_problems(name, data)]
+        counters["benchmark_problems"] = len(texts)
+        index = build_ngram_index(texts, self.config.ngram)
+        problems = {r["problem_id"]: r["problem"] for r in rows}
+        if self.config.ignore_grams_in_problems:
+            distinct = set(problems.values())
+            index = index.without(
+                frequent_grams(distinct, index, self.config.ignore_grams_in_problems)
+            )
+        return {pid for pid, text in problems.items() if contaminated(text, index)}
+
+    def _example(self, set_name: str, row: dict[str, Any]) -> dict[str, Any]:
+        system = (
+            row["system"]
+            if self.config.system_prompt == FROM_TEACHER
+            else self.config.system_prompt
+        )
+        messages = [{"role": "system", "content": system}] if system else []
+        messages += [
+            {"role": "user", "content": row["user"]},
+            {"role": "assistant", "content": row["assistant"]},
+        ]
+        return {
+            "id": f"{set_name}:{row['id']}",
+            "set": set_name,
+            "kind": row["kind"],
+            "bucket": row["bucket"],
+            "problem_id": row["problem_id"],
+            "source_id": row["id"],
+            "messages": messages,
+        }
+
+
+def heal_set(stage: int) -> str:
+    """The set name of PACE stage 1, 2 or 3."""
+    return HEAL_SETS[stage - 1]

@@ -1,0 +1,392 @@
+"""curriculum: stage membership, PURE pooling, caps, dedup, decontamination, modes, counters.
+
+Upstream records are hand-made (generate-like trajectories, score-like candidates) and written as
+shards; the stage runs directly on them, and once through the launcher with stand-in upstream stages.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import jsonschema
+import pytest
+
+from heal_batch.config import PipelineConfig
+from heal_batch.stages import curriculum as cur
+from heal_batch.stages.base import Counters, Task, TaskIO
+from heal_batch.stages.curriculum import CurriculumConfig, CurriculumStage
+from heal_batch.stages.teacher import TeacherConfig
+from heal_batch.store.layout import Layout
+from heal_batch.store.shards import write_records
+
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "manifests" / "example.schema.json").read_text()
+)
+BENCH_PROBLEM = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
+)
+SYSTEM = "Reason step by step; put the answer in \\boxed{}."
+
+
+def traj(
+    pid: str, i: int, correct: bool, k: int, n_correct: int, text: str | None = None, problem=None
+):
+    return {
+        "id": f"{pid}#s{i}",
+        "problem_id": pid,
+        "problem": problem or f"What is {pid}?",
+        "reference_answer": "1",
+        "system_prompt": SYSTEM,
+        "completion": text or f"{pid} sample {i} \\boxed{{1}}",
+        "correct": correct,
+        "k": k,
+        "n_correct": n_correct,
+        "finish_reason": "stop",
+        "token_ids": [1, 2],
+    }
+
+
+def cand(pid: str, j: int, kind: str, ratio, bucket: str, reason=None, text=None):
+    tag = "c" if kind == "repair" else "ag"
+    cid = f"{pid}#s0#c{j}" if kind == "repair" else f"{pid}#ag{j}"
+    return {
+        "kind": kind,
+        "id": cid,
+        "problem_id": pid,
+        "problem": f"What is {pid}?",
+        "bucket": bucket,
+        "text": text or f"{pid} {tag}{j} \\boxed{{1}}",
+        "correct": True,
+        "system_prompt": SYSTEM,
+        "user_prompt": f"What is {pid}?",
+        "k": 4,
+        "n_correct": 0,
+        "pure": {"ratio": ratio, "unscored_reason": reason, "scorer": "tiny", "with_hint": False},
+    }
+
+
+def reference(tid: str, ratio: float):
+    return {
+        "kind": "reference",
+        "id": tid,
+        "problem_id": tid.split("#")[0],
+        "pure": {"ratio": ratio},
+    }
+
+
+def base_records():
+    """easy: 3/4 correct; hard: 2/5 (+4 answer-guided); corner: 0/4 (+5 repairs); plus references."""
+    gen = [traj("easy", i, i < 3, 4, 3) for i in range(4)]
+    gen += [traj("hard", i, i < 2, 5, 2) for i in range(5)]
+    gen += [traj("corner", i, False, 4, 0) for i in range(4)]
+    scored = [cand("hard", j, "answer_guided", 1.0 + j, "hard") for j in range(4)]
+    scored += [cand("corner", j, "repair", 1.0 + j, "corner") for j in range(5)]
+    scored += [{"kind": "repair_summary", "id": "corner#summary", "problem_id": "corner"}]
+    scored += [reference(f"easy#s{i}", 2.0 + i) for i in range(3)]
+    return gen, scored
+
+
+@pytest.fixture
+def no_data(monkeypatch, tmp_path):
+    """No benchmark data anywhere (unless a test passes data_dir)."""
+    monkeypatch.delenv("HEAL_BATCH_DATA", raising=False)
+    monkeypatch.setattr(cur, "REPO_DATA", tmp_path / "absent")
+
+
+def run_all(tmp_path, gen, scored, cfg: CurriculumConfig, teacher=None, data=""):
+    """Every task of the stage on the given shards: {set: (records, counters)}."""
+    layout = Layout(tmp_path / "run")
+    layout.store.mkdir(parents=True, exist_ok=True)
+    shards = [
+        write_records(layout.store, gen[: len(gen) // 2]),
+        write_records(layout.store, gen[len(gen) // 2 :]),
+    ]
+    shards.append(write_records(layout.store, scored))
+    stage = CurriculumStage(cfg, teacher or TeacherConfig(user_suffix=""))
+    out = {}
+    for index, name in enumerate(cfg.set_names()):
+        io = TaskIO(layout, "curriculum", "key", index)
+        counters = stage.run(Task("curriculum", index, (*shards, cur.DATA_PREFIX + data)), io)
+        address, _ = io.close()
+        out[name] = (list(io.read(address)), counters)
+    return out
+
+
+def ids(records):
+    return sorted(r["source_id"] for r in records)
+
+
+def check_counters(counters: Counters):
+    dropped = sum(v for k, v in counters.items() if k.startswith("dropped_"))
+    assert counters["total"] == counters["kept"] + dropped
+
+
+def test_stage_membership_modes_and_pure(tmp_path, no_data):
+    gen, scored = base_records()
+    cfg = CurriculumConfig(pure_reference_percentile=None)
+    sets = run_all(tmp_path, gen, scored, cfg)
+    assert list(sets) == ["heal-1", "heal-2", "heal-3", "rs", "flat"]
+    natural = ["easy#s0", "easy#s1", "easy#s2", "hard#s0", "hard#s1"]
+    # top lambda = ceil(0.2 * 4) = 1 answer-guided (ratio 4) and ceil(0.2 * 5) = 1 repair (ratio 5)
+    guided = ["hard#ag0", "hard#ag1", "hard#ag2"]
+    repairs = ["corner#s0#c0", "corner#s0#c1", "corner#s0#c2", "corner#s0#c3"]
+    assert ids(sets["heal-1"][0]) == sorted(natural) == ids(sets["rs"][0])
+    assert ids(sets["heal-2"][0]) == sorted(natural + guided)
+    assert ids(sets["heal-3"][0]) == sorted(natural + guided + repairs) == ids(sets["flat"][0])
+    c1, c3 = sets["heal-1"][1], sets["heal-3"][1]
+    assert c1["total"] == c3["total"] == 13 + 9
+    assert c1["dropped_not_in_set"] == 9 and c1["dropped_incorrect"] == 8 and c1["kept"] == 5
+    assert (
+        c3["dropped_top_lambda"] == 2 and c3["kept_repair"] == 4 and c3["kept_answer_guided"] == 3
+    )
+    assert c3["reference_ratios"] == 3 and c3["decontamination_skipped_no_data"] == 1
+    for records, counters in sets.values():
+        check_counters(counters)
+        for record in records:
+            jsonschema.validate(record, SCHEMA)
+            assert record["id"] == f"{record['set']}:{record['source_id']}"
+    example = next(r for r in sets["heal-3"][0] if r["source_id"] == "corner#s0#c1")
+    assert example["messages"] == [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "What is corner?"},
+        {"role": "assistant", "content": "corner c1 \\boxed{1}"},
+    ]
+    assert example["bucket"] == "corner"
+    assert {r["bucket"] for r in sets["heal-1"][0] if r["problem_id"] == "hard"} == {"hard"}  # 2/5
+    assert {r["bucket"] for r in sets["heal-1"][0] if r["problem_id"] == "easy"} == {"easy"}
+
+
+def test_pure_reference_rule_unscored_and_pooling(tmp_path, no_data):
+    gen, _ = base_records()
+    scored = [cand("hard", j, "answer_guided", 10.0 + j, "hard") for j in range(5)]
+    scored += [cand("corner", j, "repair", 1.0 + j, "corner") for j in range(5)]
+    scored += [cand("corner", 9, "repair", None, "corner", reason="no_boxed_answer")]
+    scored += [reference(f"easy#s{i}", r) for i, r in enumerate([1.0, 2.0, 3.0])]
+    unbounded = {"max_repairs_per_problem": None, "max_answer_guided_per_problem": None}
+    unbounded["baselines"] = []
+    together = run_all(
+        tmp_path / "a",
+        gen,
+        scored,
+        CurriculumConfig(pure_pooling="together", pure_reference_percentile=None, **unbounded),
+    )["heal-3"]
+    # 10 scored: top 2 are both answer-guided (13, 14); every repair survives
+    assert together[1]["dropped_top_lambda"] == 2 and together[1]["kept_repair"] == 5
+    assert together[1]["dropped_no_boxed_answer"] == 1
+    per_kind = run_all(tmp_path / "b", gen, scored, CurriculumConfig(**unbounded))["heal-3"]
+    # per kind: top 1 of each; q95 of [1, 2, 3] = 2.9 drops the repairs 3 and 4, and every guided one
+    c = per_kind[1]
+    assert c["dropped_top_lambda"] == 2 and c["dropped_above_reference_q95"] == 2 + 4
+    assert ids(r for r in per_kind[0] if r["kind"] == "repair") == ["corner#s0#c0", "corner#s0#c1"]
+    check_counters(c)
+
+
+def test_caps_are_seeded_by_id_not_by_shard_order(tmp_path, no_data):
+    gen, _ = base_records()
+    scored = [cand("corner", j, "repair", 1.0, "corner") for j in range(8)]
+    cfg = CurriculumConfig(
+        max_repairs_per_problem=3, pure_drop_top_fraction=0.0, baselines=["flat"]
+    )
+    first = run_all(tmp_path / "a", gen, scored, cfg)["flat"]
+    second = run_all(tmp_path / "b", gen, scored[::-1], cfg)["flat"]
+    assert first[1]["dropped_cap"] == 5 and first[1]["kept_repair"] == 3
+    assert ids(first[0]) == ids(second[0])
+    other_seed = run_all(
+        tmp_path / "c",
+        gen,
+        scored,
+        CurriculumConfig(
+            max_repairs_per_problem=3, pure_drop_top_fraction=0.0, baselines=["flat"], seed=1
+        ),
+    )["flat"]
+    assert ids(other_seed[0]) != ids(first[0])  # 56 choices: a different seed picks differently
+
+
+def test_exact_and_near_duplicates_keep_the_earliest_stage(tmp_path, no_data):
+    same = "We add. So \\boxed{2}."
+    gen = [
+        traj("p", 0, True, 4, 4, same),
+        traj("p", 1, True, 4, 4, same),
+        traj("p", 2, True, 4, 4, "we ADD so boxed 2"),
+        traj("p", 3, True, 4, 4, "Other. \\boxed{2}"),
+    ]
+    scored = [cand("p", 0, "repair", 1.0, "corner", text=same)]
+    cfg = CurriculumConfig(pure_drop_top_fraction=0.0, baselines=[])
+    sets = run_all(tmp_path, gen, scored, cfg)
+    records, counters = sets["heal-3"]
+    assert ids(records) == ["p#s0", "p#s3"]
+    assert counters["dropped_duplicate"] == 2 and counters["dropped_near_duplicate"] == 1
+    no_near = run_all(
+        tmp_path / "b",
+        gen,
+        scored,
+        CurriculumConfig(pure_drop_top_fraction=0.0, baselines=[], near_dedup=False),
+    )["heal-3"]
+    assert ids(no_near[0]) == ["p#s0", "p#s2", "p#s3"]
+
+
+def test_decontamination_against_benchmark_files(tmp_path, no_data):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "gsm8k_test.jsonl").write_text(
+        json.dumps({"problem": BENCH_PROBLEM, "answer": "72"}) + "\n"
+    )
+    leaked = f"Question: {BENCH_PROBLEM} How many clips did Natalia sell altogether?"
+    gen = [traj("leak", i, True, 2, 2, problem=leaked) for i in range(2)]
+    gen += [traj("clean", i, True, 2, 2) for i in range(2)]
+    cfg = CurriculumConfig(benchmarks=["gsm8k"], data_dir=str(data), baselines=[])
+    stage = CurriculumStage(cfg, TeacherConfig())
+    (task,) = {t.inputs for t in stage.plan({"generate": _manifest(1), "score": _manifest(1)})}
+    assert task[-1] == cur.DATA_PREFIX + str(data.resolve())
+    sets = run_all(tmp_path, gen, [], cfg, data=str(data))
+    records, counters = sets["heal-1"]
+    assert ids(records) == ["clean#s0", "clean#s1"]
+    assert counters["dropped_contaminated"] == 2 and counters["benchmark_problems"] == 1
+
+    before = stage.fingerprint()
+    (data / "gsm8k_test.jsonl").write_text(
+        json.dumps({"problem": "Something else entirely."}) + "\n"
+    )
+    assert stage.fingerprint() != before
+    assert (
+        CurriculumStage(CurriculumConfig(decontaminate=False), TeacherConfig()).fingerprint() == ""
+    )
+    missing = CurriculumStage(CurriculumConfig(), TeacherConfig())
+    assert missing.data_dir() is None and missing.fingerprint() == "decontamination-skipped:no-data"
+    with pytest.raises(FileNotFoundError, match="curriculum.data_dir"):
+        CurriculumStage(
+            CurriculumConfig(data_dir=str(tmp_path / "nope")), TeacherConfig()
+        ).fingerprint()
+
+
+def test_user_suffix_system_prompt_modes_and_non_cumulative(tmp_path, no_data):
+    gen, scored = base_records()
+    teacher = TeacherConfig(user_suffix=" Think.")
+    sets = run_all(
+        tmp_path,
+        gen,
+        scored,
+        CurriculumConfig(system_prompt=None, cumulative=False, baselines=[]),
+        teacher,
+    )
+    natural = sets["heal-1"][0][0]
+    assert natural["messages"] == [
+        {"role": "user", "content": "What is easy? Think."},
+        {"role": "assistant", "content": "easy sample 0 \\boxed{1}"},
+    ]
+    assert {r["kind"] for r in sets["heal-2"][0]} == {"answer_guided"}
+    assert {r["kind"] for r in sets["heal-3"][0]} == {"repair"}
+    custom = run_all(
+        tmp_path / "b", gen, scored, CurriculumConfig(system_prompt="Be brief.", baselines=[])
+    )
+    assert custom["heal-1"][0][0]["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ValueError, match="curriculum.baselines: unknown baseline 'dpo'"):
+        CurriculumConfig(baselines=["dpo"])
+    with pytest.raises(ValueError, match="curriculum.pure_kinds"):
+        CurriculumConfig(pure_kinds=["natural"])
+    with pytest.raises(ValueError, match="curriculum.benchmarks: unknown 'mmlu'"):
+        CurriculumConfig(benchmarks=["mmlu"])
+
+
+def test_duplicate_sample_ids_are_an_error(tmp_path, no_data):
+    gen, scored = base_records()
+    with pytest.raises(ValueError, match="appears twice"):
+        run_all(tmp_path, gen + gen[:1], scored, CurriculumConfig(baselines=[]))
+
+
+# --- through the launcher, with stand-in generate and score stages --------------------------
+
+
+def _manifest(n):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(tasks=[SimpleNamespace(index=i) for i in range(n)])
+
+
+@dataclass(frozen=True)
+class FakeUpstreamConfig:
+    records: list = field(default_factory=list)
+
+
+class FakeGenerate:
+    name: ClassVar[str] = "generate"
+    version: ClassVar[int] = 1
+    upstream: ClassVar[tuple[str, ...]] = ()
+    section: ClassVar[str] = "fake_generate"
+
+    def __init__(self, config):
+        self.config = config
+
+    def fingerprint(self):
+        return ""
+
+    def plan(self, upstream):
+        return [Task(self.name, i, ()) for i in range(2)]
+
+    def run(self, task, io):
+        for record in self.config.records[task.index :: 2]:
+            io.write(record)
+        counters = Counters()
+        counters.keep(len(self.config.records[task.index :: 2]))
+        return counters
+
+
+class FakeScore(FakeGenerate):
+    name: ClassVar[str] = "score"
+    section: ClassVar[str] = "fake_score"
+
+    def plan(self, upstream):
+        return [Task(self.name, 0, ())]
+
+    def run(self, task, io):
+        for record in self.config.records:
+            io.write(record)
+        return Counters(total=len(self.config.records))
+
+
+@dataclass
+class CurriculumPipeline(PipelineConfig):
+    fake_generate: FakeUpstreamConfig = field(default_factory=FakeUpstreamConfig)
+    fake_score: FakeUpstreamConfig = field(default_factory=FakeUpstreamConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+
+
+def fake_dag(monkeypatch):
+    """generate and score replaced by stand-ins; curriculum registered (in DAG order after them)."""
+    from heal_batch.stages import STAGES
+
+    for cls in (FakeGenerate, FakeScore, CurriculumStage):
+        monkeypatch.setitem(STAGES, cls.name, cls)
+
+
+def test_through_the_launcher_manifest_counts_every_drop(tmp_path, no_data, monkeypatch):
+    from heal_batch.executors import make_executor
+    from heal_batch.launch import launch
+    from heal_batch.store.shards import read_records, shard_path
+
+    fake_dag(monkeypatch)
+    gen, scored = base_records()
+    cfg = CurriculumPipeline(
+        workdir=str(tmp_path / "run"),
+        executor="debug",
+        fake_generate=FakeUpstreamConfig(gen),
+        fake_score=FakeUpstreamConfig(scored),
+    )
+    result = launch(
+        cfg, make_executor("debug"), ["generate", "score", "curriculum"], echo=lambda *_: None
+    )
+    assert not result.failed and result.submitted["curriculum"] == [0, 1, 2, 3, 4]
+    plan = next(p for p in result.plans if p.name == "curriculum")
+    manifest = plan.manifest
+    assert manifest.sealed
+    layout = Layout(cfg.workdir)
+    heal3 = list(read_records(shard_path(layout.store, manifest.tasks[2].output)))
+    assert {r["set"] for r in heal3} == {"heal-3"} and len(heal3) == manifest.tasks[2].records == 11
+    assert manifest.tasks[2].counters["dropped_top_lambda"] == 2
+    assert (layout.scratch("curriculum", plan.key, 2) / "fates.parquet").is_file()
