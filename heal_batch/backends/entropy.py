@@ -2,8 +2,8 @@
 
 Inputs -> outputs:
   logits [..., V] (any float dtype)      -> exact entropy [...] in nats (float32 math)
-  {token_id: logprob} for the top K      -> renormalised top-K entropy estimate (a lower bound in
-                                            practice: the missing tail mass is dropped)
+  {token_id: logprob} for the top K      -> renormalised top-K entropy estimate (never above the
+                                            exact entropy when the entries are the true top K)
   list[float]                            -> "f16:<base64>" string and back (for JSONL records)
 
 Example:
@@ -12,10 +12,12 @@ Example:
     >>> decode_floats(encode_floats([0.5, 1.25]))
     [0.5, 1.25]
 
-Encoding choice (measured on SmolLM2 entropies/logprobs, see the helper report): float16 little-endian,
-base64 -> 2.67 characters per value, absolute error <= 2**-11 * |x| (<= 0.004 nats for entropies below
-8, <= 0.016 for logprobs down to -32), versus about 8-19 characters per value for JSON decimals. Values
-beyond the float16 range (|x| > 65504) become +-inf; -inf logprobs survive as -inf.
+Encoding choice, measured on 9,176 SmolLM2-135M tokens (entropies up to 5.9 nats, logprobs down
+to -10.7), bytes per value inside a JSONL record, raw / after zstd -3:
+  JSON floats as printed   19.96 / 8.82      JSON rounded to 4 places   7.49 / 3.06
+  JSON rounded to 3 places  6.49 / 2.32      float16 base64 (chosen)    2.88 / 1.99
+float16 keeps a relative error <= 2**-11 (measured max 0.002 nats on entropies, 0.004 on
+logprobs). Values beyond the float16 range (|x| > 65504) become +-inf; -inf stays -inf.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ def topk_entropy(logprobs: Mapping[int, float] | Iterable[float]) -> float:
 
     This is what an engine that returns only the top-K logprobs lets us compute. It ignores the tail,
     so it reads low (about 20 % low for K=20 on SmolLM2; stack-2026-11-24.md section 3c) but ranks
-    tokens well. -inf entries are ignored; an empty input gives 0.0.
+    tokens well. For the true top K it is never above the exact entropy: every tail token is at
+    most as likely as the least likely kept one. -inf entries are ignored; empty input gives 0.0.
     """
     values = list(logprobs.values()) if isinstance(logprobs, Mapping) else list(logprobs)
     finite = [v for v in values if math.isfinite(v)]
