@@ -27,6 +27,12 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
+def _integer_axis(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -48,6 +54,9 @@ def pass_rate_histogram(bars: Mapping[float, tuple[int, str]], k_label: str) -> 
     ax.legend(unique.values(), unique.keys(), title="PACE bucket", fontsize=8)
     ax.set_xlabel(f"teacher pass rate ({k_label})")
     ax.set_ylabel("problems")
+    if len(rates) <= 12:
+        ax.set_xticks(rates, [f"{r:g}" for r in rates])
+    _integer_axis(ax.yaxis)
     ax.set_xlim(-0.08, 1.08)
     return _png(fig)
 
@@ -98,6 +107,7 @@ def curriculum_bars(sets: Mapping[str, Mapping[str, int]], order: Sequence[str])
         ax.bar(order, heights, bottom=bottom, label=kind, color=KIND_COLORS.get(kind))
         bottom = [b + h for b, h in zip(bottom, heights)]
     ax.set_ylabel("training examples")
+    _integer_axis(ax.yaxis)
     ax.legend(fontsize=8)
     return _png(fig)
 
@@ -110,6 +120,7 @@ def loss_curves(curves: Mapping[str, Sequence[tuple[int, float]]]) -> bytes:
         steps, losses = zip(*points)
         ax.plot(steps, losses, marker="." if len(points) < 40 else None, lw=1.2, label=label)
     ax.set_xlabel("optimizer step")
+    _integer_axis(ax.xaxis)
     ax.set_ylabel("loss (assistant tokens)")
     ax.legend(fontsize=8)
     return _png(fig)
@@ -130,5 +141,12 @@ def eval_bars(table: Mapping[str, Mapping[str, tuple[float, float | None]]], ben
     ax.set_xticks(range(len(benchmarks)), benchmarks)
     ax.set_ylabel(metric)
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, ncols=min(len(rows), 6))
+    # above the axes, so bars near 1.0 stay visible
+    ax.legend(
+        fontsize=8,
+        ncols=min(len(rows), 6),
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        frameon=False,
+    )
     return _png(fig)

@@ -55,8 +55,8 @@ h1 { margin-bottom: 0.1em; } h2 { border-bottom: 1px solid #ddd; padding-bottom:
 .meta { color: #666; margin-top: 0; }
 nav ol { columns: 2; padding-left: 1.4em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
-th, td { border: 1px solid #d0d0d0; padding: 3px 9px; text-align: right; vertical-align: top; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #d0d0d0; padding: 3px 9px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 13px; }
@@ -118,13 +118,20 @@ def to_html(sections: list[Section], title: str, subtitle: str) -> str:
     )
 
 
+NUMBER = re.compile(r"^[-+]?[\d.,]+%?( ± [\d.]+)?$|^\d+/\d+$|^-$|^\?$")
+
+
+def _html_cell(value) -> str:
+    text = str(value)
+    css = ' class="num"' if NUMBER.match(text) else ""
+    return f"<td{css}>{html.escape(text)}</td>"
+
+
 def _html_block(block) -> str:
     esc = html.escape
     if isinstance(block, Table):
         head = "".join(f"<th>{esc(str(h))}</th>" for h in block.headers)
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in block.rows
-        )
+        rows = "".join("<tr>" + "".join(_html_cell(c) for c in row) + "</tr>" for row in block.rows)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
     if isinstance(block, Figure):
         data = base64.b64encode(block.png).decode("ascii")

@@ -135,3 +135,28 @@ def test_chromium_renders_the_report(full_run, tmp_path):
     pixels = imread(shot)
     assert pixels.shape[:2] == (2400, 1200)
     assert pixels[..., :3].std() > 0.05  # not a blank page
+
+
+def test_report_reads_real_generate_output(tmp_path, tiny_llama):
+    """ingest + the real generate stage on the tiny model (8 tokens): pass rates per problem."""
+    if "generate" not in STAGES or STAGES["generate"].__module__ != "heal_batch.stages.generate":
+        pytest.skip("the generate stage is not registered")
+    from heal_batch.config import PipelineConfig
+    from heal_batch.stages.generate import GenerateConfig
+    from heal_batch.stages.ingest import IngestConfig
+    from heal_batch.stages.teacher import TeacherConfig
+
+    cfg = PipelineConfig(
+        workdir=str(tmp_path / "run"), executor="debug",
+        ingest=IngestConfig(paths=["builtin:arith?count=4&seed=0"], num_shards=1),
+        teacher=TeacherConfig(model=str(tiny_llama), dtype="float32", examples=[]),
+        generate=GenerateConfig(k=2, max_new_tokens=8),
+    )  # fmt: skip
+    assert (
+        launch(cfg, make_executor("debug"), ["ingest", "generate"], echo=lambda *_: None).failed
+        == {}
+    )
+    md = (write_report(tmp_path / "run").parent / "report.md").read_text()
+    rates = sections_of(md)["Teacher pass rates"]
+    assert "4 problems, 8 teacher trajectories, k = 2" in rates and "pass_rates.png" in rates
+    assert "| generate | " in sections_of(md)["Counts and drop reasons"]
