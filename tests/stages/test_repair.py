@@ -176,3 +176,17 @@ def test_summary_reasons(tally, dropped, reason):
 def test_config_errors_name_the_key(kw, message):
     with pytest.raises(ValueError, match=message):
         RepairConfig(**kw)
+
+
+@pytest.mark.parametrize("placement", ["prompt", "start"])
+def test_answer_guided_prompt_and_training_text(placement):
+    from heal_batch.stages.repair_jobs import guided_job, stitch
+
+    problem = {"problem_id": "q", "problem": "What is 1 + 1?", "reference_answer": "2"}
+    job = guided_job(problem, lambda user, prefix: f"<u>{user}</u><a>{prefix or ''}", RepairConfig(guided_placement=placement))
+    assert job.kind == "answer_guided" and job.placement == placement and job.n == 2
+    if placement == "prompt":  # the answer is in the user turn, the answer is untouched
+        assert "the correct final answer is 2" in job.prompt and job.prompt.endswith("<a>")
+    else:  # the hint opens the assistant turn
+        assert job.prompt.startswith("<u>What is 1 + 1?</u><a>Wait. (Hindsight")
+    assert stitch(job, "1 + 1 = 2, so \\boxed{2}.") == ("1 + 1 = 2, so \\boxed{2}.", 0)
