@@ -6,6 +6,7 @@ the data folder. Output: one shard per (checkpoint, benchmark) task holding one 
 :func:`heal_batch.evaluation.run_benchmark` plus where the model came from, e.g.::
 
     {"checkpoint": "heal-2", "checkpoint_shard": "<address>", "path": "/run/checkpoints/…/hf",
+     "model_revision": "sha256:…" (config.json + weight file sizes, see stages.teacher),
      "benchmark": "gsm8k", "avg_at_n": 0.31, "avg_at_n_stderr": 0.05, "greedy_acc": 0.3, …,
      "n_samples": 2, "temperature": 0.6, "limit": 10, "versions": {"lm_eval": "0.4.13", …},
      "results_file": "<workdir>/runs/evaluate/<key>/work/<i>/lm_eval/results_<ts>.json", …}
@@ -156,9 +157,11 @@ class EvaluateStage:
 
     def run(self, task: Task, io: TaskIO) -> Counters:
         from heal_batch.evaluation import run_benchmark
+        from heal_batch.stages.teacher import model_revision
 
         model, bench, data_dir = _parse_inputs(task)
         source = self._source(model, io)
+        source["model_revision"] = model_revision(source["path"])
         out = io.scratch / "lm_eval"
         shutil.rmtree(out, ignore_errors=True)  # the record points at this attempt's files only
         result = run_benchmark(source["path"], bench, self.config.eval_config(data_dir), out)

@@ -215,7 +215,16 @@ def test_evaluates_base_and_checkpoints_through_lm_eval(
         jsonschema.validate(rec, SCHEMA)
         assert rec["benchmark"] == "gsm8k" and rec["num_problems"] == 2 and rec["n_samples"] == 2
         assert rec["path"] == str(tiny_llama) and rec["data_dir"] == str(shared_data.resolve())
+        assert rec["model_revision"].startswith("sha256:")
         kept = layout.scratch("evaluate", manifest.run_key, index) / "lm_eval"
         assert Path(rec["results_file"]).parent == kept and Path(rec["results_file"]).is_file()
         assert len(rec["samples_files"]) == 2
     assert launch(cfg, make_executor("debug"), stages, echo=lambda *_: None).submitted == {}
+
+    from heal_batch.report import write_report
+
+    report = (write_report(layout.workdir).parent / "report.md").read_text()
+    base_row = (
+        f"| base student | {records[0]['avg_at_n']:.3f} ± {records[0]['avg_at_n_stderr']:.3f} |"
+    )
+    assert base_row in report and "| HEAL stage I | " in report
