@@ -68,9 +68,10 @@ def outputs(cfg, result, name):
 
 
 def test_pace_stages_chain_checkpoints_and_rs_matches_their_steps(tmp_path, tiny_llama, train_dag):
+    from transformers import AutoModelForCausalLM
+
     from heal_batch.executors import make_executor
     from heal_batch.launch import launch
-    from transformers import AutoModelForCausalLM
 
     gen, scored = base_records()
     gen += [dict(r, id=r["id"] + "x", completion=r["completion"] + " again") for r in gen]
