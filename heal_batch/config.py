@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from heal_batch.stages.curriculum import CurriculumConfig
 from heal_batch.stages.generate import GenerateConfig
 from heal_batch.stages.ingest import IngestConfig
 from heal_batch.stages.repair import RepairConfig
 from heal_batch.stages.score import ScoreConfig
 from heal_batch.stages.teacher import TeacherConfig
+from heal_batch.stages.train import StudentConfig, TrainStageConfig
 
 EXECUTORS = ("debug", "local", "slurm")
 
@@ -39,6 +41,9 @@ class PipelineConfig:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     repair: RepairConfig = field(default_factory=RepairConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    train: TrainStageConfig = field(default_factory=TrainStageConfig)
 
     def __post_init__(self):
         if self.executor not in EXECUTORS:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from heal_batch.stages.curriculum import CurriculumStage
 from heal_batch.stages.generate import GenerateStage
 from heal_batch.stages.ingest import IngestStage
 from heal_batch.stages.repair import RepairStage
 from heal_batch.stages.score import ScoreStage
+from heal_batch.stages.train import Train1Stage, Train2Stage, Train3Stage, TrainBaselinesStage
 
-STAGES = {cls.name: cls for cls in (IngestStage, GenerateStage, RepairStage, ScoreStage)}
+STAGES = {
+    cls.name: cls
+    for cls in (
+        IngestStage, GenerateStage, RepairStage, ScoreStage, CurriculumStage,
+        Train1Stage, Train2Stage, Train3Stage, TrainBaselinesStage,
+    )
+}  # fmt: skip
 
 
 def get_stage_class(name: str):
