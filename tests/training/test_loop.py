@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from heal_batch.training import TrainConfig, train_sft
 from heal_batch.training.checkpoint import COMPLETE, hash_files, latest_state
+from heal_batch.training.distributed import free_port
 from heal_batch.training.logs import read_log
 from heal_batch.training.packing import pack_samples
 from heal_batch.training.tokenize import tokenize_records
@@ -87,6 +89,20 @@ def _spec(tmp_path: Path, name: str, init: Path, records: int, cfg: dict) -> Pat
     return spec
 
 
+def _run_group(cmd: list[str], env: dict[str, str], timeout: float) -> None:
+    """Run cmd in its own session; on timeout kill its whole group (torchrun's workers too)."""
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    assert proc.returncode == 0, err[-3000:]
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
@@ -130,26 +146,9 @@ def test_a_killed_stage_resumes_from_its_last_checkpoint(tiny_llama, tmp_path):
 def test_two_ranks_on_cpu_match_one_rank_with_accumulation(tiny_llama, tmp_path, zero):
     base = dict(FAST, per_device_batch=1, max_steps=6, save_every_steps=3, deepspeed=zero)
     spec = _spec(tmp_path, "ranks2", tiny_llama, 24, dict(base, grad_accum=1))
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "0",
-    ]
-    cmd += ["-m", "tests.training.train_child", str(spec)]
-    done = subprocess.run(
-        cmd,
-        check=False,
-        cwd=REPO,
-        env=_env(OMP_NUM_THREADS="1"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--master_port", str(free_port()), "-m", "tests.training.train_child", str(spec)]
+    _run_group(cmd, _env(OMP_NUM_THREADS="1"), timeout=300)
     two = json.loads((tmp_path / "ranks2.result.json").read_text())
 
     one = train_sft(
