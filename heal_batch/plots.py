@@ -45,15 +45,22 @@ def plot_entropy(
         if step.index:
             ax.axvline(step.token_start - 0.5, color="0.3", ls=":", lw=0.8)
     if search_fraction and ents:
-        ax.axvspan(-0.5, search_fraction * len(ents) - 0.5, color="tab:orange", alpha=0.08,
-                   label=f"search window (first {search_fraction:.0%})")
+        ax.axvspan(
+            -0.5,
+            search_fraction * len(ents) - 0.5,
+            color="tab:orange",
+            alpha=0.08,
+            label=f"search window (first {search_fraction:.0%})",
+        )
     if breakpoint is not None:
         _mark(ax, breakpoint)
     ax.set_xlabel("token")
     ax.set_ylabel("entropy (nats)")
     verdict = "correct" if record.get("correct") else f"wrong ({record.get('extracted_answer')})"
-    ax.set_title(f"{record['id']}: {len(steps)} steps, {verdict}, {record.get('entropy_method', '')}",
-                 fontsize=10)
+    ax.set_title(
+        f"{record['id']}: {len(steps)} steps, {verdict}, {record.get('entropy_method', '')}",
+        fontsize=10,
+    )
     ax.plot([], [], color="tab:blue", lw=2.2, label="step mean")
     ax.legend(loc="upper right", fontsize=8)
     out = Path(out_png)

@@ -10,11 +10,27 @@ from heal_batch.stages.trajectory import breakpoint_dict, breakpoint_of
 
 
 def record():
-    tokens = ["We ", "read.\n\n", "We ", "add.\n\n", "Oops ", "times.\n\n", "So ", "\\boxed{9}."] + [" ok"] * 8
+    tokens = [
+        "We ",
+        "read.\n\n",
+        "We ",
+        "add.\n\n",
+        "Oops ",
+        "times.\n\n",
+        "So ",
+        "\\boxed{9}.",
+    ] + [" ok"] * 8
     text, offsets = offsets_from_tokens(tokens)
     ents = [0.5, 0.5, 0.5, 0.5, 3.0, 3.0] + [0.4] * 10
-    return {"id": "q#s0", "completion": text, "offsets": [s for s, _ in offsets], "entropies": encode_floats(ents),
-            "entropy_method": "exact", "correct": False, "extracted_answer": "9"}
+    return {
+        "id": "q#s0",
+        "completion": text,
+        "offsets": [s for s, _ in offsets],
+        "entropies": encode_floats(ents),
+        "entropy_method": "exact",
+        "correct": False,
+        "extracted_answer": "9",
+    }
 
 
 @pytest.mark.parametrize("as_dict", [False, True])

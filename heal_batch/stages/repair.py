@@ -87,7 +87,9 @@ class RepairConfig:
 
     def __post_init__(self):
         if self.guided_placement not in PLACEMENTS:
-            raise ValueError(f"repair.guided_placement {self.guided_placement!r} is not one of {', '.join(PLACEMENTS)}")
+            raise ValueError(
+                f"repair.guided_placement {self.guided_placement!r} is not one of {', '.join(PLACEMENTS)}"
+            )
         bad = [b for b in self.guided_buckets if b not in BUCKETS]
         if bad:
             raise ValueError(f"repair.guided_buckets: {bad} not in {', '.join(BUCKETS)}")
@@ -97,7 +99,9 @@ class RepairConfig:
         if self.chunk_problems < 1:
             raise ValueError("repair.chunk_problems must be >= 1")
         if self.continuations_per_path == 0 and self.paths_per_problem > 0:
-            raise ValueError("repair.continuations_per_path must be >= 1 when paths_per_problem > 0")
+            raise ValueError(
+                "repair.continuations_per_path must be >= 1 when paths_per_problem > 0"
+            )
 
     def augments(self, bucket: str) -> bool:
         """Whether problems of ``bucket`` get repairs or answer-guided samples."""
@@ -119,12 +123,17 @@ class RepairStage:
         return ""
 
     def plan(self, upstream: Mapping[str, Manifest]) -> list[Task]:
-        return [Task(self.name, t.index, (ref("generate", t.index),)) for t in upstream["generate"].tasks]
+        return [
+            Task(self.name, t.index, (ref("generate", t.index),))
+            for t in upstream["generate"].tasks
+        ]
 
     def run(self, task: Task, io: TaskIO) -> Counters:
         cfg = self.config
         groups = group_by_problem(io.read(task.inputs[0]))
-        buckets = [problem_bucket(g, cfg.easy_min_pass_rate, cfg.corner_max_correct) for g in groups]
+        buckets = [
+            problem_bucket(g, cfg.easy_min_pass_rate, cfg.corner_max_correct) for g in groups
+        ]
         progress = ChunkProgress(io.scratch)
         worker = None
         counters = Counters()
@@ -159,4 +168,3 @@ def _count(counters: Counters, record: dict[str, Any]) -> None:
     counters[f"problems_{record['reason']}"] += 1
     for reason, n in record["breakpoints"].items():
         counters[f"breakpoint_{reason}"] += n
-

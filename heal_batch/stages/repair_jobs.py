@@ -59,7 +59,9 @@ def group_by_problem(records: Iterable[dict[str, Any]]) -> list[list[dict[str, A
     return [sorted(g, key=lambda r: r["sample_index"]) for g in groups.values()]
 
 
-def problem_bucket(group: Sequence[dict[str, Any]], easy_min_pass_rate: float, corner_max_correct: int) -> str:
+def problem_bucket(
+    group: Sequence[dict[str, Any]], easy_min_pass_rate: float, corner_max_correct: int
+) -> str:
     """easy / hard / corner from the teacher's k samples (``pace.bucket``)."""
     first = group[0]
     cfg = PaceConfig(easy_min_pass_rate=easy_min_pass_rate, corner_max_correct=corner_max_correct)
@@ -75,8 +77,18 @@ def repair_job(source: dict[str, Any], cut_char: int, breakpoint: dict[str, Any]
     """Continue ``source`` from its first ``cut_char`` characters plus the hindsight hint."""
     prefix = source["completion"][:cut_char]
     hint = build_hint(source["reference_answer"], cfg.gear.hint_template)
-    return Job("repair", source, source["prompt"] + hint_prefill(prefix, hint), cfg.continuations_per_path,
-               _seed(cfg.seed, "repair", source["id"]), hint, "inline", prefix, source, breakpoint)
+    return Job(
+        "repair",
+        source,
+        source["prompt"] + hint_prefill(prefix, hint),
+        cfg.continuations_per_path,
+        _seed(cfg.seed, "repair", source["id"]),
+        hint,
+        "inline",
+        prefix,
+        source,
+        breakpoint,
+    )
 
 
 def guided_job(problem: dict[str, Any], render: Render, cfg) -> Job:
@@ -85,10 +97,25 @@ def guided_job(problem: dict[str, Any], render: Render, cfg) -> Job:
     seed = _seed(cfg.seed, "guided", problem["problem_id"])
     if cfg.guided_placement == "prompt":
         user = answer_guided_prompt(text, answer, cfg.guided_template)
-        return Job("answer_guided", problem, render(user, None), cfg.guided_per_problem, seed, user, "prompt")
+        return Job(
+            "answer_guided",
+            problem,
+            render(user, None),
+            cfg.guided_per_problem,
+            seed,
+            user,
+            "prompt",
+        )
     hint = build_hint(answer, cfg.gear.hint_template)
-    return Job("answer_guided", problem, render(text, hint_prefill("", hint)), cfg.guided_per_problem,
-               seed, hint, "start")
+    return Job(
+        "answer_guided",
+        problem,
+        render(text, hint_prefill("", hint)),
+        cfg.guided_per_problem,
+        seed,
+        hint,
+        "start",
+    )
 
 
 def stitch(job: Job, continuation: str) -> tuple[str, int]:
@@ -115,33 +142,68 @@ def judge(job: Job, sample: Any, cfg) -> tuple[dict[str, Any] | None, str]:
         return None, "no_answer_in_continuation"
     if find_leak(sample.text, cfg.gear.leak_phrases) is not None:
         return None, "leak"
-    return {"text": text, "cut_char": cut, "extracted_answer": g.extracted, "grade_reason": g.reason}, "kept"
+    return {
+        "text": text,
+        "cut_char": cut,
+        "extracted_answer": g.extracted,
+        "grade_reason": g.reason,
+    }, "kept"
 
 
-def candidate_record(job: Job, j: int, sample: Any, judged: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+def candidate_record(
+    job: Job, j: int, sample: Any, judged: dict[str, Any], meta: dict[str, Any]
+) -> dict[str, Any]:
     """One surviving candidate with full lineage. ``meta``: bucket, user_prompt, model, verifier, ..."""
     p = job.problem
     if job.kind == "repair":
         src = job.source or {}
-        ident, source_id, source_index = f"{p['problem_id']}#s{src['sample_index']}#c{j}", src["id"], src["sample_index"]
+        ident, source_id, source_index = (
+            f"{p['problem_id']}#s{src['sample_index']}#c{j}",
+            src["id"],
+            src["sample_index"],
+        )
     else:
         ident, source_id, source_index = f"{p['problem_id']}#ag{j}", None, None
     return {
-        "kind": job.kind, "id": ident, "problem_id": p["problem_id"], "problem": p["problem"],
-        "reference_answer": p["reference_answer"], "source": p.get("source"), "k": p["k"],
-        "n_correct": p["n_correct"], "source_trajectory": source_id, "source_sample_index": source_index,
-        "breakpoint": job.breakpoint, "hint": job.hint, "hint_placement": job.placement,
-        "prefix": job.prefix, "continuation": sample.text, "seed": sample.seed,
-        "finish_reason": sample.finish_reason, "n_continuation_tokens": len(sample.token_ids),
-        "correct": True, "system_prompt": p.get("system_prompt"), **judged, **meta,
+        "kind": job.kind,
+        "id": ident,
+        "problem_id": p["problem_id"],
+        "problem": p["problem"],
+        "reference_answer": p["reference_answer"],
+        "source": p.get("source"),
+        "k": p["k"],
+        "n_correct": p["n_correct"],
+        "source_trajectory": source_id,
+        "source_sample_index": source_index,
+        "breakpoint": job.breakpoint,
+        "hint": job.hint,
+        "hint_placement": job.placement,
+        "prefix": job.prefix,
+        "continuation": sample.text,
+        "seed": sample.seed,
+        "finish_reason": sample.finish_reason,
+        "n_continuation_tokens": len(sample.token_ids),
+        "correct": True,
+        "system_prompt": p.get("system_prompt"),
+        **judged,
+        **meta,
     }
 
 
-def summary_record(group: Sequence[dict[str, Any]], bucket_name: str, tally: dict[str, int],
-                   dropped: dict[str, int], breakpoints: dict[str, int]) -> dict[str, Any]:
+def summary_record(
+    group: Sequence[dict[str, Any]],
+    bucket_name: str,
+    tally: dict[str, int],
+    dropped: dict[str, int],
+    breakpoints: dict[str, int],
+) -> dict[str, Any]:
     """The per-problem yield: attempted/correct/leaked/kept and why nothing survived."""
     p = group[0]
-    attempted, kept, leaked = tally.get("attempted", 0), tally.get("kept", 0), dropped.get("leak", 0)
+    attempted, kept, leaked = (
+        tally.get("attempted", 0),
+        tally.get("kept", 0),
+        dropped.get("leak", 0),
+    )
     correct = kept + leaked
     if kept:
         reason = "kept"
@@ -152,10 +214,19 @@ def summary_record(group: Sequence[dict[str, Any]], bucket_name: str, tally: dic
     else:
         reason = "no_correct_continuation"
     return {
-        "kind": "repair_summary", "id": f"{p['problem_id']}#summary", "problem_id": p["problem_id"],
-        "bucket": bucket_name, "k": p["k"], "n_correct": p["n_correct"], "attempted": attempted,
-        "correct": correct, "leaked": leaked, "kept": kept, "reason": reason,
-        "dropped": dict(sorted(dropped.items())), "breakpoints": dict(sorted(breakpoints.items())),
+        "kind": "repair_summary",
+        "id": f"{p['problem_id']}#summary",
+        "problem_id": p["problem_id"],
+        "bucket": bucket_name,
+        "k": p["k"],
+        "n_correct": p["n_correct"],
+        "attempted": attempted,
+        "correct": correct,
+        "leaked": leaked,
+        "kept": kept,
+        "reason": reason,
+        "dropped": dict(sorted(dropped.items())),
+        "breakpoints": dict(sorted(breakpoints.items())),
     }
 
 

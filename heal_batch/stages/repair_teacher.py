@@ -41,8 +41,12 @@ class RepairTeacher:
 
         self.teacher, self.cfg = teacher, cfg
         self.generator = make_generator(teacher)
-        self.meta = {"model": teacher.model, "model_revision": model_revision(resolve_model(teacher.model)),
-                     "backend": teacher.backend, "verifier": verifier_version()}
+        self.meta = {
+            "model": teacher.model,
+            "model_revision": model_revision(resolve_model(teacher.model)),
+            "backend": teacher.backend,
+            "verifier": verifier_version(),
+        }
         self._scorer: tuple[Any, Any] | None = None
 
     def repair(self, todo: list[tuple[list[dict[str, Any]], str]]) -> list[dict[str, Any]]:
@@ -62,7 +66,9 @@ class RepairTeacher:
         problem = _Problem(group, bucket)
         if bucket in self.cfg.guided_buckets and self.cfg.guided_per_problem > 0:
             tok = self.generator.tokenizer
-            problem.jobs.append(guided_job(group[0], lambda u, a: render_prompt(tok, self.teacher, u, a), self.cfg))
+            problem.jobs.append(
+                guided_job(group[0], lambda u, a: render_prompt(tok, self.teacher, u, a), self.cfg)
+            )
         return problem
 
     def _add_repair_jobs(self, corners: list[_Problem]) -> None:
@@ -77,7 +83,11 @@ class RepairTeacher:
                 ents, method = entropies[source["id"]]
                 steps, bp = breakpoint_of(source, self.cfg.gear, ents, self.cfg.seed)
                 p.breakpoints[bp.reason] += 1
-                repairs.append(repair_job(source, bp.char_index, breakpoint_dict(bp, len(steps), method), self.cfg))
+                repairs.append(
+                    repair_job(
+                        source, bp.char_index, breakpoint_dict(bp, len(steps), method), self.cfg
+                    )
+                )
             p.jobs[:0] = repairs  # repairs first, then any answer-guided job
 
     def _entropies(self, records: list[dict[str, Any]]) -> dict[str, tuple[list[float], str]]:
@@ -108,16 +118,29 @@ class RepairTeacher:
         from heal_batch.backends.base import GenerationParams, SampleRequest
 
         c = self.cfg
-        params = GenerationParams(temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens,
-                                  seed=c.seed, stop=tuple(c.stop))
+        params = GenerationParams(
+            temperature=c.temperature,
+            top_p=c.top_p,
+            max_new_tokens=c.max_new_tokens,
+            seed=c.seed,
+            stop=tuple(c.stop),
+        )
         return self.generator.generate([SampleRequest(j.prompt, j.seed, j.n) for j in jobs], params)
 
     def _judge(self, p: _Problem, outputs: list[list[Any]]) -> list[dict[str, Any]]:
         from heal_batch.stages.teacher import user_message
 
         first = p.group[0]
-        meta = {**self.meta, "bucket": p.bucket, "user_prompt": user_message(self.teacher, first["problem"])}
-        records, dropped, tally = [], Counter(), Counter(paths=p.paths if p.bucket == "corner" else 1)
+        meta = {
+            **self.meta,
+            "bucket": p.bucket,
+            "user_prompt": user_message(self.teacher, first["problem"]),
+        }
+        records, dropped, tally = (
+            [],
+            Counter(),
+            Counter(paths=p.paths if p.bucket == "corner" else 1),
+        )
         for job, samples in zip(p.jobs, outputs):
             for j, sample in enumerate(samples):
                 tally["attempted"] += 1

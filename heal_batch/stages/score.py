@@ -94,13 +94,20 @@ class ScoreStage:
         n_gen = len(upstream["generate"].tasks)
         tasks = upstream["repair"].tasks
         if len(tasks) != n_gen:
-            raise ValueError(f"score pairs repair and generate shards 1:1, but repair has {len(tasks)} "
-                             f"tasks and generate {n_gen}")
-        return [Task(self.name, t.index, (ref("repair", t.index), ref("generate", t.index))) for t in tasks]
+            raise ValueError(
+                f"score pairs repair and generate shards 1:1, but repair has {len(tasks)} "
+                f"tasks and generate {n_gen}"
+            )
+        return [
+            Task(self.name, t.index, (ref("repair", t.index), ref("generate", t.index)))
+            for t in tasks
+        ]
 
     def run(self, task: Task, io: TaskIO) -> Counters:
         records = list(io.read(task.inputs[0]))
-        refs = reference_sample(io.read(task.inputs[1]), self.config.reference_samples, self.config.seed)
+        refs = reference_sample(
+            io.read(task.inputs[1]), self.config.reference_samples, self.config.seed
+        )
         items = [r for r in records if r["kind"] in CANDIDATE_KINDS] + refs
         pure = self._pure_blocks(items, task.index, io)
         counters = Counters()
@@ -113,8 +120,14 @@ class ScoreStage:
                 counters["passed_" + record["kind"]] += 1
             io.write(record)
         for r in refs:
-            io.write({"kind": "reference", "id": r["id"], "problem_id": r["problem_id"],
-                      "pure": pure[("reference", r["id"])]})
+            io.write(
+                {
+                    "kind": "reference",
+                    "id": r["id"],
+                    "problem_id": r["problem_id"],
+                    "pure": pure[("reference", r["id"])],
+                }
+            )
             counters["references"] += 1
         return counters
 

@@ -25,16 +25,25 @@ class PureScorer:
         own = cfg.scorer == "teacher"
         self.name = teacher.model if own else cfg.scorer
         dtype = teacher.dtype if own else cfg.dtype
-        self.model, self.tokenizer = load_model_and_tokenizer(self.name, dtype, teacher.trust_remote_code)
+        self.model, self.tokenizer = load_model_and_tokenizer(
+            self.name, dtype, teacher.trust_remote_code
+        )
 
     def score(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from heal_batch.backends.scorer import score
 
         pairs = [self._pair(item) for item in items]
-        scored = score(self.model, self.tokenizer, [(p, c) for p, c, _ in pairs],
-                       chunk_positions=self.cfg.chunk_positions, batch_size=self.cfg.batch_size)
-        return [{"kind": item["kind"], "id": item["id"], "pure": self._block(item, c, cut, s)}
-                for item, (_, c, cut), s in zip(items, pairs, scored)]
+        scored = score(
+            self.model,
+            self.tokenizer,
+            [(p, c) for p, c, _ in pairs],
+            chunk_positions=self.cfg.chunk_positions,
+            batch_size=self.cfg.batch_size,
+        )
+        return [
+            {"kind": item["kind"], "id": item["id"], "pure": self._block(item, c, cut, s)}
+            for item, (_, c, cut), s in zip(items, pairs, scored)
+        ]
 
     def _pair(self, item: dict[str, Any]) -> tuple[str, str, int]:
         """(prompt, completion, cut char in the completion) for one item."""
@@ -61,18 +70,25 @@ class PureScorer:
         spans = token_spans(scored.offsets, len(text))
         steps = steps_of(text, scored.offsets, self.cfg.min_step_tokens)
         first = first_step_after(steps, cut)
-        result = score_candidate(item["id"], scored.logprobs, steps, first,
-                                 boxed_answer_span(text, spans), self.cfg.eps)
+        result = score_candidate(
+            item["id"], scored.logprobs, steps, first, boxed_answer_span(text, spans), self.cfg.eps
+        )
         ratio, reason = _finite(result.ratio), result.unscored_reason
         if result.ratio is not None and ratio is None:
             reason = "non_finite_ratio"  # a step PPL overflowed: the store holds no inf
         return {
-            "ratio": ratio, "max_step_ppl": _finite(result.max_step_ppl),
+            "ratio": ratio,
+            "max_step_ppl": _finite(result.max_step_ppl),
             "answer_nll": _finite(result.answer_nll),
             "step_ppls": [_finite(p) for p in step_perplexities(scored.logprobs, steps, first)],
-            "first_step": first, "n_steps": len(steps), "n_tokens": len(scored.token_ids),
-            "unscored_reason": reason, "scorer": self.name, "with_hint": self.cfg.with_hint,
-            "context": self.cfg.context, "eps": self.cfg.eps,
+            "first_step": first,
+            "n_steps": len(steps),
+            "n_tokens": len(scored.token_ids),
+            "unscored_reason": reason,
+            "scorer": self.name,
+            "with_hint": self.cfg.with_hint,
+            "context": self.cfg.context,
+            "eps": self.cfg.eps,
         }
 
 

@@ -59,7 +59,12 @@ def breakpoint_of(
 def breakpoint_dict(bp: Breakpoint, n_steps: int, entropy_method: str) -> dict[str, Any]:
     """The breakpoint as stored in candidate records (lineage)."""
     return {
-        "step_index": bp.step_index, "token_index": bp.token_index, "char_index": bp.char_index,
-        "strategy": bp.strategy, "reason": bp.reason, "surge": bp.surge, "n_steps": n_steps,
+        "step_index": bp.step_index,
+        "token_index": bp.token_index,
+        "char_index": bp.char_index,
+        "strategy": bp.strategy,
+        "reason": bp.reason,
+        "surge": bp.surge,
+        "n_steps": n_steps,
         "entropy_method": entropy_method,
     }

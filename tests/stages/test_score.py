@@ -29,14 +29,21 @@ def scored_run(tmp_path, model, monkeypatch, **score):
     teacher = ScriptedTeacher(model)
     monkeypatch.setattr("heal_batch.stages.teacher.make_generator", lambda cfg: teacher)
     score = {"min_step_tokens": 1, "reference_samples": 3, "chunk_records": 4, **score}
-    cfg = make_pipeline(tmp_path / "run", model, write_problems(tmp_path / "p.jsonl", n=6), shards=1,
-                        score=ScoreConfig(**score))
+    cfg = make_pipeline(
+        tmp_path / "run",
+        model,
+        write_problems(tmp_path / "p.jsonl", n=6),
+        shards=1,
+        score=ScoreConfig(**score),
+    )
     result = launch(cfg, make_executor("debug"), STAGES, echo=lambda *_: None)
     assert not result.failed
     layout = Layout(cfg.workdir)
     out = {}
     for p in result.plans:
-        out[p.name] = [r for t in p.manifest.tasks for r in read_records(shard_path(layout.store, t.output))]
+        out[p.name] = [
+            r for t in p.manifest.tasks for r in read_records(shard_path(layout.store, t.output))
+        ]
     return out, result
 
 
@@ -51,8 +58,12 @@ def test_every_candidate_scored_and_references_present(tmp_path, tiny_llama, mon
     assert len(candidates) == len([r for r in out["repair"] if r["kind"] != "repair_summary"]) == 12
     for c in candidates:
         pure = c["pure"]
-        assert pure["unscored_reason"] is None and math.isfinite(pure["ratio"]) and pure["ratio"] > 0
-        assert pure["ratio"] == pytest.approx(pure["max_step_ppl"] / (math.exp(pure["answer_nll"]) + 0.01))
+        assert (
+            pure["unscored_reason"] is None and math.isfinite(pure["ratio"]) and pure["ratio"] > 0
+        )
+        assert pure["ratio"] == pytest.approx(
+            pure["max_step_ppl"] / (math.exp(pure["answer_nll"]) + 0.01)
+        )
         assert pure["max_step_ppl"] == max(pure["step_ppls"])
         # repairs: only the steps after the cut (prefix = 2 steps); answer-guided: all steps
         assert pure["first_step"] == (2 if c["kind"] == "repair" else 0)
@@ -63,7 +74,9 @@ def test_every_candidate_scored_and_references_present(tmp_path, tiny_llama, mon
     natural = {t["id"] for t in out["generate"] if t["correct"]}
     assert len(references) == 3  # reference_samples of the 4 correct trajectories (q0, q3 x 2)
     assert {r["id"] for r in references} <= natural
-    assert all(math.isfinite(r["pure"]["ratio"]) and r["pure"]["first_step"] == 0 for r in references)
+    assert all(
+        math.isfinite(r["pure"]["ratio"]) and r["pure"]["first_step"] == 0 for r in references
+    )
     # everything decide() needs is in the records
     pooled = [ScoredCandidate(c["id"], c["pure"]["ratio"]) for c in candidates]
     decisions = decide(pooled, [r["pure"]["ratio"] for r in references], PureConfig())
@@ -74,13 +87,18 @@ def test_every_candidate_scored_and_references_present(tmp_path, tiny_llama, mon
 
 def test_hint_in_context_and_student_scorer(tmp_path, tiny_llama, tiny_qwen3, monkeypatch):
     plain, _ = scored_run(tmp_path / "a", tiny_llama, monkeypatch)
-    hinted, _ = scored_run(tmp_path / "b", tiny_llama, monkeypatch, with_hint=True, scorer=str(tiny_qwen3))
+    hinted, _ = scored_run(
+        tmp_path / "b", tiny_llama, monkeypatch, with_hint=True, scorer=str(tiny_qwen3)
+    )
     by_id = {r["id"]: r for r in plain["score"] if r["kind"] == "repair"}
     repairs = [r for r in hinted["score"] if r["kind"] == "repair"]
     assert repairs
     for r in repairs:
         assert r["pure"]["with_hint"] and r["pure"]["scorer"] == str(tiny_qwen3)
-        assert r["pure"]["first_step"] == 0 and r["pure"]["n_tokens"] < by_id[r["id"]]["pure"]["n_tokens"]
+        assert (
+            r["pure"]["first_step"] == 0
+            and r["pure"]["n_tokens"] < by_id[r["id"]]["pure"]["n_tokens"]
+        )
         assert r["pure"]["ratio"] != by_id[r["id"]]["pure"]["ratio"]
 
 
@@ -92,8 +110,14 @@ def test_reference_sample_is_stable_and_only_correct():
     assert reference_sample(trajectories, 0, seed=0) == []
 
 
-@pytest.mark.parametrize("kw,message", [({"context": "student"}, "score.context"), ({"eps": -1}, "eps"),
-                                        ({"batch_size": 0}, "batch_size")])
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        ({"context": "student"}, "score.context"),
+        ({"eps": -1}, "eps"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
 def test_config_errors_name_the_key(kw, message):
     with pytest.raises(ValueError, match=message):
         ScoreConfig(**kw)
