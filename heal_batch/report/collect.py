@@ -51,6 +51,7 @@ class StageRun:
     records: int
     seconds: float
     outputs: list[str]
+    task_counters: list[dict[str, int]]  # per done task, aligned with outputs
     config: dict[str, Any] = field(default_factory=dict)  # the manifest's config section
 
     @property
@@ -78,6 +79,7 @@ class RunData:
     repair: RepairData | None = None
     score: ScoreData | None = None
     curriculum: dict[str, Counter] | None = None  # set -> kind -> records
+    set_counters: dict[str, dict[str, int]] | None = None  # set -> its curriculum task's counters
     kept_ids: dict[str, set[str]] | None = None  # kind -> source ids that made it into a set
     examples: list[EntropyExample] = field(default_factory=list)
     training: list[TrainingRun] | None = None
@@ -107,7 +109,8 @@ def stage_runs(layout: Layout) -> dict[str, StageRun]:
             name=name, run_key=key, sealed=manifest.sealed,
             states=dict(Counter(t.state for t in manifest.tasks)), counters=dict(counters),
             records=sum(t.records for t in done), seconds=round(sum(t.seconds for t in done), 1),
-            outputs=[t.output for t in done], config=manifest.config,
+            outputs=[t.output for t in done], task_counters=[t.counters for t in done],
+            config=manifest.config,
         )  # fmt: skip
     return runs
 
@@ -139,14 +142,19 @@ def _has(data: RunData, *names: str) -> list[StageRun]:
 def _curriculum(layout: Layout, data: RunData) -> None:
     if not _has(data, "curriculum"):
         return
+    run = data.stages["curriculum"]
     sets: dict[str, Counter] = {}
     kept: dict[str, set[str]] = {}
-    for record in iter_records(layout, data.stages["curriculum"]):
-        kind = record.get("kind", "?")
-        sets.setdefault(record.get("set", "?"), Counter())[kind] += 1
-        if record.get("source_id"):
-            kept.setdefault(kind, set()).add(record["source_id"])
-    data.curriculum, data.kept_ids = sets, kept
+    set_counters = {}
+    for address, counters in zip(run.outputs, run.task_counters):
+        name = None
+        for record in read_records(shard_path(layout.store, address), address):
+            kind, name = record.get("kind", "?"), record.get("set", "?")
+            sets.setdefault(name, Counter())[kind] += 1
+            if record.get("source_id"):
+                kept.setdefault(kind, set()).add(record["source_id"])
+        set_counters[name or f"(empty set {len(set_counters)})"] = counters
+    data.curriculum, data.kept_ids, data.set_counters = sets, kept, set_counters
 
 
 def _repair(layout: Layout, data: RunData) -> None:

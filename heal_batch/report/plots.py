@@ -96,6 +96,24 @@ def entropy_curves(examples: Sequence) -> bytes:
     return _png(fig)
 
 
+def trajectory_entropy(example, search_fraction: float | None) -> bytes:
+    """One repaired trajectory: heal_batch.plots.plot_entropy's picture (token and step entropy,
+    GEAR search window, breakpoint) when the trajectory has token offsets, else a plain curve."""
+    record = example.trajectory
+    if record.get("offsets") and record.get("completion") is not None and record.get("id"):
+        import tempfile
+        from pathlib import Path
+
+        from heal_batch.plots import plot_entropy
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = plot_entropy(
+                record, example.breakpoint, None, Path(tmp) / "e.png", search_fraction
+            )
+            return out.read_bytes()
+    return entropy_curves([example])
+
+
 def curriculum_bars(sets: Mapping[str, Mapping[str, int]], order: Sequence[str]) -> bytes:
     """Stacked bars: training examples per set (in ``order``), split by kind."""
     fig = _figure(7, 3.2)

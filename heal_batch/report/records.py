@@ -18,6 +18,8 @@ from typing import Any
 
 MAX_EXAMPLE_CANDIDATES = 500  # repairs remembered for picking entropy examples (memory bound)
 CONTEXT_CHARS = 160
+TRAJECTORY_KEYS = ("id", "completion", "offsets", "entropies", "entropy_method", "correct",
+                   "extracted_answer")  # fmt: skip
 
 
 @dataclass
@@ -61,6 +63,8 @@ class EntropyExample:
     after: str  # what the teacher wrote next (replaced)
     repaired: str  # the repair's continuation (first CONTEXT_CHARS)
     kept: bool | None  # in a training set (kept by PURE); None when curriculum has not run
+    trajectory: dict[str, Any] = field(default_factory=dict)  # the source trajectory, for plots
+    breakpoint: dict[str, Any] = field(default_factory=dict)  # the candidate's breakpoint
 
 
 SUMMARY_KEYS = ("problem_id", "bucket", "attempted", "correct", "leaked", "kept", "reason")
@@ -144,5 +148,6 @@ def entropy_examples(
             strategy=str(bp.get("strategy", "?")), reason=str(bp.get("reason", "?")),
             before=completion[max(0, cut - CONTEXT_CHARS):cut], after=completion[cut:cut + 80],
             repaired=candidate["continuation"], kept=None if kept is None else candidate["id"] in kept,
+            trajectory={k: trajectory.get(k) for k in TRAJECTORY_KEYS}, breakpoint=bp,
         ))  # fmt: skip
     return examples

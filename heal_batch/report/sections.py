@@ -19,6 +19,10 @@ TITLES = (
     "Corner cases: repaired and kept by PURE", "Entropy curves and breakpoints",
     "Curriculum composition", "Training loss", "Evaluation",
 )  # fmt: skip
+ENTROPY_INTRO = (
+    "Failed teacher trajectories that GEAR repaired: token entropy, the breakpoint where the repair "
+    "replaced the rest, and the text around it (up to 3 problems; repairs kept by PURE first)."
+)
 SET_ORDER = ("base", "rs", "flat", "heal-1", "heal-2", "heal-3")
 SET_LABELS = {"base": "base student", "rs": "RS-SFT (rs)", "flat": "flat (all data)",
               "heal-1": "HEAL stage I", "heal-2": "HEAL stage II", "heal-3": "HEAL stage III"}  # fmt: skip
@@ -27,7 +31,14 @@ SET_LABELS = {"base": "base student", "rs": "RS-SFT (rs)", "flat": "flat (all da
 def build_sections(data: RunData) -> list[Section]:
     builders = (_stages, _counts, _pass_rates, _corner_cases, _entropy, _curriculum, _training,
                 _evaluation)  # fmt: skip
-    return [Section(title, builder(data)) for title, builder in zip(TITLES, builders)]
+    return [Section(title, _guarded(builder, data)) for title, builder in zip(TITLES, builders)]
+
+
+def _guarded(builder, data: RunData) -> list:
+    try:
+        return builder(data)
+    except Exception as exc:  # noqa: BLE001 - one broken section must not hide the others
+        return [f"Could not render this section: {type(exc).__name__}: {exc}"]
 
 
 def rank(name: str) -> int:
@@ -86,7 +97,20 @@ def _counts(data: RunData) -> list:
         "No records were dropped."]  # fmt: skip
     if other:
         blocks += ["Other counters:", Table(["stage", "counter", "value"], other)]
+    if data.set_counters and len(data.set_counters) > 1:
+        blocks += _per_set(data.set_counters)
     return blocks
+
+
+def _per_set(set_counters: dict[str, dict[str, int]]) -> list:
+    """curriculum tasks each judge every sample of the run: their counters side by side."""
+    reasons = sorted({k for c in set_counters.values() for k in c if k.startswith("dropped_")})
+    rows = [[name, c.get("kept", 0), *(c.get(r, 0) for r in reasons)]
+            for name, c in ((n, set_counters[n]) for n in ordered(set_counters))]  # fmt: skip
+    head = ["set", "kept", *(r.removeprefix("dropped_") for r in reasons)]
+    text = ("curriculum, per training set (each of its tasks classifies every sample of the run, "
+            "so the stage totals above count each sample once per set):")  # fmt: skip
+    return [text, Table(head, rows)]
 
 
 def _pace_thresholds(data: RunData):
@@ -164,11 +188,14 @@ def _corner_cases(data: RunData) -> list:
     blocks = _progress(data, "repair", "score", "curriculum")
     blocks += ["From teacher failure to training data (- : that stage has not run yet).",
                Table(["step", "corner: GEAR repairs", "hard: answer-guided"], rows)]  # fmt: skip
-    pure_drops = {k: v for k, v in data.stages.get("curriculum").counters.items()
-                  if k.startswith("dropped_")} if "curriculum" in data.stages else {}  # fmt: skip
-    if pure_drops:
-        blocks.append("Curriculum drops: " + ", ".join(f"{k.removeprefix('dropped_')} {v}"
-                                                       for k, v in sorted(pure_drops.items())) + ".")  # fmt: skip
+    final = (data.set_counters or {}).get("heal-3")
+    drops = {
+        k.removeprefix("dropped_"): v for k, v in (final or {}).items() if k.startswith("dropped_")
+    }
+    if drops:
+        blocks.append("Fates of the run's samples in set heal-3 (PURE: top_lambda, "
+                      "above_reference_q95): kept " + str(final.get("kept", 0)) + ", dropped "
+                      + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())) + ".")  # fmt: skip
     if data.score and data.score.ratios:
         png = plots.pure_ratio_histogram(data.score.ratios)
         blocks.append(Figure("pure_ratios", png, "PURE ratio per candidate kind; reference = "
@@ -182,15 +209,14 @@ def _entropy(data: RunData) -> list:
     if not data.examples:
         why = "no GEAR repair with a breakpoint whose source trajectory is in the generate output"
         return _unavailable(data, "generate", why)
-    blocks = [Figure("entropy_curves", plots.entropy_curves(data.examples),
-                     "Token entropy of failed teacher trajectories; dashed: GEAR breakpoint, "
-                     "shaded: the part replaced by the repair.")]  # fmt: skip
-    for ex in data.examples:
-        kept = {None: "curriculum not run", True: "kept by PURE", False: "not in a training set"}[
-            ex.kept
-        ]
-        blocks.append(Pre(f"{ex.candidate_id} ({ex.strategy}: {ex.reason}; {kept})\n"
-                          f"...{ex.before}⟦breakpoint⟧{ex.after}...\n"
+    config = data.stages["repair"].config if "repair" in data.stages else {}
+    search = (_find_mapping(config, "search_fraction") or {}).get("search_fraction", 1 / 3)
+    blocks: list = [ENTROPY_INTRO]
+    states = {None: "curriculum not run", True: "kept by PURE", False: "not in a training set"}
+    for i, ex in enumerate(data.examples):
+        caption = f"{ex.candidate_id} ({ex.strategy}: {ex.reason}; {states[ex.kept]})"
+        blocks.append(Figure(f"entropy_{i}", plots.trajectory_entropy(ex, search), caption))
+        blocks.append(Pre(f"...{ex.before}⟦breakpoint⟧{ex.after}...\n"
                           f"repaired continuation: {ex.repaired}..."))  # fmt: skip
     return blocks
 

@@ -78,11 +78,13 @@ class ReportPipeline(PipelineConfig):
 def trajectory(pid: str, s: int) -> dict[str, Any]:
     correct = s < CORRECT[pid]
     entropies = [0.2 + 0.05 * (i % 5) for i in range(60)]
-    entropies[30] = 3.5  # the surge GEAR cuts at
+    entropies[14] = 3.5  # the surge GEAR cuts at: the first token of step 2
     completion = f"Step 1: add.\n\nStep 2: carry the one.\n\nSo the answer is \\boxed{{{7 if correct else 8}}}."
     return {"id": f"{pid}#s{s}", "problem_id": pid, "problem": f"What is {pid}?", "reference_answer": "7",
             "sample_index": s, "completion": completion, "entropies": encode_floats(entropies),
-            "correct": correct, "k": K, "n_correct": CORRECT[pid], "pass_rate": CORRECT[pid] / K}  # fmt: skip
+            "correct": correct, "k": K, "n_correct": CORRECT[pid], "pass_rate": CORRECT[pid] / K,
+            # one token per character; p5's trajectories lack offsets (the report's fallback plot)
+            **({"offsets": list(range(60)), "entropy_method": "exact"} if pid != "p5" else {})}  # fmt: skip
 
 
 def candidates() -> tuple[list[dict], list[dict]]:
@@ -90,7 +92,7 @@ def candidates() -> tuple[list[dict], list[dict]]:
     cands, summaries = [], []
     for pid in ("p3", "p5"):
         for j in range(2):
-            bp = {"step_index": 1, "token_index": 30, "char_index": 14, "strategy": "surge",
+            bp = {"step_index": 1, "token_index": 14, "char_index": 14, "strategy": "surge",
                   "reason": "entropy surge", "surge": 3.2}  # fmt: skip
             cands.append({"kind": "repair", "id": f"{pid}#s1#c{j}", "problem_id": pid, "bucket": "corner",
                           "source_trajectory": f"{pid}#s1", "breakpoint": bp, "continuation": "Carry: 7.",
@@ -116,7 +118,8 @@ def scored(cands: list[dict]) -> list[dict]:
     return out
 
 
-def curriculum(cands: list[dict]) -> list[dict]:
+def curriculum(cands: list[dict]) -> list[list[dict]]:
+    """One task per set (heal-1, heal-2, heal-3, rs, flat), as the real stage writes them."""
     natural = [f"{p}#s{s}" for p, c in CORRECT.items() for s in range(c)]
     guided = [c["id"] for c in cands if c["kind"] == "answer_guided"]
     repairs = [c["id"] for c in cands if c["kind"] == "repair"][:3]  # one dropped by PURE
@@ -124,8 +127,8 @@ def curriculum(cands: list[dict]) -> list[dict]:
               "heal-3": [("natural", natural), ("answer_guided", guided), ("repair", repairs)],
               "rs": [("natural", natural)], "flat": [("natural", natural), ("answer_guided", guided),
                                                       ("repair", repairs)]}  # fmt: skip
-    return [{"id": f"{name}/{sid}", "set": name, "kind": kind, "source_id": sid, "problem_id": sid[:2]}
-            for name, parts in by_set.items() for kind, ids in parts for sid in ids]  # fmt: skip
+    return [[{"id": f"{name}/{sid}", "set": name, "kind": kind, "source_id": sid, "problem_id": sid[:2]}
+             for kind, ids in parts for sid in ids] for name, parts in by_set.items()]  # fmt: skip
 
 
 def checkpoint(tmp: Path, name: str) -> dict:
@@ -151,13 +154,13 @@ def build_config(tmp: Path, stages: tuple[str, ...] = STAGE_NAMES) -> ReportPipe
                      [trajectory(p, s) for p in ("p3", "p4", "p5") for s in range(K)]],
         "repair": [cands + summaries],
         "score": [scored(cands) + summaries],
-        "curriculum": [curriculum(cands)],
+        "curriculum": curriculum(cands),
         "train-1": [[checkpoint(tmp, "heal-1")]], "train-2": [[checkpoint(tmp, "heal-2")]],
         "train-3": [[checkpoint(tmp, "heal-3")]],
         "train-baselines": [[checkpoint(tmp, "rs")], [checkpoint(tmp, "flat")]],
         "evaluate": evaluation(),
     }  # fmt: skip
     counters = {"repair": [{"dropped_no_correct_continuation": 1}],
-                "curriculum": [{"dropped_top_lambda": 1, "dropped_above_reference_q95": 0}]}  # fmt: skip
+                "curriculum": [{"dropped_top_lambda": 1, "dropped_not_in_set": n} for n in (6, 3, 0, 6, 0)]}  # fmt: skip
     return ReportPipeline(workdir=str(tmp / "run"), executor="debug",
                           canned=CannedConfig({k: v for k, v in records.items() if k in stages}, counters))  # fmt: skip

@@ -48,8 +48,9 @@ def test_full_run_fills_every_section(full_run):
     assert re.search(
         r"\| evaluate \| \w{12} \| 12/12 \| 0 \| 0 \| yes \| 12 \|", sections["Stages"]
     )
-    assert "| curriculum | top_lambda | 1 |" in sections["Counts and drop reasons"]
-    assert "| repair | no_correct_continuation | 1 | 8.3% |" in sections["Counts and drop reasons"]
+    counts = sections["Counts and drop reasons"]
+    assert "| curriculum | top_lambda | 5 |" in counts and "| heal-3 | 18 | 0 | 1 |" in counts
+    assert "| repair | no_correct_continuation | 1 | 8.3% |" in counts
     assert "6 problems, 30 teacher trajectories, k = 5" in sections["Teacher pass rates"]
     assert "easy 2, hard 1, corner 3" in sections["Teacher pass rates"]
     corner = sections["Corner cases: repaired and kept by PURE"]
@@ -57,10 +58,15 @@ def test_full_run_fills_every_section(full_run):
     assert "|   outcome: no_correct_continuation | 1 | 0 |" in corner
     assert "| candidates (correct, hint-free) | 4 | 3 |" in corner
     assert "| kept in training sets (curriculum) | 3 | 3 |" in corner
+    assert (
+        "set heal-3 (PURE: top_lambda, above_reference_q95): kept 18, dropped not_in_set 0, top_lambda 1"
+        in corner
+    )
     entropy = sections["Entropy curves and breakpoints"]
     assert "p3#s1#c0 (surge: entropy surge; kept by PURE)" in entropy and "p5#s1#c0" in entropy
     assert "⟦breakpoint⟧" in entropy
     assert "| heal-3 | 3 | 12 | 3 | 18 |" in sections["Curriculum composition"]
+    assert "entropy_0.png" in entropy and "entropy_1.png" in entropy
     assert "| rs | train-baselines | 5 | 0.4000 |" in sections["Training loss"]
     evaluation = sections["Evaluation"]
     assert "| checkpoint | math500 | gsm8k |" in evaluation
@@ -81,7 +87,7 @@ def test_html_is_self_contained_with_every_figure(full_run):
         assert f">{title}</h2>" in html
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     pngs = sorted(p.name for p in (full_run / "report").glob("*.png"))
-    assert len(images) == len(pngs) == 6, pngs
+    assert len(images) == len(pngs) == 7, pngs
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert not re.search(r'(src|href)="(?!data:|#)', html)  # nothing loaded from elsewhere
     md = (full_run / "report" / "report.md").read_text()
