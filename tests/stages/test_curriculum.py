@@ -390,3 +390,40 @@ def test_through_the_launcher_manifest_counts_every_drop(tmp_path, no_data, monk
     assert {r["set"] for r in heal3} == {"heal-3"} and len(heal3) == manifest.tasks[2].records == 11
     assert manifest.tasks[2].counters["dropped_top_lambda"] == 2
     assert (layout.scratch("curriculum", plan.key, 2) / "fates.parquet").is_file()
+
+
+def test_real_repair_and_score_records(tmp_path, tiny_llama, no_data, monkeypatch):
+    """ingest -> generate -> repair -> score (scripted teacher, real tiny scorer) -> curriculum."""
+    from heal_batch.executors import make_executor
+    from heal_batch.launch import launch
+    from heal_batch.stages.score import ScoreConfig
+    from heal_batch.store.shards import read_records, shard_path
+    from tests.fixtures.scripted_teacher import ScriptedTeacher, make_pipeline
+    from tests.fixtures.toy_stage import write_problems
+
+    teacher = ScriptedTeacher(tiny_llama)
+    monkeypatch.setattr("heal_batch.stages.teacher.make_generator", lambda cfg: teacher)
+    cfg = make_pipeline(
+        tmp_path / "run", tiny_llama, write_problems(tmp_path / "p.jsonl", n=6), shards=2,
+        score=ScoreConfig(min_step_tokens=1, reference_samples=3),
+    )  # fmt: skip
+    stages = ["ingest", "generate", "repair", "score", "curriculum"]
+    result = launch(cfg, make_executor("debug"), stages, echo=lambda *_: None)
+    assert not result.failed
+    plan = next(p for p in result.plans if p.name == "curriculum")
+    layout = Layout(cfg.workdir)
+    sets = {}
+    for entry, name in zip(plan.manifest.tasks, cfg.curriculum.set_names(), strict=True):
+        sets[name] = list(read_records(shard_path(layout.store, entry.output)))
+        check_counters(Counters(entry.counters))
+        for record in sets[name]:
+            jsonschema.validate(record, SCHEMA)
+    kinds = {name: {r["kind"] for r in records} for name, records in sets.items()}
+    assert kinds["heal-1"] == kinds["rs"] == {"natural"}
+    assert kinds["heal-3"] == kinds["flat"] == {"natural", "answer_guided", "repair"}
+    assert {r["id"] for r in sets["heal-1"]} <= {
+        r["id"].replace("heal-2", "heal-1") for r in sets["heal-2"]
+    }
+    counters = plan.manifest.tasks[2].counters
+    assert 0 < counters["reference_ratios"] <= 2 * 3  # up to reference_samples per generate shard
+    assert counters["dropped_top_lambda"] >= 2  # per-kind pools: at least one of each kind
