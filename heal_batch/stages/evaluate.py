@@ -1,8 +1,8 @@
 """evaluate: every checkpoint x every benchmark through lm-eval, one result record per pair.
 
 Inputs: the checkpoint records of the training stages (one per task of train-1, train-2, train-3,
-train-baselines) plus the base student (``evaluate.base_model``), and the benchmark JSONL files in
-the data folder. Output: one shard per (checkpoint, benchmark) task holding one record, the dict of
+train-baselines) plus the base student (``student.model``, or ``evaluate.base_model`` when set),
+and the benchmark JSONL files in the data folder. Output: one shard per (checkpoint, benchmark) task holding one record, the dict of
 :func:`heal_batch.evaluation.run_benchmark` plus where the model came from, e.g.::
 
     {"checkpoint": "heal-2", "checkpoint_shard": "<address>", "path": "/run/checkpoints/…/hf",
@@ -42,6 +42,7 @@ from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.store.manifests import Manifest
 
 TRAIN_STAGES = ("train-1", "train-2", "train-3", "train-baselines")
+DEMO_MODEL = "smollm2-135m-instruct"
 BASE = "base"
 MODEL_PREFIX, BENCH_PREFIX, DATA_PREFIX = "model:", "benchmark:", "data_dir:"
 REPO_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -72,7 +73,7 @@ class EvaluateConfig(EvalConfig):
         seed: random seed for sampling.
         model_args: extra lm-eval model arguments (e.g. {"max_model_len": 8192}).
         tasks_dir: folder with the task YAMLs; null: the repository's eval/.
-        base_model: the untrained student evaluated as row "base" (a model spec as in teacher.model).
+        base_model: the model evaluated as row "base"; null: the student (student.model).
         include_base: evaluate the base student too.
     """
 
@@ -80,7 +81,7 @@ class EvaluateConfig(EvalConfig):
     n_samples: int = 2
     max_gen_toks: int = 256
     limit: int | None = 10
-    base_model: str = "smollm2-135m-instruct"
+    base_model: str | None = None
     include_base: bool = True
 
     def eval_config(self, data_dir: str | Path | None = None) -> EvalConfig:
@@ -121,11 +122,13 @@ class EvaluateStage:
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = TRAIN_STAGES
     section: ClassVar[str] = "evaluate"
+    shared: ClassVar[tuple[str, ...]] = ("student",)  # the base row is the untrained student
 
-    def __init__(self, config: EvaluateConfig):
+    def __init__(self, config: EvaluateConfig, student: Any = None):
         if not config.benchmarks:
             raise ValueError("evaluate.benchmarks is empty: name at least one benchmark")
         self.config = config
+        self.base_model = config.base_model or (student.model if student else DEMO_MODEL)
 
     def data_dir(self) -> Path:
         return resolve_data_dir(self.config.data_dir)
@@ -145,7 +148,7 @@ class EvaluateStage:
 
     def models(self, upstream: Mapping[str, Manifest]) -> list[str]:
         """The model input of each checkpoint, in task order."""
-        models = [MODEL_PREFIX + self.config.base_model] if self.config.include_base else []
+        models = [MODEL_PREFIX + self.base_model] if self.config.include_base else []
         for stage in self.upstream:
             models += [ref(stage, t.index) for t in upstream[stage].tasks]
         return models

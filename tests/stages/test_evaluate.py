@@ -18,6 +18,7 @@ from heal_batch.stages import STAGES
 from heal_batch.stages import evaluate as ev_stage
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.stages.evaluate import TRAIN_STAGES, EvaluateConfig, EvaluateStage, resolve_data_dir
+from heal_batch.stages.train import StudentConfig
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import Manifest, TaskEntry, load_manifest
 from heal_batch.store.shards import ShardWriter, read_records, shard_path
@@ -104,8 +105,9 @@ def fake_manifest(stage: str, n: int) -> Manifest:
 def test_plan_is_checkpoint_major_base_first(shared_data):
     stage = EvaluateStage(
         EvaluateConfig(
-            benchmarks=["gsm8k", "aime24"], data_dir=str(shared_data), base_model="/models/student"
-        )
+            benchmarks=["gsm8k", "aime24"], data_dir=str(shared_data), base_model="/models/base"
+        ),
+        StudentConfig(model="/models/student"),
     )
     upstream = {
         "train-1": fake_manifest("train-1", 1),
@@ -116,7 +118,7 @@ def test_plan_is_checkpoint_major_base_first(shared_data):
     tasks = stage.plan(upstream)
     data = f"data_dir:{shared_data.resolve()}"
     models = [
-        "model:/models/student",
+        "model:/models/base",
         ref("train-1", 0),
         ref("train-2", 0),
         ref("train-baselines", 0),
@@ -130,6 +132,8 @@ def test_plan_is_checkpoint_major_base_first(shared_data):
         upstream
     )
     assert no_base[0].inputs[0] == ref("train-1", 0) and len(no_base) == 4 * 2
+    student = EvaluateStage(EvaluateConfig(data_dir=str(shared_data)), StudentConfig(model="/s"))
+    assert student.plan(upstream)[0].inputs[0] == "model:/s"  # base row = the student by default
 
 
 def test_data_dir_order_config_env_repo(tmp_path, monkeypatch):
@@ -200,7 +204,8 @@ def test_evaluates_base_and_checkpoints_through_lm_eval(
         workdir=str(tmp_path / "run"), executor="debug",
         fake_train=FakeTrainConfig(model=str(tiny_llama), sets={"train-1": ["heal-1"]}),
         evaluate=EvaluateConfig(benchmarks=["gsm8k"], data_dir=str(shared_data), limit=2, max_gen_toks=8,
-                                batch_size=4, dtype="float32", base_model=str(tiny_llama)),
+                                batch_size=4, dtype="float32"),
+        student=StudentConfig(model=str(tiny_llama)),
     )  # fmt: skip
     stages = list(TRAIN_STAGES) + ["evaluate"]
     result = launch(cfg, make_executor("debug"), stages, echo=lambda *_: None)
