@@ -60,7 +60,14 @@ def build_parser() -> ArgumentParser:
     inspect.add_argument("target", type=str, help="a shard path or a 64-hex address")
     inspect.add_argument("--workdir", type=str, default="runs/demo")
     inspect.add_argument("--head", type=int, default=5)
+    inspect.add_argument("--plot", type=str | None, default=None,
+                         help="draw a trajectory's token/step entropy and GEAR breakpoint: record id (or 'first') -> PNG")
+    inspect.add_argument("--out", type=str, default="entropy.png", help="PNG path for --plot")
     commands.add_subcommand("inspect", inspect, help="verify and print a shard")
+
+    report = ArgumentParser(description="Write a markdown + self-contained HTML report of a run folder.")
+    report.add_argument("--workdir", type=str, default="runs/demo")
+    commands.add_subcommand("report", report, help="write <workdir>/report/report.{md,html}")
     return parser
 
 
@@ -147,15 +154,39 @@ def cmd_inspect(ns: Namespace) -> int:
     if not target.exists() and len(ns.target) == 64:
         target = shard_path(Path(ns.workdir) / "store", ns.target)
     try:
-        count = 0
+        count, chosen = 0, None
         for record in read_records(target):
             if count < ns.head:
                 print(json.dumps(record, ensure_ascii=False)[:2000])
+            if ns.plot and chosen is None and "entropies" in record and ns.plot in ("first", record.get("id")):
+                chosen = record
             count += 1
     except ShardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{target}: {count} records, sha256 verified", file=sys.stderr)
+    if ns.plot:
+        if chosen is None:
+            print(f"error: no trajectory record {ns.plot!r} with entropies in {target}", file=sys.stderr)
+            return 2
+        print(f"wrote {_plot(chosen, Path(ns.out))}", file=sys.stderr)
+    return 0
+
+
+def _plot(record: dict, out: Path) -> Path:
+    from heal_batch.method.gear import GearConfig
+    from heal_batch.plots import plot_entropy
+    from heal_batch.stages.trajectory import breakpoint_of
+
+    steps, breakpoint = breakpoint_of(record, GearConfig())
+    return plot_entropy(record, breakpoint, steps, out)
+
+
+def cmd_report(ns: Namespace) -> int:
+    from heal_batch.report import write_report
+
+    path = write_report(Path(ns.workdir))
+    print(f"report: {path}")
     return 0
 
 
@@ -192,7 +223,8 @@ def _indices(text: str | None) -> list[int] | None:
         raise SystemExit(f"error: --shards expects comma-separated integers, got {text!r}") from None
 
 
-COMMANDS = {"run": cmd_run, "stage": cmd_stage, "rerun": cmd_rerun, "status": cmd_status, "inspect": cmd_inspect}
+COMMANDS = {"run": cmd_run, "stage": cmd_stage, "rerun": cmd_rerun, "status": cmd_status, "inspect": cmd_inspect,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,3 +84,21 @@ def test_inspect_reports_a_corrupt_shard(tmp_path, capsys):
     path.write_bytes(path.read_bytes()[:-5])
     assert main(["inspect", str(path)]) == 2
     assert path.name in capsys.readouterr().err
+
+
+def test_inspect_plots_a_trajectory_entropy(tmp_path, capsys):
+    from heal_batch.backends.entropy import encode_floats
+    from heal_batch.store.shards import write_records
+
+    completion = "\n\n".join(f"step {i} " + "x" * 20 for i in range(6))
+    offsets = list(range(len(completion)))  # one token per character
+    entropies = [0.2] * len(completion)
+    for i in range(40, 60):
+        entropies[i] = 3.0
+    record = {"id": "p#s0", "completion": completion, "offsets": offsets, "entropies": encode_floats(entropies),
+              "entropy_method": "exact", "n_tokens": len(offsets)}
+    address = write_records(tmp_path / "store", [record])
+    out = tmp_path / "e.png"
+    assert main(["inspect", address, "--workdir", str(tmp_path), "--head", "0", "--plot", "p#s0", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["inspect", address, "--workdir", str(tmp_path), "--plot", "nope"]) == 2
