@@ -6,7 +6,7 @@ One JSON object per logged optimizer step:
 `tokens` counts the real (non-padding) tokens of the step over all ranks; `loss` is the mean
 over the step's assistant tokens over all ranks. Only rank 0 writes. On resume, lines after the
 resumed step (written after the last checkpoint by the killed run) are dropped first, so the file
-never holds a step twice.
+never holds a step twice; so is a last line the kill cut short.
 
     log = TrainLogger(out_dir, tensorboard=False, resume_step=0)
     log.write({"step": 1, "loss": 2.0, ...}); log.close()
@@ -45,19 +45,27 @@ class TrainLogger:
 
 
 def read_log(out_dir: Path) -> list[dict[str, Any]]:
+    """The log's entries; a last line cut short by a killed run is ignored."""
     path = out_dir / LOG_FILE
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [entry for _, entry in _entries(path)] if path.is_file() else []
 
 
 def _truncate_after(path: Path, step: int) -> None:
-    if not path.is_file():
-        return
-    kept = [
-        line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step
-    ]
-    path.write_text("".join(line + "\n" for line in kept))
+    if path.is_file():
+        kept = [line for line, entry in _entries(path) if entry["step"] <= step]
+        path.write_text("".join(line + "\n" for line in kept))
+
+
+def _entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for number, line in enumerate(lines, 1):
+        try:
+            out.append((line, json.loads(line)))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise ValueError(f"{path}:{number}: not a JSON line") from None
+    return out
 
 
 def _tensorboard_writer(folder: Path) -> Any:

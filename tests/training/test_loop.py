@@ -26,7 +26,7 @@ FAST = {"lr": 3e-3, "per_device_batch": 2, "grad_accum": 2, "max_seq_len": 256, 
 
 
 def _losses(out_dir: Path) -> dict[int, float]:
-    return {entry["step"]: entry["loss"] for entry in read_log(out_dir)}
+    return {entry["step"]: entry["loss"] for entry in read_log(out_dir)}  # safe mid-write
 
 
 def test_two_stages_each_start_from_the_previous_checkpoint(tiny_llama, records, tmp_path, caplog):
@@ -111,34 +111,35 @@ def _env(**extra: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_killed_stage_resumes_from_its_last_checkpoint(tiny_llama, tmp_path):
-    cfg = dict(FAST, max_steps=120, save_every_steps=5, keep_checkpoints=2)
+    cfg = dict(FAST, max_steps=40, save_every_steps=4, keep_checkpoints=2)
     spec = _spec(tmp_path, "run", tiny_llama, 48, cfg)
     out = tmp_path / "run"
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.training.train_child", str(spec)], cwd=REPO, env=_env()
     )
     deadline = time.monotonic() + 240
-    while not (out / "ds_ckpt" / COMPLETE).is_file():
-        assert child.poll() is None and time.monotonic() < deadline, (
-            "child ended before a checkpoint"
-        )
+    # Kill once the run is 2 steps past its first checkpoint, so it loses work it must redo.
+    while max(_losses(out), default=0) < 6 or not (out / "ds_ckpt" / COMPLETE).is_file():
+        assert child.poll() is None, "child ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint within 240 s"
         time.sleep(0.05)
     child.kill()  # SIGKILL: no cleanup, possibly mid-step or mid-save
     child.wait()
     saved = latest_state(out / "ds_ckpt").step
     killed_log = _losses(out)
-    assert 5 <= saved < 120 and not (out / "hf").exists()
+    assert 4 <= saved < 40 and not (out / "hf").exists()
 
     with pytest.raises(ValueError, match="seed: saved 0 != now 1"):
         train_sft(chat_records(48), str(tiny_llama), out, TrainConfig(**{**cfg, "seed": 1}))
     result = train_sft(chat_records(48), str(tiny_llama), out, TrainConfig(**cfg))
-    assert result.resumed_from_step == saved and result.steps == 120
+    assert result.resumed_from_step == saved and result.steps == 40
     resumed = _losses(out)
-    assert sorted(resumed) == list(range(1, 121))  # each step logged once
-    overlap = [step for step in killed_log if step > saved]
+    assert sorted(resumed) == list(range(1, 41))  # each step logged once
+    overlap = [step for step in killed_log if step > saved]  # redone after the resume
+    assert overlap or saved > 4
     for step in list(range(1, saved + 1)) + overlap:  # the same numbers as the killed run
         assert resumed[step] == pytest.approx(killed_log[step], abs=1e-5)
-    assert resumed[120] < resumed[1]
+    assert resumed[40] < resumed[1]
 
 
 @pytest.mark.slow
