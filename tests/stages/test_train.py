@@ -139,7 +139,7 @@ def test_only_rank_zero_writes_and_the_out_dir_is_stable(tmp_path, monkeypatch):
         == calls[1][1]
         == (tmp_path / "run").resolve() / "checkpoints" / ("k" * 64) / "heal-1"
     )
-    assert calls[0][2].epochs == 2 and calls[0][2].max_steps is None
+    assert calls[0][2].epochs == 5 and calls[0][2].max_steps is None
 
 
 def test_empty_set_is_an_error_naming_the_counters(tmp_path):
