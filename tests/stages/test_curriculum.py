@@ -212,12 +212,15 @@ def test_exact_and_near_duplicates_keep_the_earliest_stage(tmp_path, no_data):
         traj("p", 1, True, 4, 4, same),
         traj("p", 2, True, 4, 4, "we ADD so boxed 2"),
         traj("p", 3, True, 4, 4, "Other. \\boxed{2}"),
+        # a dropped sample (wrong answer) does not make a later identical one a duplicate
+        traj("a", 0, False, 2, 1, "Guess. \\boxed{3}"),
+        traj("a", 1, True, 2, 1, "Guess. \\boxed{3}"),
     ]
     scored = [cand("p", 0, "repair", 1.0, "corner", text=same)]
     cfg = CurriculumConfig(pure_drop_top_fraction=0.0, baselines=[])
     sets = run_all(tmp_path, gen, scored, cfg)
     records, counters = sets["heal-3"]
-    assert ids(records) == ["p#s0", "p#s3"]
+    assert ids(records) == ["a#s1", "p#s0", "p#s3"] and counters["dropped_incorrect"] == 1
     assert counters["dropped_duplicate"] == 2 and counters["dropped_near_duplicate"] == 1
     no_near = run_all(
         tmp_path / "b",
@@ -225,7 +228,7 @@ def test_exact_and_near_duplicates_keep_the_earliest_stage(tmp_path, no_data):
         scored,
         CurriculumConfig(pure_drop_top_fraction=0.0, baselines=[], near_dedup=False),
     )["heal-3"]
-    assert ids(no_near[0]) == ["p#s0", "p#s2", "p#s3"]
+    assert ids(no_near[0]) == ["a#s1", "p#s0", "p#s2", "p#s3"]
 
 
 def test_decontamination_against_benchmark_files(tmp_path, no_data):
