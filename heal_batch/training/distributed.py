@@ -6,8 +6,9 @@ with the process group initialised through `deepspeed.init_distributed`.
 Where the ranks come from:
 - RANK/WORLD_SIZE/... already set (torchrun, or submitit's
   `submitit.helpers.TorchDistributedEnvironment().export()` in each Slurm task): used as they are.
-- No RANK, but a Slurm step with several tasks (SLURM_NTASKS > 1): exported from the Slurm
-  variables with submitit's helper, so N tasks never train N independent copies by mistake.
+- No RANK, but a Slurm step with several tasks (SLURM_NTASKS > 1, e.g. plain `srun`): exported
+  from the SLURM_* variables the way submitit's helper does, so N tasks never train N
+  independent copies by mistake.
 - Neither: a single process; RANK=0, WORLD_SIZE=1, LOCAL_RANK=0, MASTER_ADDR=127.0.0.1 and a free
   MASTER_PORT are set for the duration of the call and restored afterwards (DeepSpeed otherwise
   falls back to MPI discovery and fails without mpi4py). The 1-rank group itself stays up, so a
@@ -25,7 +26,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-_DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+_DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,7 @@ def _export_env() -> None:
     if "RANK" in os.environ:
         return
     if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ:
-        from submitit.helpers import TorchDistributedEnvironment
-
-        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        os.environ.update(_slurm_env())
         return
     os.environ.update(
         RANK="0",
@@ -81,6 +80,28 @@ def _export_env() -> None:
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(free_port()),
     )
+
+
+def _slurm_env() -> dict[str, str]:
+    """What submitit's TorchDistributedEnvironment().export() sets, also under plain srun.
+
+    (Its JobEnvironment() only activates inside submitit jobs; the Slurm class reads the same
+    SLURM_* variables directly.) Every task derives the same port from the job id.
+    """
+    import random
+
+    from submitit.slurm.slurm import SlurmJobEnvironment
+
+    job = SlurmJobEnvironment()
+    port = os.environ.get("MASTER_PORT") or str(random.Random(job.job_id).randint(20000, 60000))
+    return {
+        "MASTER_ADDR": job.hostnames[0],
+        "MASTER_PORT": port,
+        "RANK": str(job.global_rank),
+        "WORLD_SIZE": str(job.num_tasks),
+        "LOCAL_RANK": str(job.local_rank),
+        "LOCAL_WORLD_SIZE": str(job.num_tasks // job.num_nodes),
+    }
 
 
 def _describe() -> DistEnv:

@@ -1,0 +1,64 @@
+"""Where ranks come from: existing env, Slurm tasks (via submitit's helper), or one local process."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from heal_batch.training import distributed
+
+VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE")
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No rank or Slurm variables; whatever _export_env sets is undone afterwards."""
+    saved = dict(os.environ)
+    for key in list(os.environ):
+        if key in VARS or key.startswith(("SLURM_", "SUBMITIT_")):
+            monkeypatch.delenv(key)
+    yield monkeypatch
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_single_process_gets_rank_zero_and_a_free_port(clean_env):
+    distributed._export_env()
+    assert (os.environ["RANK"], os.environ["WORLD_SIZE"], os.environ["LOCAL_RANK"]) == (
+        "0",
+        "1",
+        "0",
+    )
+    assert 0 < int(os.environ["MASTER_PORT"]) < 65536
+
+
+def test_existing_rank_variables_are_left_alone(clean_env):
+    clean_env.setenv("RANK", "3")
+    clean_env.setenv("WORLD_SIZE", "4")
+    distributed._export_env()
+    assert os.environ["RANK"] == "3" and "MASTER_PORT" not in os.environ
+
+
+def test_slurm_tasks_export_their_ranks(clean_env):
+    slurm = {
+        "SLURM_JOB_ID": "77",
+        "SLURM_NTASKS": "4",
+        "SLURM_PROCID": "3",
+        "SLURM_LOCALID": "1",
+        "SLURM_NODEID": "1",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_JOB_NODELIST": "gpu[01-02]",
+        "SLURM_STEP_NODELIST": "gpu[01-02]",
+    }
+    for key, value in slurm.items():
+        clean_env.setenv(key, value)
+    distributed._export_env()
+    got = {k: os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}
+    assert got == {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "gpu01"}
+    port = os.environ["MASTER_PORT"]
+    for key in VARS:  # another task of the same job picks the same port
+        clean_env.delenv(key)
+    clean_env.setenv("SLURM_PROCID", "0")
+    distributed._export_env()
+    assert os.environ["MASTER_PORT"] == port and os.environ["RANK"] == "0"
