@@ -193,9 +193,9 @@ def _corner_cases(data: RunData) -> list:
         k.removeprefix("dropped_"): v for k, v in (final or {}).items() if k.startswith("dropped_")
     }
     if drops:
-        blocks.append("Fates of the run's samples in set heal-3 (PURE: top_lambda, "
-                      "above_reference_q95): kept " + str(final.get("kept", 0)) + ", dropped "
-                      + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())) + ".")  # fmt: skip
+        fates = ", ".join(f"{k} {v}" for k, v in sorted(drops.items()))
+        blocks.append(f"Fates of all samples of the run in set heal-3: kept {final.get('kept', 0)}, "
+                      f"dropped {fates} (PURE's drops are top_lambda and above_reference_q95).")  # fmt: skip
     if data.score and data.score.ratios:
         png = plots.pure_ratio_histogram(data.score.ratios)
         blocks.append(Figure("pure_ratios", png, "PURE ratio per candidate kind; reference = "
@@ -207,8 +207,11 @@ def _corner_cases(data: RunData) -> list:
 
 def _entropy(data: RunData) -> list:
     if not data.examples:
-        why = "no GEAR repair with a breakpoint whose source trajectory is in the generate output"
-        return _unavailable(data, "generate", why)
+        if data.repair is None or data.problems is None:
+            return _unavailable(data, "repair" if data.repair is None else "generate",
+                                "no GEAR repairs and teacher trajectories to show (repair, generate)")  # fmt: skip
+        return [(f"No example: none of the {data.repair.candidates['repair']} GEAR repair candidates "
+                "has a breakpoint and a source trajectory in the generate output.")]  # fmt: skip
     config = data.stages["repair"].config if "repair" in data.stages else {}
     search = (_find_mapping(config, "search_fraction") or {}).get("search_fraction", 1 / 3)
     blocks: list = [ENTROPY_INTRO]
