@@ -1,14 +1,16 @@
 """Built-in arithmetic word problems of graded difficulty for the demo (exact integer answers).
 
 Inputs -> outputs: (count, seed, levels, mix) -> problem records, deterministic by seed:
-    {"id": "arith-s0-0003", "problem": "Mia has 4 pens. She gets 3 more. How many pens ...?",
-     "answer": "7", "source": "builtin/arith-L1", "meta": {"level": 1}}
+    {"id": "arith-s0-0003", "problem": "What is 8 + 6?", "answer": "14",
+     "source": "builtin/arith-L1", "meta": {"level": 1}}
 
-Levels are calibrated against the demo teacher (SmolLM2-135M-Instruct, bf16, DEMO_SYSTEM_PROMPT +
-DEMO_EXAMPLES, T=0.7) so that the demo fills all three HEAL buckets (design.md section 9):
-  1  one small sum                      mostly solved          -> "easy"
-  2  two steps (add then take away)     sometimes solved       -> "hard"
-  3  three to four steps with products  almost never solved    -> "corner case"
+Levels are calibrated against the demo teacher (SmolLM2-135M-Instruct, bf16, demo_prompt, T=0.7)
+so that the demo fills all three HEAL buckets (design.md section 9; measured pass rates in
+CALIBRATION):
+  1  one sum of two digits ("What is 7 + 5?")          mostly solved     -> mostly "easy"
+  2  a sum then a difference ("What is 4 + 5 - 3?")    sometimes solved  -> "hard" and others
+  3  a four-step shopping word problem                 never solved      -> "corner case"
+Buckets need k >= 6 samples: with k=4, "hard" (more than 1 and fewer than k/2 correct) is empty.
 Problem i depends only on (seed, i), so a longer list starts with the shorter one.
 
     generate_problems(24, seed=0)                        # levels 1, 2, 3, 1, 2, 3, ...
@@ -19,22 +21,20 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-# The demo prompt: a system line and one worked example that ends with \boxed{}. Without the example
+# The demo prompt: a system line and two worked examples that end with \boxed{}. Without examples
 # SmolLM2-135M rarely writes \boxed{} at all (stack-2026-11-24.md section 4).
 DEMO_SYSTEM_PROMPT = (
     "You are a careful math tutor. Solve the problem step by step, one short line per step, "
     "then give the final number in \\boxed{}."
 )
 DEMO_EXAMPLES: tuple[tuple[str, str], ...] = (
-    (
-        "Sara has 5 apples. She buys 3 more apples. How many apples does Sara have now?",
-        "Sara starts with 5 apples.\nShe buys 3 more, so 5 + 3 = 8.\nThe answer is \\boxed{8}.",
-    ),
+    ("What is 2 + 5?", "2 + 5 = 7.\nThe answer is \\boxed{7}."),
+    ("What is 3 + 4 - 2?", "3 + 4 = 7.\n7 - 2 = 5.\nThe answer is \\boxed{5}."),
 )
 
 _NAMES = ["Sara", "Tom", "Mia", "Leo", "Ana", "Ben", "Zoe", "Sam", "Eva", "Max", "Lily", "Omar"]
-_ITEMS = ["apples", "pens", "stickers", "books", "marbles", "cards", "shells", "coins", "cookies"]
 
 
 def generate_problems(
@@ -72,27 +72,24 @@ def demo_messages(problem: str) -> tuple[str, tuple[tuple[str, str], ...], str]:
     return DEMO_SYSTEM_PROMPT, DEMO_EXAMPLES, problem
 
 
+def demo_prompt(tokenizer: Any, problem: str, assistant_prefix: str | None = None) -> str:
+    """The demo prompt for one problem as chat-templated text (optionally mid-answer)."""
+    from heal_batch.backends.base import render_chat
+
+    return render_chat(tokenizer, DEMO_SYSTEM_PROMPT, problem, assistant_prefix, DEMO_EXAMPLES)
+
+
 def _level1(rng: random.Random) -> tuple[str, int]:
-    """One addition of small numbers, in words."""
-    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-    a, b = rng.randint(2, 9), rng.randint(2, 9)
-    text = (
-        f"{name} has {a} {item}. {_pronoun(name)} gets {b} more {item}. "
-        f"How many {item} does {name} have now?"
-    )
-    return text, a + b
+    """One sum of two digits."""
+    a, b = rng.randint(1, 9), rng.randint(1, 9)
+    return f"What is {a} + {b}?", a + b
 
 
 def _level2(rng: random.Random) -> tuple[str, int]:
-    """Add, then take away: two steps, numbers up to 30."""
-    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-    a, b = rng.randint(10, 30), rng.randint(3, 15)
-    c = rng.randint(2, a + b - 1)
-    text = (
-        f"{name} has {a} {item}. {_pronoun(name)} buys {b} more {item}, then gives {c} "
-        f"{item} to a friend. How many {item} does {name} have now?"
-    )
-    return text, a + b - c
+    """A sum, then a difference; small numbers, positive result."""
+    a, b = rng.randint(2, 6), rng.randint(2, 6)
+    c = rng.randint(1, a + b - 1)
+    return f"What is {a} + {b} - {c}?", a + b - c
 
 
 def _level3(rng: random.Random) -> tuple[str, int]:

