@@ -128,13 +128,10 @@ class HFGenerator:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
-        tok, device = self.tokenizer, self.model.device
-        width = max(len(r.ids) for r in batch)
+        tok = self.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        ids = torch.tensor([[pad] * (width - len(r.ids)) + r.ids for r in batch], device=device)
-        mask = torch.tensor(
-            [[0] * (width - len(r.ids)) + [1] * len(r.ids) for r in batch], device=device
-        )
+        ids, mask = _left_pad([r.ids for r in batch], pad, self.model.device)
+        width = ids.shape[1]
         eos = self._eos_ids()
         sampler = _SeededSampler([r.seed for r in batch], params)
         stopper = StoppingCriteriaList(
@@ -176,6 +173,16 @@ class HFGenerator:
         extra = getattr(cfg, "eos_token_id", None)
         eos.update(extra if isinstance(extra, list | tuple) else [extra])
         return {int(e) for e in eos if e is not None}
+
+
+def _left_pad(seqs: list[list[int]], pad: int, device: Any):
+    """(input_ids, attention_mask), both [len(seqs), longest], padded on the left."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=device)
+    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=device)
+    return ids, mask
 
 
 class _SeededSampler:
