@@ -100,7 +100,12 @@ class Sample:
 
 @runtime_checkable
 class Generator(Protocol):
-    """A text generator with per-token logprobs and entropies (see the module docstring)."""
+    """A text generator with per-token logprobs and entropies (see the module docstring).
+
+    tokenizer: the model's HF tokenizer (render prompts with it: render_chat(gen.tokenizer, ...)).
+    """
+
+    tokenizer: Any
 
     def generate(
         self, prompts: Sequence[str | SampleRequest], params: GenerationParams

@@ -66,7 +66,9 @@ class VLLMGenerator:
             dtype=dtype,
             **engine_kwargs,
         )
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            self.model_path, trust_remote_code=engine_kwargs.get("trust_remote_code", False)
+        )
         self.eos_ids = _eos_ids(self.tokenizer, self.model_path)
         self.last_stats: dict[str, float] = {}
 

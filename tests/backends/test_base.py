@@ -43,6 +43,8 @@ def test_sample_to_dict_and_protocol():
     assert s.to_dict()["entropy_method"] == "exact"
 
     class Fake:
+        tokenizer = None
+
         def generate(self, prompts, params):
             return []
 
