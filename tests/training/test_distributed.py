@@ -12,13 +12,16 @@ VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL
 
 
 @pytest.fixture
-def clean_env(monkeypatch):
-    """No rank or Slurm variables; whatever _export_env sets is undone afterwards."""
+def clean_env():
+    """No rank or Slurm variables during the test; the whole environment is restored after.
+
+    (Not monkeypatch: its undo would run after this restore and bring back what tests set.)
+    """
     saved = dict(os.environ)
     for key in list(os.environ):
         if key in VARS or key.startswith(("SLURM_", "SUBMITIT_")):
-            monkeypatch.delenv(key)
-    yield monkeypatch
+            del os.environ[key]
+    yield os.environ
     os.environ.clear()
     os.environ.update(saved)
 
@@ -34,8 +37,8 @@ def test_single_process_gets_rank_zero_and_a_free_port(clean_env):
 
 
 def test_existing_rank_variables_are_left_alone(clean_env):
-    clean_env.setenv("RANK", "3")
-    clean_env.setenv("WORLD_SIZE", "4")
+    clean_env["RANK"] = "3"
+    clean_env["WORLD_SIZE"] = "4"
     distributed._export_env()
     assert os.environ["RANK"] == "3" and "MASTER_PORT" not in os.environ
 
@@ -52,13 +55,13 @@ def test_slurm_tasks_export_their_ranks(clean_env):
         "SLURM_STEP_NODELIST": "gpu[01-02]",
     }
     for key, value in slurm.items():
-        clean_env.setenv(key, value)
+        clean_env[key] = value
     distributed._export_env()
     got = {k: os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}
     assert got == {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "gpu01"}
     port = os.environ["MASTER_PORT"]
     for key in VARS:  # another task of the same job picks the same port
-        clean_env.delenv(key)
-    clean_env.setenv("SLURM_PROCID", "0")
+        del clean_env[key]
+    clean_env["SLURM_PROCID"] = "0"
     distributed._export_env()
     assert os.environ["MASTER_PORT"] == port and os.environ["RANK"] == "0"
