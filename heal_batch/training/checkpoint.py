@@ -12,6 +12,9 @@ middle of a save resumes from the previous checkpoint. `hf/` appears by renaming
 `hf.tmp/`, so its existence means the stage finished; `SHA256SUMS` (`sha256sum -c` format) lists
 every other file in it.
 
+A run's fingerprint (data hash, starting model, world size, learning settings) is stored with each
+checkpoint and in the summary; `check_same_run` refuses to resume or reuse a different run.
+
     state = latest_state(out_dir / "ds_ckpt")        # None on a fresh start
     files = hash_files(out_dir / "hf")               # {"model.safetensors": "ab12...", ...}
 """
@@ -117,6 +120,31 @@ def read_sums(directory: Path) -> dict[str, str]:
     """The file list of a finished HF directory, as written by write_sums."""
     lines = (directory / SUMS_FILE).read_text().splitlines()
     return {rel: digest for digest, rel in (line.split("  ", 1) for line in lines if line)}
+
+
+def run_fingerprint(records, init_model_dir: str, cfg: Any, world_size: int) -> dict[str, Any]:
+    """What must not change between a run and its resume: data, start model, world, settings."""
+    data = hashlib.sha256()
+    for record in records:
+        data.update(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
+        data.update(b"\n")
+    return {
+        **cfg.resume_fingerprint(),
+        "world_size": world_size,
+        "init_model_dir": str(init_model_dir),
+        "data_sha256": data.hexdigest(),
+    }
+
+
+def check_same_run(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
+    """ValueError naming every setting that differs between `saved` and `current`."""
+    diff = {k: (saved.get(k), current.get(k)) for k in current if saved.get(k) != current.get(k)}
+    if diff:
+        detail = "; ".join(f"{k}: saved {a!r} != now {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(
+            f"{where} was written by a different training run ({detail}); "
+            "use a new out_dir or delete the old one"
+        )
 
 
 def _prune(ckpt_dir: Path, keep: int) -> None:

@@ -23,16 +23,14 @@ attention_mask (Trainer's collators and length grouping assume otherwise); resum
 the exact data position of a packed, sharded, seeded order; the loss is normalised by the
 assistant-token count of the whole global batch, not averaged per micro-batch; and on a GPU-less
 box Trainer's accelerate state ignores the process group unless `use_cpu=True` (feasibility.md §3).
-The loop is about 150 lines, passes a torch AdamW (no DeepSpeed JIT optimizer build on CPU) and
-costs nothing over a bare DeepSpeed loop (tests/bench/bench_training.py).
+The loop is about 150 lines, passes a torch AdamW (no DeepSpeed JIT optimizer build on CPU), and
+its tokens/s are within run-to-run noise of a bare DeepSpeed loop (tests/bench/bench_training.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,8 +39,9 @@ from typing import Any
 
 from heal_batch.training import checkpoint as ckpt
 from heal_batch.training.batches import BatchPlan
-from heal_batch.training.config import TrainConfig, build_deepspeed_config
+from heal_batch.training.config import TrainConfig
 from heal_batch.training.distributed import DistEnv, distributed_env
+from heal_batch.training.engine import build_engine
 from heal_batch.training.logs import TrainLogger, read_log
 from heal_batch.training.packing import PackedRow, collate, pack_samples, pack_stats
 from heal_batch.training.tokenize import tokenize_records
@@ -70,7 +69,7 @@ def train_sft(
     """Train (or resume, or just verify) one SFT stage; see the module docstring."""
     out_dir = Path(out_dir)
     with distributed_env() as env:
-        fingerprint = _fingerprint(records, init_model_dir, cfg, env.world_size)
+        fingerprint = ckpt.run_fingerprint(records, init_model_dir, cfg, env.world_size)
         finished = _finished(out_dir, fingerprint)
         if finished is not None:
             return finished
@@ -87,7 +86,7 @@ def _train(records, init_model_dir, out_dir, cfg, env: DistEnv, fingerprint) -> 
     rows = _pack(records, tokenizer, cfg)
     plan = BatchPlan(len(rows), cfg.seed, env.world_size, cfg.per_device_batch, cfg.grad_accum)
     total = plan.total_steps(cfg.epochs, cfg.max_steps)
-    engine, keep_alive = _init_engine(init_model_dir, cfg, env, total)
+    engine, keep_alive = build_engine(init_model_dir, cfg, env, total)
     start = _resume(engine, out_dir / "ds_ckpt", fingerprint)
     logger = TrainLogger(out_dir, cfg.log_tensorboard, start) if env.is_main else None
     try:
@@ -217,79 +216,14 @@ def _pack(records, tokenizer, cfg: TrainConfig) -> list[PackedRow]:
     return rows
 
 
-def _init_engine(init_model_dir: str, cfg: TrainConfig, env: DistEnv, total: int):
-    """DeepSpeed engine over the model, a torch AdamW and the warm-up + decay schedule."""
-    import deepspeed
-    import torch
-    import transformers
-    from transformers.integrations.deepspeed import HfDeepSpeedConfig
-
-    bf16 = _use_bf16(cfg, env)
-    ds_config = build_deepspeed_config(cfg, env.world_size, bf16=bf16)
-    # While this object lives, from_pretrained loads ZeRO-3 weights already partitioned.
-    keep_alive = (
-        HfDeepSpeedConfig(ds_config) if ds_config["zero_optimization"].get("stage") == 3 else None
-    )
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        init_model_dir,
-        dtype=torch.bfloat16 if bf16 else torch.float32,
-        attn_implementation=cfg.attn_implementation,
-    )
-    model.config.use_cache = False
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = transformers.get_scheduler(
-        cfg.schedule,
-        optimizer,
-        num_warmup_steps=math.ceil(cfg.warmup_ratio * total),
-        num_training_steps=total,
-    )
-    engine, *_ = deepspeed.initialize(
-        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
-    )
-    return engine, keep_alive
-
-
-def _use_bf16(cfg: TrainConfig, env: DistEnv) -> bool:
-    if cfg.dtype != "auto":
-        return cfg.dtype == "bf16"
-    import torch
-
-    return env.device.startswith("cuda") and torch.cuda.is_bf16_supported()
-
-
 def _resume(engine, ckpt_dir: Path, fingerprint: dict[str, Any]) -> int:
     state = ckpt.latest_state(ckpt_dir)
     if state is None:
         return 0
-    _check_same_run(state.fingerprint, fingerprint, ckpt_dir)
+    ckpt.check_same_run(state.fingerprint, fingerprint, ckpt_dir)
     ckpt.load_resumable(engine, ckpt_dir, state)
     _log.info("resumed from %s at step %d", ckpt_dir / state.tag, state.step)
     return state.step
-
-
-def _fingerprint(records, init_model_dir: str, cfg: TrainConfig, world_size: int) -> dict[str, Any]:
-    data = hashlib.sha256()
-    for record in records:
-        data.update(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
-        data.update(b"\n")
-    return {
-        **cfg.resume_fingerprint(),
-        "world_size": world_size,
-        "init_model_dir": str(init_model_dir),
-        "data_sha256": data.hexdigest(),
-    }
-
-
-def _check_same_run(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
-    diff = {k: (saved.get(k), current.get(k)) for k in current if saved.get(k) != current.get(k)}
-    if diff:
-        detail = "; ".join(f"{k}: saved {a!r} != now {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(
-            f"{where} was written by a different training run ({detail}); "
-            "use a new out_dir or delete the old one"
-        )
 
 
 def _finished(out_dir: Path, fingerprint: dict[str, Any]) -> TrainResult | None:
@@ -297,7 +231,7 @@ def _finished(out_dir: Path, fingerprint: dict[str, Any]) -> TrainResult | None:
     if not (summary_path.is_file() and (hf_dir / ckpt.SUMS_FILE).is_file()):
         return None
     summary = json.loads(summary_path.read_text())
-    _check_same_run(summary.pop("fingerprint"), fingerprint, summary_path)
+    ckpt.check_same_run(summary.pop("fingerprint"), fingerprint, summary_path)
     files = ckpt.read_sums(hf_dir)
     if ckpt.hash_files(hf_dir) != files:
         raise RuntimeError(
