@@ -170,7 +170,11 @@ def child(args: argparse.Namespace) -> None:
 
 
 def parent(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="bench_training_"))
+    with tempfile.TemporaryDirectory(prefix="bench_training_") as tmp:
+        compare(Path(tmp), args)
+
+
+def compare(work: Path, args: argparse.Namespace) -> None:
     build_model(work / "model")
     (work / "records.json").write_text(json.dumps(gsm8k_chats(args.records)))
     cfg = {
