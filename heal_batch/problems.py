@@ -5,12 +5,13 @@ Inputs -> outputs: (count, seed, levels, mix) -> problem records, deterministic 
      "source": "builtin/arith-L1", "meta": {"level": 1}}
 
 Levels are calibrated against the demo teacher (SmolLM2-135M-Instruct, bf16, demo_prompt, T=0.7)
-so that the demo fills all three HEAL buckets (design.md section 9; measured pass rates in
-CALIBRATION):
-  1  one sum of two digits ("What is 7 + 5?")          mostly solved     -> mostly "easy"
-  2  a sum then a difference ("What is 4 + 5 - 3?")    sometimes solved  -> "hard" and others
-  3  a four-step shopping word problem                 never solved      -> "corner case"
-Buckets need k >= 6 samples: with k=4, "hard" (more than 1 and fewer than k/2 correct) is empty.
+so that the demo fills all three HEAL buckets (design.md section 9; measurements in CALIBRATION):
+  1  one sum of two digits ("What is 7 + 5?")          mostly solved      pass rate 0.62
+  2  a sum then a difference ("What is 4 + 5 - 3?")    sometimes solved   pass rate 0.39
+  3  a four-step shopping word problem                 almost never       pass rate 0.03
+Per problem the model tends to know an answer or not, so buckets are mixed within a level; over
+36 problems (k=8) they came out easy 16, hard 3, corner 17. Use k >= 6 samples: with k=4, "hard"
+(more than 1 and fewer than k/2 correct) is empty by definition; 24+ problems keep it non-empty.
 Problem i depends only on (seed, i), so a longer list starts with the shorter one.
 
     generate_problems(24, seed=0)                        # levels 1, 2, 3, 1, 2, 3, ...
@@ -33,6 +34,18 @@ DEMO_EXAMPLES: tuple[tuple[str, str], ...] = (
     ("What is 2 + 5?", "2 + 5 = 7.\nThe answer is \\boxed{7}."),
     ("What is 3 + 4 - 2?", "3 + 4 = 7.\n7 - 2 = 5.\nThe answer is \\boxed{5}."),
 )
+
+# Measured 2026-11-24 on CPU: generate_problems(36, seed=0), 8 samples each, T=0.7, top_p=1,
+# max_new_tokens=96, SmolLM2-135M-Instruct bf16 via HFGenerator, graded by heal_batch.grading.
+CALIBRATION = {
+    "pass_rate": {1: 0.615, 2: 0.385, 3: 0.031},
+    "correct_of_8": {
+        1: [7, 4, 5, 1, 2, 0, 7, 7, 8, 5, 6, 7],
+        2: [0, 0, 5, 4, 0, 4, 4, 7, 5, 3, 5, 0],
+        3: [0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0],
+    },
+    "buckets": {"easy": 16, "hard": 3, "corner": 17},
+}
 
 _NAMES = ["Sara", "Tom", "Mia", "Leo", "Ana", "Ben", "Zoe", "Sam", "Eva", "Max", "Lily", "Omar"]
 
