@@ -105,4 +105,4 @@ def test_levels_separate_on_the_demo_teacher():
     rate = {1: 0.0, 3: 0.0}
     for r, samples in zip(records, out, strict=True):
         rate[r["meta"]["level"]] += sum(grade(s.text, r["answer"]).correct for s in samples) / 12
-    assert rate[1] >= 0.5 and rate[3] <= 0.1, rate
+    assert rate[1] >= rate[3] + 0.25 and rate[3] <= 0.1, rate
