@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from heal_batch.stages.curriculum import CurriculumConfig
+from heal_batch.stages.evaluate import EvaluateConfig
 from heal_batch.stages.generate import GenerateConfig
 from heal_batch.stages.ingest import IngestConfig
 from heal_batch.stages.repair import RepairConfig
@@ -44,6 +45,7 @@ class PipelineConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     train: TrainStageConfig = field(default_factory=TrainStageConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self):
         if self.executor not in EXECUTORS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from heal_batch.stages.curriculum import CurriculumStage
+from heal_batch.stages.evaluate import EvaluateStage
 from heal_batch.stages.generate import GenerateStage
 from heal_batch.stages.ingest import IngestStage
 from heal_batch.stages.repair import RepairStage
@@ -13,7 +14,7 @@ STAGES = {
     cls.name: cls
     for cls in (
         IngestStage, GenerateStage, RepairStage, ScoreStage, CurriculumStage,
-        Train1Stage, Train2Stage, Train3Stage, TrainBaselinesStage,
+        Train1Stage, Train2Stage, Train3Stage, TrainBaselinesStage, EvaluateStage,
     )
 }  # fmt: skip
 
