@@ -89,3 +89,20 @@ def test_plain_sbatch_scripts_run_the_stage(slurm_cluster, tmp_path):
     assert set(states.values()) == {"COMPLETED"}, states
     (row,) = status.collect(workdir)
     assert row.counts["done"] == 3 and row.sealed
+
+
+def test_ingest_and_generate_on_slurm(slurm_cluster, tmp_path, tiny_llama):
+    from heal_batch.config import PipelineConfig
+    from heal_batch.stages.generate import GenerateConfig
+    from heal_batch.stages.teacher import TeacherConfig
+
+    cfg = PipelineConfig(
+        workdir=str(tmp_path / "run"), executor="slurm", cluster="local",
+        teacher=TeacherConfig(model=str(tiny_llama), system_prompt=None, examples=[]),
+        ingest=IngestConfig(paths=[str(write_problems(tmp_path / "p.jsonl", n=4))], num_shards=2),
+        generate=GenerateConfig(k=2, max_new_tokens=8),
+    )
+    result = run(cfg, ["ingest", "generate"])
+    assert result.submitted == {"ingest": [0, 1], "generate": [0, 1]} and not result.failed
+    current = rows(cfg)
+    assert current["generate"].sealed and current["generate"].counts["done"] == 2
