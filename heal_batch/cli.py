@@ -169,17 +169,31 @@ def cmd_inspect(ns: Namespace) -> int:
         if chosen is None:
             print(f"error: no trajectory record {ns.plot!r} with entropies in {target}", file=sys.stderr)
             return 2
-        print(f"wrote {_plot(chosen, Path(ns.out))}", file=sys.stderr)
+        print(f"wrote {_plot(chosen, Path(ns.out), Path(ns.workdir))}", file=sys.stderr)
     return 0
 
 
-def _plot(record: dict, out: Path) -> Path:
-    from heal_batch.method.gear import GearConfig
+def _plot(record: dict, out: Path, workdir: Path) -> Path:
     from heal_batch.plots import plot_entropy
     from heal_batch.stages.trajectory import breakpoint_of
 
-    steps, breakpoint = breakpoint_of(record, GearConfig())
+    steps, breakpoint = breakpoint_of(record, _gear_config(workdir))
     return plot_entropy(record, breakpoint, steps, out)
+
+
+def _gear_config(workdir: Path):
+    """The GEAR settings of the workdir's latest repair run (steps and breakpoint as repair saw
+    them), else the defaults."""
+    from heal_batch.method.gear import GearConfig
+    from heal_batch.store.layout import Layout
+    from heal_batch.store.manifests import load_manifest
+
+    layout = Layout(workdir)
+    key = layout.read_ref("repair")
+    path = layout.manifest("repair", key) if key else None
+    if path is None or not path.exists():
+        return GearConfig()
+    return config_from_dict(load_manifest(path).pipeline).repair.gear
 
 
 def cmd_report(ns: Namespace) -> int:

@@ -1,7 +1,9 @@
-"""Locate the final answer, the contents of the last ``\\boxed{...}``, in text and in tokens.
+"""Locate the final answer in text and in tokens: the contents of the last ``\\boxed{...}``, or,
+when there is none, what follows the last GSM8K-style ``#### `` marker on its line.
 
 Input: the completion text (and its per-token char offsets). Output: a char span or a token span
-``[start, end)`` of the answer, or None when there is no complete ``\\boxed{}`` with content.
+``[start, end)`` of the answer, or None when there is no complete ``\\boxed{}`` (or ``####``
+line) with content.
 PURE scores the answer's tokens with it; grading lives elsewhere (``heal_batch.grading``).
 
 Example::
@@ -14,9 +16,11 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 BOXED = "\\boxed"
+GSM8K_MARKER = re.compile(r"####[ \t]*([^\n]*?)[ \t]*(?:\n|$)")
 
 
 def last_boxed_char_span(text: str) -> tuple[int, int] | None:
@@ -40,13 +44,26 @@ def last_boxed_char_span(text: str) -> tuple[int, int] | None:
     return (start, end) if start < end else None
 
 
-def boxed_answer_span(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
-    """Token span ``[first, last + 1)`` of the tokens overlapping the last boxed answer.
+def final_answer_char_span(text: str) -> tuple[int, int] | None:
+    """The last boxed answer's char span, else the text after the last ``####`` on its line."""
+    boxed = last_boxed_char_span(text)
+    if boxed is not None or "####" not in text:
+        return boxed
+    last = None
+    for last in GSM8K_MARKER.finditer(text):
+        pass
+    if last is None or last.start(1) == last.end(1):
+        return None
+    return last.start(1), last.end(1)
+
+
+def final_answer_span(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
+    """Token span ``[first, last + 1)`` of the tokens overlapping the final answer.
 
     ``offsets`` are per-token ``(char_start, char_end)`` relative to ``text``; zero-width tokens
-    never count. None when there is no boxed answer or no token overlaps it.
+    never count. None when there is no final answer or no token overlaps it.
     """
-    chars = last_boxed_char_span(text)
+    chars = final_answer_char_span(text)
     if chars is None:
         return None
     start, end = chars

@@ -33,7 +33,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from heal_batch.method.hints import DEFAULT_HINT_TEMPLATE, DEFAULT_LEAK_PHRASES
-from heal_batch.method.steps import DEFAULT_MIN_STEP_TOKENS, Step, check_aligned, step_means
+from heal_batch.method.steps import (
+    DEFAULT_DELIMITER,
+    DEFAULT_MIN_STEP_TOKENS,
+    Step,
+    check_aligned,
+    delimiter_pattern,
+    step_means,
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,8 @@ class GearConfig:
         search_fraction: only steps starting in this leading fraction of tokens can be breakpoints.
         min_surge: a surge must exceed this (nats) to count; the default only absorbs float noise.
         min_step_tokens: steps shorter than this are merged into the next step.
+        step_delimiter: what ends a step: blank_line (the paper's ``\\n\\n``) or line (every
+            line break; for teachers that write one step per line, where blank lines are rare).
         hint_template: inline hint text; ``{answer}`` is replaced by the reference answer.
         leak_phrases: a continuation that contains any of these (case-insensitive) is rejected.
     """
@@ -55,6 +64,7 @@ class GearConfig:
     search_fraction: float = 1 / 3
     min_surge: float = 1e-9
     min_step_tokens: int = DEFAULT_MIN_STEP_TOKENS
+    step_delimiter: str = DEFAULT_DELIMITER
     hint_template: str = DEFAULT_HINT_TEMPLATE
     leak_phrases: tuple[str, ...] = DEFAULT_LEAK_PHRASES
 
@@ -66,6 +76,7 @@ class GearConfig:
             raise ValueError(f"gear.search_fraction must be in (0, 1], got {self.search_fraction}")
         if self.min_step_tokens < 1:
             raise ValueError(f"gear.min_step_tokens must be >= 1, got {self.min_step_tokens}")
+        delimiter_pattern(self.step_delimiter)
         if "{answer}" not in self.hint_template:
             raise ValueError("gear.hint_template must contain {answer}")
 

@@ -19,9 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+# The hint ends by restating the answer format: without that, a small teacher that was shown
+# few-shot examples drops \boxed{} after the interruption (~90% of SmolLM2 continuations).
 DEFAULT_HINT_TEMPLATE = (
     "\n\nWait. (Hindsight: the correct final answer is {answer}.) Let me re-check my reasoning "
-    "and find a valid derivation that leads to {answer}.\n\n"
+    "and find a valid derivation that leads to {answer}, then give the final answer in "
+    "\\boxed{}.\n\n"
 )
 DEFAULT_ANSWER_GUIDED_TEMPLATE = (
     "{problem}\n\n(For reference, the correct final answer is {answer}. Solve the problem step "

@@ -10,6 +10,13 @@ then one ``Decision`` (keep, reason) per candidate from ``decide`` over the pool
 - R = max_k PPL_k / (exp(U) + eps). A shortcut makes an unjustified leap (one step with high
   perplexity) and still emits the answer confidently (low U): high R.
 
+R alone misses the barest shortcut: a continuation that writes the answer straight after the cut.
+Scored hint-free, the answer IS the leap, so U is high, R is low and the ratio rule keeps it (we
+measured this on SmolLM2). Two rules of ours (the paper gives none; both can be turned off) close
+the gap: a candidate needs ``min_reasoning_tokens`` tokens between the cut and its answer, and its
+U must not exceed a percentile of U among naturally correct trajectories (whose reasoning derives
+their answer, so their U is low): an answer the reasoning does not make probable was not derived.
+
 Exactness across shards: ``decide`` is a function of the pooled multiset of (candidate_id, ratio)
 and the reference ratios only; it does not depend on input order. Scoring per shard and then one
 ``decide`` over the concatenation of all shards' ``ScoredCandidate``s gives exactly the decisions of
@@ -33,6 +40,7 @@ KEPT = "kept"
 TOP_LAMBDA = "top_lambda"
 NO_STEPS_AFTER_CUT = "no_steps_after_cut"
 NO_BOXED_ANSWER = "no_boxed_answer"
+NO_REASONING = "no_reasoning_after_cut"
 
 
 @dataclass(frozen=True)
@@ -46,11 +54,17 @@ class PureConfig:
         reference_percentile: also drop candidates whose R is above this percentile (linear
             interpolation) of the naturally correct trajectories' R; None turns the rule off.
             With no reference ratios the rule is off as well.
+        min_reasoning_tokens: drop candidates with fewer tokens than this between the cut and
+            the answer (0 = off; candidates that do not report the count are not checked).
+        answer_reference_percentile: drop candidates whose answer uncertainty U is above this
+            percentile of the naturally correct trajectories' U; None (or no reference) = off.
     """
 
     eps: float = 0.01
     drop_top_fraction: float = 0.2
     reference_percentile: float | None = 95.0
+    min_reasoning_tokens: int = 8
+    answer_reference_percentile: float | None = 95.0
 
     def __post_init__(self) -> None:
         if self.eps < 0:
@@ -59,21 +73,28 @@ class PureConfig:
             raise ValueError(
                 f"pure.drop_top_fraction must be in [0, 1], got {self.drop_top_fraction}"
             )
-        q = self.reference_percentile
-        if q is not None and not 0 <= q <= 100:
-            raise ValueError(f"pure.reference_percentile must be in [0, 100] or null, got {q}")
+        for key in ("reference_percentile", "answer_reference_percentile"):
+            q = getattr(self, key)
+            if q is not None and not 0 <= q <= 100:
+                raise ValueError(f"pure.{key} must be in [0, 100] or null, got {q}")
+        if self.min_reasoning_tokens < 0:
+            raise ValueError(
+                f"pure.min_reasoning_tokens must be >= 0, got {self.min_reasoning_tokens}"
+            )
 
 
 @dataclass(frozen=True)
 class ScoredCandidate:
     """One candidate's PURE score. ``ratio`` is None when it could not be scored; then
-    ``unscored_reason`` says why (``no_steps_after_cut`` or ``no_boxed_answer``)."""
+    ``unscored_reason`` says why (``no_steps_after_cut`` or ``no_boxed_answer``).
+    ``reasoning_tokens``: tokens between the cut and the answer (None = not measured)."""
 
     candidate_id: str
     ratio: float | None
     max_step_ppl: float | None = None
     answer_nll: float | None = None
     unscored_reason: str | None = None
+    reasoning_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -131,52 +152,84 @@ def score_candidate(
     first_step: int,
     answer_span: tuple[int, int] | None,
     eps: float = 0.01,
+    cut_token: int | None = None,
 ) -> ScoredCandidate:
-    """Everything above for one candidate; unscorable candidates get ``ratio=None`` and a reason."""
+    """Everything above for one candidate; unscorable candidates get ``ratio=None`` and a reason.
+
+    ``cut_token`` is the first token after the cut; with it, ``reasoning_tokens`` is set.
+    """
     ppls = step_perplexities(token_logprobs, steps, first_step)
     if not ppls:
         return ScoredCandidate(candidate_id, None, unscored_reason=NO_STEPS_AFTER_CUT)
     if answer_span is None:
         return ScoredCandidate(candidate_id, None, max(ppls), unscored_reason=NO_BOXED_ANSWER)
     u = answer_uncertainty(token_logprobs, answer_span)
-    return ScoredCandidate(candidate_id, pure_ratio(ppls, u, eps), max(ppls), u)
+    reasoning = None if cut_token is None else max(0, answer_span[0] - cut_token)
+    return ScoredCandidate(candidate_id, pure_ratio(ppls, u, eps), max(ppls), u, None, reasoning)
+
+
+def first_token_at(offsets: Sequence[tuple[int, int]], char: int) -> int:
+    """Index of the first token that starts at or after ``char`` (``len(offsets)`` if none)."""
+    return next((i for i, (start, _) in enumerate(offsets) if start >= char), len(offsets))
 
 
 def decide(
-    candidates: Sequence[ScoredCandidate], reference_ratios: Sequence[float], cfg: PureConfig
+    candidates: Sequence[ScoredCandidate],
+    reference_ratios: Sequence[float],
+    cfg: PureConfig,
+    reference_answer_nlls: Sequence[float] = (),
 ) -> list[Decision]:
     """Keep/drop every candidate (same order as ``candidates``), pooled over the whole list.
 
-    Rules, first match wins: unscored -> its ``unscored_reason``; among the top
-    ``ceil(lambda * n_scored)`` by R (ties broken by ascending ``candidate_id``) -> ``top_lambda``;
-    R above the reference percentile -> ``above_reference_q95`` (for q=95); else ``kept``.
+    Rules, first match wins: unscored -> its ``unscored_reason``; fewer than
+    ``min_reasoning_tokens`` after the cut -> ``no_reasoning_after_cut``; among the top
+    ``ceil(lambda * n)`` by R of the n candidates left (ties broken by ascending ``candidate_id``)
+    -> ``top_lambda``; R above the reference percentile -> ``above_reference_q95`` (for q=95);
+    U above the reference answers' percentile -> ``answer_not_derived_q95``; else ``kept``.
     Raises ValueError on duplicate candidate ids or NaN ratios.
     """
-    _check_candidates(candidates, reference_ratios)
-    scored = [c for c in candidates if c.ratio is not None]
-    ranked = sorted(scored, key=lambda c: (-(c.ratio or 0.0), c.candidate_id))
-    n_drop = math.ceil(round(cfg.drop_top_fraction * len(scored), 9))
+    _check_candidates(candidates, [*reference_ratios, *reference_answer_nlls])
+    early = {c.candidate_id: r for c in candidates if (r := _structural_drop(c, cfg))}
+    ranked = sorted(
+        (c for c in candidates if c.candidate_id not in early),
+        key=lambda c: (-(c.ratio or 0.0), c.candidate_id),
+    )
+    n_drop = math.ceil(round(cfg.drop_top_fraction * len(ranked), 9))
     top = {c.candidate_id for c in ranked[:n_drop]}
-    limit = reference_threshold(reference_ratios, cfg)
-    over = f"above_reference_q{cfg.reference_percentile or 0:g}"
+    limit = _threshold(reference_ratios, cfg.reference_percentile)
+    u_limit = _threshold(reference_answer_nlls, cfg.answer_reference_percentile)
     out = []
     for c in candidates:
-        if c.ratio is None:
-            out.append(Decision(c.candidate_id, False, c.unscored_reason or NO_STEPS_AFTER_CUT))
+        if c.candidate_id in early:
+            reason = early[c.candidate_id]
         elif c.candidate_id in top:
-            out.append(Decision(c.candidate_id, False, TOP_LAMBDA))
-        elif limit is not None and c.ratio > limit:
-            out.append(Decision(c.candidate_id, False, over))
+            reason = TOP_LAMBDA
+        elif limit is not None and (c.ratio or 0.0) > limit:
+            reason = f"above_reference_q{cfg.reference_percentile:g}"
+        elif u_limit is not None and c.answer_nll is not None and c.answer_nll > u_limit:
+            reason = f"answer_not_derived_q{cfg.answer_reference_percentile:g}"
         else:
-            out.append(Decision(c.candidate_id, True, KEPT))
+            reason = KEPT
+        out.append(Decision(c.candidate_id, reason == KEPT, reason))
     return out
+
+
+def _structural_drop(c: ScoredCandidate, cfg: PureConfig) -> str | None:
+    """Why ``c`` cannot enter the ratio rules (unscored, or no reasoning after the cut)."""
+    if c.ratio is None:
+        return c.unscored_reason or NO_STEPS_AFTER_CUT
+    if c.reasoning_tokens is not None and c.reasoning_tokens < cfg.min_reasoning_tokens:
+        return NO_REASONING
+    return None
 
 
 def reference_threshold(reference_ratios: Sequence[float], cfg: PureConfig) -> float | None:
     """The percentile of the reference ratios above which candidates drop; None when off."""
-    if cfg.reference_percentile is None or not reference_ratios:
-        return None
-    return percentile(reference_ratios, cfg.reference_percentile)
+    return _threshold(reference_ratios, cfg.reference_percentile)
+
+
+def _threshold(values: Sequence[float], q: float | None) -> float | None:
+    return None if q is None or not values else percentile(values, q)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -194,7 +247,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def _check_candidates(
-    candidates: Sequence[ScoredCandidate], reference_ratios: Sequence[float]
+    candidates: Sequence[ScoredCandidate], reference_values: Sequence[float]
 ) -> None:
     seen: set[str] = set()
     for c in candidates:
@@ -203,8 +256,8 @@ def _check_candidates(
         seen.add(c.candidate_id)
         if c.ratio is not None and math.isnan(c.ratio):
             raise ValueError(f"candidate {c.candidate_id!r} has a NaN PURE ratio")
-    if any(math.isnan(r) for r in reference_ratios):
-        raise ValueError("reference_ratios contains NaN")
+    if any(math.isnan(r) for r in reference_values):
+        raise ValueError("the reference ratios or answer NLLs contain NaN")
 
 
 def _exp(x: float) -> float:

@@ -1,4 +1,4 @@
-"""Split a reasoning trajectory into steps on blank lines.
+"""Split a reasoning trajectory into steps on blank lines (or, optionally, on every line break).
 
 Input: the completion text and, per token, its ``(char_start, char_end)`` offsets relative to that
 text (a fast tokenizer's ``offset_mapping`` for the completion alone), or a list of decoded token
@@ -6,8 +6,10 @@ strings. Output: ``list[Step]`` whose token ranges tile ``[0, n_tokens)`` and wh
 tile ``[0, len(text))``, each exactly once, in order.
 
 Rules:
-- A step ends after a run of blank lines (``"\\n\\n"``, ``"\\n  \\n"``, ...); the blank lines belong
-  to the step they close, so ``text[:step.char_start]`` is "everything before this step".
+- With ``delimiter="blank_line"`` (the paper's ``\\n\\n``) a step ends after a run of blank lines
+  (``"\\n\\n"``, ``"\\n  \\n"``, ...); with ``delimiter="line"`` after any line break, for
+  teachers that write one step per line (small instruct models do). The delimiter belongs to the
+  step it closes, so ``text[:step.char_start]`` is "everything before this step".
 - A token belongs to the step in which it starts. Zero-width tokens (special tokens with offset
   ``(0, 0)``) and tokens whose offsets go backwards attach to the step of the token before them.
 - Steps shorter than ``min_step_tokens`` are merged into the next step; a short last step is merged
@@ -28,6 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
+LINE_BREAKS = re.compile(r"\n(?:[ \t]*\n)*")
+DELIMITERS: dict[str, re.Pattern[str]] = {"blank_line": BLANK_LINES, "line": LINE_BREAKS}
+DEFAULT_DELIMITER = "blank_line"
 DEFAULT_MIN_STEP_TOKENS = 8
 
 
@@ -51,27 +56,42 @@ def split_steps(
     offsets: Sequence[tuple[int, int]],
     *,
     min_step_tokens: int = DEFAULT_MIN_STEP_TOKENS,
+    delimiter: str = DEFAULT_DELIMITER,
 ) -> list[Step]:
     """Split ``text`` (tokenised as ``offsets``) into steps; ``[]`` when there are no tokens.
 
-    Raises ValueError when an offset lies outside ``[0, len(text)]`` or ``min_step_tokens < 1``.
+    Raises ValueError when an offset lies outside ``[0, len(text)]``, ``min_step_tokens < 1`` or
+    ``delimiter`` is not one of ``DELIMITERS``.
     """
     if min_step_tokens < 1:
         raise ValueError(f"min_step_tokens must be >= 1, got {min_step_tokens}")
+    pattern = delimiter_pattern(delimiter)
     if not offsets:
         return []
     starts = _token_positions(text, offsets)
-    raw = _raw_boundaries(text, starts)
+    raw = _raw_boundaries(text, starts, pattern)
     merged = _merge_short(raw, len(starts), min_step_tokens)
     return _build_steps(merged, starts, len(text))
 
 
 def split_token_strings(
-    tokens: Sequence[str], *, min_step_tokens: int = DEFAULT_MIN_STEP_TOKENS
+    tokens: Sequence[str],
+    *,
+    min_step_tokens: int = DEFAULT_MIN_STEP_TOKENS,
+    delimiter: str = DEFAULT_DELIMITER,
 ) -> tuple[str, list[Step]]:
     """Split decoded token strings; returns ``("".join(tokens), steps)``."""
     text, offsets = offsets_from_tokens(tokens)
-    return text, split_steps(text, offsets, min_step_tokens=min_step_tokens)
+    return text, split_steps(text, offsets, min_step_tokens=min_step_tokens, delimiter=delimiter)
+
+
+def delimiter_pattern(name: str) -> re.Pattern[str]:
+    """The regex of step delimiter ``name``; ValueError listing the valid names otherwise."""
+    try:
+        return DELIMITERS[name]
+    except KeyError:
+        valid = ", ".join(sorted(DELIMITERS))
+        raise ValueError(f"unknown step delimiter {name!r}; valid: {valid}") from None
 
 
 def offsets_from_tokens(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
@@ -120,12 +140,14 @@ def _token_positions(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]
     return positions
 
 
-def _raw_boundaries(text: str, positions: Sequence[int]) -> list[int]:
+def _raw_boundaries(
+    text: str, positions: Sequence[int], pattern: re.Pattern[str]
+) -> list[int]:
     """Token indices at which a new step starts (ascending, excluding 0 and n_tokens)."""
     cuts: list[int] = []
     tok = 0
     n = len(positions)
-    for match in BLANK_LINES.finditer(text):
+    for match in pattern.finditer(text):
         while tok < n and positions[tok] < match.end():
             tok += 1
         if 0 < tok < n and (not cuts or cuts[-1] != tok):

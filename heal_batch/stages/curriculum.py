@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Literal
 
 from heal_batch.evaluation import BENCHMARK_FILES, BENCHMARKS
 from heal_batch.method.pace import PaceConfig, bucket
+from heal_batch.method.pure import ScoredCandidate
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.stages.curriculum_sets import HEAL_SETS, set_specs
 from heal_batch.stages.teacher import TeacherConfig
@@ -69,6 +70,11 @@ class CurriculumConfig:
         pure_drop_top_fraction: lambda, share of each pool with the highest ratio R dropped.
         pure_reference_percentile: drop R above this percentile of naturally correct
             trajectories' R (null: off).
+        pure_min_reasoning_tokens: drop candidates with fewer tokens than this between the cut
+            and the answer (a bare answer after the hint; 0: off).
+        pure_answer_reference_percentile: drop candidates whose answer NLL U is above this
+            percentile of naturally correct trajectories' U: the reasoning did not derive the
+            answer (null: off).
         near_dedup: drop near-duplicates (same text up to case, punctuation and whitespace).
         decontaminate: drop samples whose problem shares a word n-gram with a benchmark problem.
         benchmarks: benchmarks to decontaminate against (names as in evaluate).
@@ -94,6 +100,8 @@ class CurriculumConfig:
     pure_pooling: Literal["per_kind", "together"] = "per_kind"
     pure_drop_top_fraction: float = 0.2
     pure_reference_percentile: float | None = 95.0
+    pure_min_reasoning_tokens: int = 8
+    pure_answer_reference_percentile: float | None = 95.0
     near_dedup: bool = True
     decontaminate: bool = True
     benchmarks: list[str] = field(default_factory=lambda: list(BENCHMARKS))
@@ -204,26 +212,29 @@ class CurriculumStage:
         for row in kept.iter_rows(named=True):
             io.write(self._example(spec.name, row))
         counters.update(set_counters)
-        counters["reference_ratios"] += len(references)
+        counters["reference_ratios"] += sum(r.ratio is not None for r in references)
         table.select("id", "kind", "problem_id", "bucket", "ratio", "fate").write_parquet(
             io.scratch / "fates.parquet"
         )
         return counters
 
-    def _read(self, shards: list[str], io: TaskIO) -> tuple[list[dict[str, Any]], list[float]]:
-        """Sample rows (natural + candidates) and the reference PURE ratios of every input shard."""
+    def _read(
+        self, shards: list[str], io: TaskIO
+    ) -> tuple[list[dict[str, Any]], list[ScoredCandidate]]:
+        """Sample rows (natural + candidates) and the reference PURE scores of every input shard."""
         from heal_batch.method.decontam import near_duplicate_key
 
         rows: list[dict[str, Any]] = []
-        references: list[float] = []
+        references: list[ScoredCandidate] = []
         seen: dict[str, str] = {}
         for address in shards:
             for record in io.read(address):
                 kind = record.get("kind")
                 if kind == "reference":
-                    ratio = (record.get("pure") or {}).get("ratio")
-                    if ratio is not None:
-                        references.append(float(ratio))
+                    pure = record.get("pure") or {}
+                    references.append(
+                        ScoredCandidate(record["id"], pure.get("ratio"), None, pure.get("answer_nll"))
+                    )
                     continue
                 if kind not in (None, *CANDIDATE_KINDS):
                     continue  # repair summaries: counted by repair and score
@@ -263,6 +274,8 @@ class CurriculumStage:
             "correct": bool(r.get("correct", not natural)),
             "scored": pure is not None,
             "ratio": (pure or {}).get("ratio"),
+            "answer_nll": (pure or {}).get("answer_nll"),
+            "reasoning_tokens": (pure or {}).get("reasoning_tokens"),
             "unscored_reason": (pure or {}).get("unscored_reason"),
         }
 

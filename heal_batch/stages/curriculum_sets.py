@@ -1,7 +1,8 @@
 """The PACE training sets from one pooled table of samples: every sample's fate, then each set.
 
 Inputs: sample rows (one per natural trajectory and per scored candidate, built by
-``curriculum.py``), the PURE reference ratios, the contaminated problem ids and the config.
+``curriculum.py``), the PURE scores of the reference trajectories (``ScoredCandidate``s: ratio and
+answer NLL), the contaminated problem ids and the config.
 Output: the row table (polars) with a ``fate`` column, ``"kept"`` or the first rule that dropped
 the sample, and per set the kept rows plus counters.
 
@@ -11,8 +12,9 @@ Fates are decided once for the whole pool, in this order (first match wins):
 2. PURE (kinds in ``pure_kinds``): ``pure.decide`` over ALL scored candidates of the run, pooled
    per kind (default; the top-lambda share is then a share of each kind: answer-guided samples
    are scored over the whole trajectory and repairs only after the cut, so their ratios are not
-   on one scale) or all kinds together. Reasons: ``top_lambda``, ``above_reference_q95``,
-   ``no_steps_after_cut``, ``no_boxed_answer``, ``not_scored`` (no ``pure`` field).
+   on one scale) or all kinds together. Reasons: ``no_reasoning_after_cut``, ``top_lambda``,
+   ``above_reference_q95``, ``answer_not_derived_q95``, ``no_steps_after_cut``,
+   ``no_boxed_answer``, ``not_scored`` (no ``pure`` field).
 3. ``contaminated``: the problem shares an n-gram with a benchmark problem.
 4. ``duplicate`` (same system, user and assistant text) then ``near_duplicate`` (same
    ``decontam.near_duplicate_key`` of user + assistant text): the copy from the earliest PACE stage,
@@ -24,7 +26,7 @@ heal-3) and a sample is in every set whose kinds include its kind. A set's count
 sample of the run once: ``kept``, ``dropped_<fate>``, or ``dropped_not_in_set`` for kinds the set
 does not train on.
 
-    table = assign_fates(rows, reference_ratios, contaminated, cfg)
+    table = assign_fates(rows, references, contaminated, cfg)
     kept, counters = select_set(table, SetSpec("heal-2", "cumulative", 2), cumulative=True)
 """
 
@@ -63,6 +65,8 @@ ROW_SCHEMA = {
     "correct": "bool",
     "scored": "bool",
     "ratio": "f64",
+    "answer_nll": "f64",
+    "reasoning_tokens": "i64",
     "unscored_reason": "str",
     "exact_key": "str",
     "near_key": "str",
@@ -99,7 +103,7 @@ def kinds_in(spec: SetSpec, cumulative: bool = True) -> tuple[str, ...]:
 
 def assign_fates(
     rows: list[dict[str, Any]],
-    reference_ratios: Sequence[float],
+    references: Sequence[ScoredCandidate],
     contaminated: Iterable[str],
     cfg: CurriculumConfig,
 ) -> pl.DataFrame:
@@ -110,7 +114,7 @@ def assign_fates(
     table = table.with_columns(
         stage=pl.col("kind").replace_strict(STAGE_OF_KIND, return_dtype=pl.Int8)
     ).sort("stage", "id")
-    pure = _pure_fates(table, reference_ratios, cfg)
+    pure = _pure_fates(table, references, cfg)
     bad = sorted(set(contaminated))
     table = table.join(pure, on="id", how="left", maintain_order="left").with_columns(
         fate=pl.when(~pl.col("correct"))
@@ -150,12 +154,12 @@ def select_set(
 def _schema() -> dict:
     import polars as pl
 
-    types = {"str": pl.String, "bool": pl.Boolean, "f64": pl.Float64}
+    types = {"str": pl.String, "bool": pl.Boolean, "f64": pl.Float64, "i64": pl.Int64}
     return {name: types[t] for name, t in ROW_SCHEMA.items()}
 
 
 def _pure_fates(
-    table: pl.DataFrame, reference_ratios: Sequence[float], cfg: CurriculumConfig
+    table: pl.DataFrame, references: Sequence[ScoredCandidate], cfg: CurriculumConfig
 ) -> pl.DataFrame:
     """id -> PURE reason for every correct candidate of a kind in ``pure_kinds``."""
     import polars as pl
@@ -163,7 +167,12 @@ def _pure_fates(
     pure_cfg = PureConfig(
         drop_top_fraction=cfg.pure_drop_top_fraction,
         reference_percentile=cfg.pure_reference_percentile,
+        min_reasoning_tokens=cfg.pure_min_reasoning_tokens,
+        answer_reference_percentile=cfg.pure_answer_reference_percentile,
     )
+    ref_ratios = [r.ratio for r in references if r.ratio is not None]
+    ref_nlls = [r.answer_nll for r in references if r.answer_nll is not None]
+    columns = ("id", "ratio", "answer_nll", "reasoning_tokens", "unscored_reason", "scored")
     pool = table.filter(pl.col("kind").is_in(list(cfg.pure_kinds)) & pl.col("correct"))
     groups = [pool] if cfg.pure_pooling == "together" else list(pool.partition_by("kind"))
     ids: list[str] = []
@@ -173,11 +182,13 @@ def _pure_fates(
             ScoredCandidate(
                 r["id"],
                 r["ratio"],
+                answer_nll=r["answer_nll"],
                 unscored_reason=r["unscored_reason"] or (None if r["scored"] else NOT_SCORED),
+                reasoning_tokens=r["reasoning_tokens"],
             )
-            for r in group.select("id", "ratio", "unscored_reason", "scored").iter_rows(named=True)
+            for r in group.select(*columns).iter_rows(named=True)
         ]
-        for d in decide(candidates, list(reference_ratios), pure_cfg):
+        for d in decide(candidates, ref_ratios, pure_cfg, ref_nlls):
             ids.append(d.candidate_id)
             fates.append(d.reason)
     return pl.DataFrame(

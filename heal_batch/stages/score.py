@@ -11,8 +11,8 @@ curriculum over all shards. Output: candidates with a ``pure`` block, summaries 
 
     {"kind": "reference", "id": "arith-s0-0001#s2", "problem_id": "arith-s0-0001",
      "pure": {"ratio": 1.7, "max_step_ppl": 2.9, "answer_nll": 0.52, "step_ppls": [2.1, 2.9],
-              "first_step": 0, "n_steps": 2, "n_tokens": 61, "unscored_reason": null,
-              "scorer": "smollm2-135m-instruct", "with_hint": false, "context": "teacher", "eps": 0.01}}
+              "reasoning_tokens": 58, "first_step": 0, "n_steps": 2, "n_tokens": 61,
+              "unscored_reason": null, "scorer": "smollm2-135m-instruct", "with_hint": false, "context": "teacher", "eps": 0.01}}
 
     heal-batch stage score --config jobs/demo.yaml --score.scorer runs/demo/checkpoints/.../heal-1
 """
@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from heal_batch import failpoints
 from heal_batch.method.seeds import stable_seed
-from heal_batch.method.steps import DEFAULT_MIN_STEP_TOKENS
+from heal_batch.method.steps import DEFAULT_DELIMITER, DEFAULT_MIN_STEP_TOKENS, delimiter_pattern
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.stages.chunks import ChunkProgress
 from heal_batch.stages.teacher import TeacherConfig
@@ -49,6 +49,7 @@ class ScoreConfig:
         reference_samples: naturally correct trajectories per generate shard scored as the
             reference distribution (0 = none).
         min_step_tokens: steps shorter than this merge into the next (keep = repair.gear's).
+        step_delimiter: blank_line or line, what ends a step (keep = repair.gear's).
         chunk_positions: completion positions per LM-head chunk (memory).
         batch_size: sequences per scoring forward pass.
         chunk_records: records per saved chunk (resume granularity).
@@ -62,6 +63,7 @@ class ScoreConfig:
     eps: float = 0.01
     reference_samples: int = 32
     min_step_tokens: int = DEFAULT_MIN_STEP_TOKENS
+    step_delimiter: str = DEFAULT_DELIMITER
     chunk_positions: int = 256
     batch_size: int = 8
     chunk_records: int = 64
@@ -70,6 +72,7 @@ class ScoreConfig:
     def __post_init__(self):
         if self.context not in CONTEXTS:
             raise ValueError(f"score.context {self.context!r} is not one of {', '.join(CONTEXTS)}")
+        delimiter_pattern(self.step_delimiter)
         if self.eps < 0 or self.reference_samples < 0:
             raise ValueError("score.eps and score.reference_samples must be >= 0")
         for key in ("min_step_tokens", "chunk_positions", "batch_size", "chunk_records"):

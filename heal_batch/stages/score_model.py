@@ -10,9 +10,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from heal_batch.method.answers import boxed_answer_span
+from heal_batch.method.answers import final_answer_span
 from heal_batch.method.hints import hint_prefill
-from heal_batch.method.pure import first_step_after, score_candidate, step_perplexities
+from heal_batch.method.pure import (
+    first_step_after,
+    first_token_at,
+    score_candidate,
+    step_perplexities,
+)
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.stages.trajectory import steps_of, token_spans
 
@@ -68,10 +73,16 @@ class PureScorer:
 
     def _block(self, item: dict[str, Any], text: str, cut: int, scored: Any) -> dict[str, Any]:
         spans = token_spans(scored.offsets, len(text))
-        steps = steps_of(text, scored.offsets, self.cfg.min_step_tokens)
+        steps = steps_of(text, scored.offsets, self.cfg.min_step_tokens, self.cfg.step_delimiter)
         first = first_step_after(steps, cut)
         result = score_candidate(
-            item["id"], scored.logprobs, steps, first, boxed_answer_span(text, spans), self.cfg.eps
+            item["id"],
+            scored.logprobs,
+            steps,
+            first,
+            final_answer_span(text, spans),
+            self.cfg.eps,
+            cut_token=first_token_at(spans, cut),
         )
         ratio, reason = _finite(result.ratio), result.unscored_reason
         if result.ratio is not None and ratio is None:
@@ -81,6 +92,7 @@ class PureScorer:
             "max_step_ppl": _finite(result.max_step_ppl),
             "answer_nll": _finite(result.answer_nll),
             "step_ppls": [_finite(p) for p in step_perplexities(scored.logprobs, steps, first)],
+            "reasoning_tokens": result.reasoning_tokens,
             "first_step": first,
             "n_steps": len(steps),
             "n_tokens": len(scored.token_ids),

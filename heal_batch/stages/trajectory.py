@@ -15,7 +15,7 @@ from typing import Any
 
 from heal_batch.method.gear import Breakpoint, GearConfig, find_breakpoint
 from heal_batch.method.seeds import stable_seed
-from heal_batch.method.steps import Step, split_steps
+from heal_batch.method.steps import DEFAULT_DELIMITER, Step, split_steps
 
 
 def token_spans(starts: Sequence[int], text_len: int) -> list[tuple[int, int]]:
@@ -27,9 +27,12 @@ def token_spans(starts: Sequence[int], text_len: int) -> list[tuple[int, int]]:
     return [(int(s), max(int(s), int(e))) for s, e in zip(starts, ends)]
 
 
-def steps_of(text: str, starts: Sequence[int], min_step_tokens: int) -> list[Step]:
+def steps_of(
+    text: str, starts: Sequence[int], min_step_tokens: int, delimiter: str = DEFAULT_DELIMITER
+) -> list[Step]:
     """The steps of ``text`` tokenised with token start offsets ``starts``."""
-    return split_steps(text, token_spans(starts, len(text)), min_step_tokens=min_step_tokens)
+    spans = token_spans(starts, len(text))
+    return split_steps(text, spans, min_step_tokens=min_step_tokens, delimiter=delimiter)
 
 
 def stored_entropies(record: dict[str, Any]) -> list[float]:
@@ -52,7 +55,9 @@ def breakpoint_of(
 ) -> tuple[list[Step], Breakpoint]:
     """Steps and GEAR breakpoint of one trajectory; ``entropies`` default to the stored ones."""
     ents = stored_entropies(record) if entropies is None else list(entropies)
-    steps = steps_of(record["completion"], record["offsets"], cfg.min_step_tokens)
+    steps = steps_of(
+        record["completion"], record["offsets"], cfg.min_step_tokens, cfg.step_delimiter
+    )
     return steps, find_breakpoint(ents, steps, cfg, seed=breakpoint_seed(seed, record["id"]))
 
 

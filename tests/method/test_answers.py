@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from heal_batch.method.answers import boxed_answer_span, last_boxed_char_span
+from heal_batch.method.answers import (
+    final_answer_char_span,
+    final_answer_span,
+    last_boxed_char_span,
+)
 from heal_batch.method.steps import offsets_from_tokens
 
 
@@ -29,6 +33,22 @@ def test_last_boxed_contents(text, expected):
 def test_token_span_covers_tokens_overlapping_the_answer():
     tokens = ["So", " \\boxed", "{1", "2", "}", "."]
     text, offsets = offsets_from_tokens(tokens)
-    assert boxed_answer_span(text, offsets) == (2, 4)
-    assert boxed_answer_span(text, [*offsets, (0, 0)]) == (2, 4)
-    assert boxed_answer_span("none", [(0, 4)]) is None
+    assert final_answer_span(text, offsets) == (2, 4)
+    assert final_answer_span(text, [*offsets, (0, 0)]) == (2, 4)
+    assert final_answer_span("none", [(0, 4)]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("3 + 4 = 7\n#### 7", "7"),
+        ("#### 12\nthen more text", "12"),
+        ("first #### 1\nsecond #### 1,200  ", "1,200"),
+        ("boxed wins \\boxed{3}\n#### 5", "3"),
+        ("empty marker ####\n", None),
+        ("no answer at all", None),
+    ],
+)
+def test_final_answer_falls_back_to_the_gsm8k_marker(text, answer):
+    span = final_answer_char_span(text)
+    assert (text[span[0] : span[1]] if span else None) == answer

@@ -140,3 +140,18 @@ def test_candidates_and_config_validation():
     for bad in ({"window": 0}, {"search_fraction": 0.0}, {"hint_template": "no answer"}):
         with pytest.raises(ValueError, match="gear."):
             GearConfig(**bad)
+    with pytest.raises(ValueError, match="unknown step delimiter"):
+        GearConfig(step_delimiter="sentence")
+
+
+def test_one_line_per_step_teachers_get_a_real_breakpoint_with_the_line_delimiter():
+    """SmolLM2 writes one step per line and no blank lines: blank-line steps leave no candidate."""
+    from heal_batch.method.steps import split_token_strings
+
+    tokens = ["3 + 4 = 7.", "\n", "7 * 2 = 14.", "\n", "14 - 9 = 6.", "\n"] + ["so 6."] * 9
+    ents = [0.2, 0.2, 0.3, 0.3, 2.5, 0.4] + [0.3] * 9
+    for delimiter, expected in (("blank_line", (0, "no_candidates")), ("line", (2, "max_surge"))):
+        cfg = GearConfig(min_step_tokens=2, step_delimiter=delimiter)
+        _, steps = split_token_strings(tokens, min_step_tokens=2, delimiter=delimiter)
+        bp = find_breakpoint(ents, steps, cfg)
+        assert (bp.step_index, bp.reason) == expected

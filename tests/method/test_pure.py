@@ -11,6 +11,7 @@ from heal_batch.method.pure import (
     answer_uncertainty,
     decide,
     first_step_after,
+    first_token_at,
     percentile,
     pure_ratio,
     score_candidate,
@@ -187,3 +188,48 @@ def test_first_step_after_counts_a_step_that_straddles_the_cut():
     assert first_step_after(steps, cut) == 2
     assert first_step_after(steps, cut - 1) == 1
     assert first_step_after(steps, steps[-1].char_end) == len(steps)
+
+
+def _bare(cid, answer_p, cut_token):
+    """A shortcut: smooth text, then (from ``cut_token``) little more than an improbable answer."""
+    _, steps = make_steps(LENGTHS)
+    logprobs = _logprobs_for([1.5, 1.5, 1.5, 1.5])
+    logprobs[-2:] = [math.log(answer_p)] * 2
+    return score_candidate(cid, logprobs, steps, 3, (14, 16), cut_token=cut_token)
+
+
+def test_the_ratio_alone_keeps_a_bare_answer_that_the_two_extra_rules_drop():
+    genuine = [_candidate(f"g{i}", [1.5, 1.6, 1.7, 1.6], answer_p=0.9) for i in range(4)]
+    bare = _bare("bare", answer_p=0.05, cut_token=13)  # one token between the cut and the answer
+    padded = _bare("padded", answer_p=0.05, cut_token=4)  # 10 filler tokens, answer still a leap
+    assert (bare.reasoning_tokens, padded.reasoning_tokens) == (1, 10)
+    assert bare.ratio < min(g.ratio for g in genuine)  # high U makes R small: R cannot see it
+    pool = [*genuine, bare, padded]
+    reference_nlls = [-math.log(p) for p in (0.95, 0.9, 0.85, 0.8, 0.9)]
+    ratio_only = PureConfig(
+        drop_top_fraction=0.0, min_reasoning_tokens=0, answer_reference_percentile=None
+    )
+    assert all(d.keep for d in decide(pool, [], ratio_only, reference_nlls))
+    reasons = {d.candidate_id: d.reason for d in decide(pool, [], PureConfig(), reference_nlls)}
+    assert reasons["bare"] == "no_reasoning_after_cut"
+    assert reasons["padded"] == "answer_not_derived_q95"
+    assert sorted(reasons.values()).count("kept") == 3  # one genuine repair is the top 20 %
+
+
+def test_lambda_is_a_share_of_the_candidates_left_after_the_structural_rules():
+    pool = [ScoredCandidate(f"c{i}", 1.0 + i, reasoning_tokens=20) for i in range(4)]
+    pool.append(ScoredCandidate("short", 0.5, reasoning_tokens=2))
+    reasons = {d.candidate_id: d.reason for d in decide(pool, [], PureConfig(drop_top_fraction=0.25))}
+    assert reasons == {
+        "c0": "kept",
+        "c1": "kept",
+        "c2": "kept",
+        "c3": "top_lambda",
+        "short": "no_reasoning_after_cut",
+    }
+
+
+def test_first_token_at_a_char():
+    assert first_token_at([(0, 2), (2, 5), (5, 9)], 3) == 2
+    assert first_token_at([(0, 2), (2, 5)], 0) == 0
+    assert first_token_at([(0, 2), (2, 5)], 9) == 2

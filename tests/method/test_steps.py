@@ -103,3 +103,17 @@ def test_real_tokenizer_offsets(tmp_path):
         "So the final answer is \\boxed{7}.",
     ]
     _assert_tiles(text, steps, len(enc["input_ids"]))
+
+
+def test_line_delimiter_splits_on_every_line_break():
+    tokens = ["3", " + 4", " = 7", "\n", "7", " - 2", " = 5", "\n\n", "so", " 5"]
+    _, blank = split_token_strings(tokens, min_step_tokens=1)
+    text, lines = split_token_strings(tokens, min_step_tokens=1, delimiter="line")
+    assert _spans(blank) == [(0, 8), (8, 10)]
+    assert _spans(lines) == [(0, 4), (4, 8), (8, 10)]
+    _assert_tiles(text, lines, len(tokens))
+
+
+def test_unknown_delimiter_is_named():
+    with pytest.raises(ValueError, match="unknown step delimiter 'tab'.*blank_line, line"):
+        split_token_strings(["a"], delimiter="tab")
