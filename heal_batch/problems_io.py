@@ -120,6 +120,16 @@ def _parquet(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield where, normalise({k: v for k, v in row.items() if v is not None}, where, path.stem)
 
 
+def _builtin_param(key: str, value: str) -> tuple[str, Any]:
+    """``count``/``seed`` are ints; ``mix=1:1,2:2`` is {level: weight}; ``levels=1,2`` a list."""
+    if key == "mix":
+        pairs = (item.split(":") for item in value.split(","))
+        return key, {int(level): float(weight) for level, weight in pairs}
+    if key == "levels":
+        return key, [int(level) for level in value.split(",")]
+    return key, int(value)
+
+
 def _builtin(spec: str) -> Iterator[tuple[str, dict[str, Any]]]:
     from heal_batch import problems
 
@@ -127,9 +137,11 @@ def _builtin(spec: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if name != "arith":
         raise ProblemFileError(f"{spec}: unknown built-in problem set {name!r}; expected 'arith'")
     try:
-        params = {k: int(v) for k, v in parse_qsl(query)}
+        params = dict(_builtin_param(k, v) for k, v in parse_qsl(query))
         records = problems.generate_problems(**params)
     except (TypeError, ValueError) as exc:
-        raise ProblemFileError(f"{spec}: bad parameters ({exc}); e.g. builtin:arith?count=48&seed=0") from None
+        raise ProblemFileError(
+            f"{spec}: bad parameters ({exc}); e.g. builtin:arith?count=48&seed=0&mix=1:1,2:2,3:1"
+        ) from None
     for number, raw in enumerate(records, start=1):
         yield f"{spec}#{number}", normalise(raw, f"{spec}#{number}", "builtin")

@@ -95,11 +95,11 @@ def _slurm_states(submitted: dict[int, str]) -> dict[int, tuple[str, str]]:
 def render(rows: list[StageStatus]) -> str:
     if not rows:
         return "no stage runs found (is --workdir right? run `heal-batch run` first)"
-    head = f"{'stage':<14}{'run':<14}{'done':>6}{'running':>9}{'pending':>9}{'failed':>8}{'missing':>9}  sealed"
+    head = f"{'stage':<17}{'run':<14}{'done':>6}{'running':>9}{'pending':>9}{'failed':>8}{'missing':>9}  sealed"
     lines = [head]
     for r in rows:
         c = r.counts
-        lines.append(f"{r.stage:<14}{r.run_key[:12]:<14}{c['done']:>6}{c['running']:>9}{c['pending']:>9}"
+        lines.append(f"{r.stage:<17}{r.run_key[:12]:<14}{c['done']:>6}{c['running']:>9}{c['pending']:>9}"
                      f"{c['failed']:>8}{c['missing']:>9}  {'yes' if r.sealed else 'no'}")
     for r in rows:
         for f in r.failures:

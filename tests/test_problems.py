@@ -106,3 +106,15 @@ def test_levels_separate_on_the_demo_teacher():
     for r, samples in zip(records, out, strict=True):
         rate[r["meta"]["level"]] += sum(grade(s.text, r["answer"]).correct for s in samples) / 12
     assert rate[1] >= rate[3] + 0.25 and rate[3] <= 0.1, rate
+
+
+def test_builtin_spec_takes_count_seed_levels_and_mix():
+    from heal_batch.problems_io import ProblemFileError, _builtin
+
+    records = [r for _, r in _builtin("builtin:arith?count=12&seed=3&mix=1:1,2:2")]
+    levels = Counter(r["meta"]["level"] for r in records)
+    assert levels == {1: 4, 2: 8}
+    only = [r for _, r in _builtin("builtin:arith?count=3&levels=3")]
+    assert {r["meta"]["level"] for r in only} == {3}
+    with pytest.raises(ProblemFileError, match=r"builtin:arith\?mix=1-1: bad parameters"):
+        list(_builtin("builtin:arith?mix=1-1"))
