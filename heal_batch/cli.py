@@ -100,9 +100,9 @@ def cmd_run(ns: Namespace) -> int:
     wait = ns.wait if ns.wait is not None else cfg.executor != "slurm"
     if ns.sbatch_dir:
         return _write_sbatch(cfg, stages, Path(ns.sbatch_dir))
-    if ns.dry_run:
-        _print_sbatch(cfg, stages)
     result = launch(cfg, _executor(cfg), stages, dry_run=ns.dry_run, wait=wait, verify=ns.verify)
+    if ns.dry_run:
+        _print_sbatch(cfg, [p.name for p in result.plans if p.todo])
     return 1 if result.failed or result.blocked else 0
 
 
@@ -215,14 +215,15 @@ def _write_sbatch(cfg: PipelineConfig, stages: list[str] | None, folder: Path) -
     return 0
 
 
-def _print_sbatch(cfg: PipelineConfig, stages: list[str] | None) -> None:
+def _print_sbatch(cfg: PipelineConfig, stages: list[str]) -> None:
+    """The sbatch lines each stage's array job would get (Slurm executor only)."""
     if cfg.executor != "slurm":
+        print("(executor is not slurm: add --executor slurm --cluster <profile> to see sbatch lines)")
         return
     from heal_batch.cluster_profile import load_profile
-    from heal_batch.stages import STAGES
 
     profile = load_profile(cfg.cluster or "local")
-    for name in stages or STAGES:
+    for name in stages:
         print(f"# sbatch parameters for {name}:")
         for line in profile.for_stage(name).sbatch_lines():
             print(f"  {line}")

@@ -112,28 +112,42 @@ def _manifest_for(layout: Layout, cfg, stage, key: str, upstream: dict[str, str]
     return manifest
 
 
-def describe(plans: list[StagePlan]) -> list[str]:
-    """The retry plan: per stage, what is done and which task indices will be submitted."""
+def describe(plans: list[StagePlan], dry_run: bool = False) -> list[str]:
+    """The retry plan: per stage, what is done and which task indices will be submitted.
+
+    With ``dry_run`` the verb is "would submit" and every task to submit is listed with its
+    inputs (``@stage/i`` is task i of an upstream stage), so the whole DAG can be read.
+    """
+    verb = "would submit" if dry_run else "submitting"
     lines = []
     for p in plans:
         done = len(p.manifest.by_state("done"))
-        head = f"{p.name:<12} run {p.key[:12]}  {done}/{len(p.tasks)} done"
+        head = f"{p.name:<15} run {p.key[:12]}  {done}/{len(p.tasks)} done"
         if not p.todo:
             lines.append(f"{head}, nothing to submit")
             continue
         failed = [t.index for t in p.todo if p.manifest.tasks[t.index].state == "failed"]
-        lines.append(f"{head}, submitting tasks {_ranges([t.index for t in p.todo])}"
+        lines.append(f"{head}, {verb} tasks {_ranges([t.index for t in p.todo])}"
                      + (f" ({len(failed)} failed before: {_ranges(failed)})" if failed else ""))
         for index in failed[:5]:
             lines.append(f"    task {index}: {p.manifest.tasks[index].error}")
+        if dry_run:
+            lines += [f"    task {t.index} <- {_inputs(t.inputs)}" for t in p.todo]
     return lines
+
+
+def _inputs(inputs: tuple[str, ...], limit: int = 6) -> str:
+    """Task inputs for a plan line: refs as they are, long paths shortened, at most ``limit``."""
+    shown = [v if len(v) <= 60 else "..." + v[-57:] for v in inputs[:limit]]
+    more = f", ... ({len(inputs) - limit} more)" if len(inputs) > limit else ""
+    return (", ".join(shown) or "(no inputs)") + more
 
 
 def launch(cfg, executor, stages: list[str] | None = None, only: dict[str, set[int]] | None = None,
            dry_run: bool = False, wait: bool = True, verify: bool = False, echo=print) -> LaunchResult:
     plans = plan(cfg, stages, only, deep=verify)
     result = LaunchResult(plans)
-    for line in describe(plans):
+    for line in describe(plans, dry_run):
         echo(line)
     if dry_run:
         return result

@@ -108,8 +108,10 @@ def test_deleted_output_shard_is_detected_and_rebuilt(tmp_path):
 def test_dry_run_writes_nothing(tmp_path):
     cfg = make_cfg(tmp_path, "debug", shards=2)
     lines = []
-    launch(cfg, make_executor("debug"), ["ingest"], dry_run=True, echo=lines.append)
-    assert any("submitting tasks 0-1" in line for line in lines)
+    launch(cfg, make_executor("debug"), None, dry_run=True, echo=lines.append)
+    assert any("would submit tasks 0-1" in line for line in lines)
+    assert any(line.strip().startswith("task 1 <- ") for line in lines)
+    assert any("<- @ingest/0" in line for line in lines)  # the DAG: inputs are upstream tasks
     assert not (tmp_path / "run").exists()
 
 
