@@ -39,6 +39,7 @@ from heal_batch.method.pace import PaceConfig, bucket
 from heal_batch.method.pure import ScoredCandidate
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.stages.curriculum_sets import HEAL_SETS, set_specs
+from heal_batch.stages.repair import RepairConfig
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
 
@@ -57,9 +58,6 @@ class CurriculumConfig:
         baselines: baseline sets after heal-1..3: rs (correct teacher samples only, the
             rejection-sampling SFT baseline) and flat (all kinds mixed in one stage).
         cumulative: heal-N holds every kind introduced at stages <= N (false: only stage N's kind).
-        easy_min_pass_rate: bucket of a problem, recorded on its examples: easy at this teacher
-            pass rate or above.
-        corner_max_correct: a non-easy problem with at most this many correct samples is a corner case.
         max_natural_per_problem: cap on correct teacher samples per problem (null: no cap).
         max_answer_guided_per_problem: cap on answer-guided samples per problem (null: no cap).
         max_repairs_per_problem: cap on GEAR repairs per problem (null: no cap).
@@ -90,8 +88,6 @@ class CurriculumConfig:
 
     baselines: list[str] = field(default_factory=lambda: ["rs", "flat"])
     cumulative: bool = True
-    easy_min_pass_rate: float = 0.5
-    corner_max_correct: int = 1
     max_natural_per_problem: int | None = None
     max_answer_guided_per_problem: int | None = 4
     max_repairs_per_problem: int | None = 4
@@ -130,13 +126,14 @@ class CurriculumConfig:
                 )
         if self.ngram < 1:
             raise ValueError(f"curriculum.ngram must be >= 1, got {self.ngram}")
-        self.pace()  # validates thresholds and caps
+        self.pace()  # validates the caps
 
-    def pace(self) -> PaceConfig:
-        """The PaceConfig of these buckets, caps and seed."""
+    def pace(self, repair: RepairConfig | None = None) -> PaceConfig:
+        """The PaceConfig of these caps and seed, with the bucket thresholds of ``repair``."""
+        repair = repair or RepairConfig()
         return PaceConfig(
-            easy_min_pass_rate=self.easy_min_pass_rate,
-            corner_max_correct=self.corner_max_correct,
+            easy_min_pass_rate=repair.easy_min_pass_rate,
+            corner_max_correct=repair.corner_max_correct,
             max_natural_per_problem=self.max_natural_per_problem,
             max_answer_guided_per_problem=self.max_answer_guided_per_problem,
             max_repairs_per_problem=self.max_repairs_per_problem,
@@ -166,11 +163,14 @@ class CurriculumStage:
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = ("generate", "score")
     section: ClassVar[str] = "curriculum"
-    shared: ClassVar[tuple[str, ...]] = ("teacher",)
+    # repair: the bucket thresholds, so a problem's bucket is the one repair acted on
+    shared: ClassVar[tuple[str, ...]] = ("teacher", "repair")
 
-    def __init__(self, config: CurriculumConfig, teacher: TeacherConfig):
+    def __init__(
+        self, config: CurriculumConfig, teacher: TeacherConfig, repair: RepairConfig | None = None
+    ):
         self.config, self.teacher = config, teacher
-        self._pace = config.pace()
+        self._pace = config.pace(repair)
 
     def data_dir(self) -> Path | None:
         return find_data_dir(self.config.data_dir) if self.config.decontaminate else None

@@ -430,3 +430,16 @@ def test_real_repair_and_score_records(tmp_path, tiny_llama, no_data, monkeypatc
     counters = plan.manifest.tasks[2].counters
     assert 0 < counters["reference_ratios"] <= 2 * 3  # up to reference_samples per generate shard
     assert counters["dropped_top_lambda"] >= 2  # per-kind pools: at least one of each kind
+
+
+def test_bucket_thresholds_are_the_ones_repair_used():
+    from heal_batch.stages.repair import RepairConfig
+
+    row = traj("p", 0, True, 4, 3)  # pass rate 0.75
+    default = CurriculumStage(CurriculumConfig(), TeacherConfig(user_suffix=""))
+    strict = CurriculumStage(
+        CurriculumConfig(), TeacherConfig(user_suffix=""), RepairConfig(easy_min_pass_rate=0.8)
+    )
+    assert default._row(row)["bucket"] == "easy"
+    assert strict._row(row)["bucket"] == "hard"
+    assert "repair" in CurriculumStage.shared  # a threshold change re-runs curriculum
