@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import yaml
 
 from heal_batch import cluster_profile
 from heal_batch.cluster_profile import ClusterProfile, ProfileError, load_profile
@@ -53,6 +54,35 @@ def _pretend_srun_exists(tmp_path, monkeypatch):
     (bindir / "srun").write_text("#!/bin/sh\nexit 1\n")
     (bindir / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ.get('PATH', '')}")
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
+def test_per_stage_keys_are_stage_names(path):
+    """for_stage matches names exactly: a key like "train" would silently apply to no stage."""
+    from heal_batch.stages import STAGES
+
+    assert set(load_profile(path).per_stage) <= set(STAGES)
+
+
+JOBS = sorted((REPO / "jobs").glob("*.yaml"))
+JOBS_WITH_CLUSTER = [job for job in JOBS if "cluster" in yaml.safe_load(job.read_text())]
+
+
+@pytest.mark.parametrize("job", JOBS_WITH_CLUSTER, ids=lambda p: p.stem)
+def test_a_job_and_its_profile_agree_on_gpus(job):
+    """vLLM stages get teacher.tensor_parallel GPUs; training runs one rank per GPU."""
+    cfg = yaml.safe_load(job.read_text())
+    profile = load_profile(REPO / cfg["cluster"])
+    teacher = cfg.get("teacher", {})
+    if teacher.get("backend") == "vllm":
+        engine_gpus = teacher.get("tensor_parallel", 1)
+        for stage in ("generate", "repair"):
+            assert profile.for_stage(stage).gpus_per_node == engine_gpus, stage
+        assert profile.for_stage("score").gpus_per_node >= 1
+    for stage in ("train-1", "train-2", "train-3", "train-baselines"):
+        train = profile.for_stage(stage)
+        assert train.gpus_per_node >= 1 and train.tasks_per_node == train.gpus_per_node, stage
+    assert profile.for_stage("evaluate").gpus_per_node >= 1
 
 
 def test_a_bare_name_resolves_to_the_repo_profile(tmp_path, monkeypatch):
