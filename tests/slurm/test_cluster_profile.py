@@ -72,7 +72,7 @@ JOBS_WITH_CLUSTER = [job for job in JOBS if "cluster" in yaml.safe_load(job.read
 def test_a_job_and_its_profile_agree_on_gpus(job):
     """vLLM stages get teacher.tensor_parallel GPUs; training runs one rank per GPU."""
     cfg = yaml.safe_load(job.read_text())
-    profile = load_profile(REPO / cfg["cluster"])
+    profile = load_profile(cfg["cluster"])  # a bare name: resolves to slurm/profiles/ of this repo
     teacher = cfg.get("teacher", {})
     if teacher.get("backend") == "vllm":
         engine_gpus = teacher.get("tensor_parallel", 1)
