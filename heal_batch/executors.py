@@ -7,7 +7,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,22 +78,70 @@ class LocalExecutor:
         executor.update_parameters(timeout_min=self.timeout_min)
         submission = Submission(jobs[0].task.stage if jobs else "")
         queue, running = list(jobs), {}
-        while queue or running:
-            while queue and len(running) < self.parallelism:
-                job = queue.pop(0)
-                handle = executor.submit(TaskRunner(), job)
-                running[job.task.index] = handle
-                submission.job_ids[job.task.index] = str(handle.job_id)
-                submission.log_paths[job.task.index] = str(handle.paths.stderr)
-            for index, handle in list(running.items()):
-                if handle.done():
-                    submission.errors[index] = _job_error(handle)
-                    del running[index]
-            time.sleep(0.2)
+        with _cancel_on_exit(running):
+            while queue or running:
+                while queue and len(running) < self.parallelism:
+                    job = queue.pop(0)
+                    handle = executor.submit(TaskRunner(), job)
+                    running[job.task.index] = handle
+                    submission.job_ids[job.task.index] = str(handle.job_id)
+                    submission.log_paths[job.task.index] = str(handle.paths.stderr)
+                for index, handle in list(running.items()):
+                    if handle.done():
+                        submission.errors[index] = _job_error(handle)
+                        del running[index]
+                time.sleep(0.2)
         return submission
 
     def wait(self, submission: Submission) -> dict[int, str | None]:
         return submission.errors
+
+
+@contextlib.contextmanager
+def _cancel_on_exit(running: dict):
+    """Kill the task subprocesses still in ``running`` when the launcher is interrupted.
+
+    Ctrl-C raises KeyboardInterrupt here; SIGTERM (``kill``, a scheduler) is turned into the same.
+    Without this the subprocesses outlive ``heal-batch run`` and keep the CPU busy. The killed tasks
+    leave no receipt, so the next ``run`` resubmits them (generate/repair/score resume from chunks).
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    except BaseException:
+        for handle in running.values():
+            _kill_local_job(handle)
+        raise
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _kill_local_job(handle) -> None:
+    """SIGKILL a submitit local job: its controller process and the task processes under it.
+
+    ``LocalJob.cancel`` only sends SIGINT to the controller, which does not reach the task when
+    the launcher was stopped with SIGTERM; the task's pids come from /proc (Linux).
+    """
+    process = getattr(handle, "_process", None)
+    if process is None:
+        with contextlib.suppress(Exception):
+            handle.cancel(check=False)
+        return
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    with contextlib.suppress(OSError):
+        for pid in children.read_text().split():
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        process.kill()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 class SlurmExecutor:
