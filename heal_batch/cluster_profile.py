@@ -33,6 +33,7 @@ from typing import Any
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "slurm" / "profiles"
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
+TRAIN_GROUP = "train"  # a per_stage key that applies to every train-* stage
 
 
 class ProfileError(ValueError):
@@ -84,8 +85,17 @@ class ClusterProfile:
     per_stage: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def for_stage(self, stage: str) -> ClusterProfile:
-        """This profile with `per_stage[stage]` applied (unchanged if the stage has none)."""
-        overrides = dict(self.per_stage.get(stage, {}))
+        """This profile with the stage's overrides applied (unchanged if the stage has none).
+
+        A ``train-*`` stage takes ``per_stage.train`` (every training stage) and then its own
+        entry, so ``train-baselines: {time_min: 60}`` refines a shared ``train`` entry.
+        """
+        overrides: dict[str, Any] = {}
+        for key in (TRAIN_GROUP, stage) if stage.startswith(TRAIN_GROUP + "-") else (stage,):
+            entry = dict(self.per_stage.get(key, {}))
+            if "additional" in entry:
+                entry["additional"] = {**overrides.get("additional", {}), **entry["additional"]}
+            overrides.update(entry)
         if "additional" in overrides:
             overrides["additional"] = {**self.additional, **overrides["additional"]}
         return dataclasses.replace(self, **overrides, per_stage={})
@@ -142,6 +152,13 @@ class ClusterProfile:
         return f"{spec}%{self.array_parallelism}"
 
 
+def _per_stage_keys() -> list[str]:
+    """Stage names, plus ``train`` (every train-* stage)."""
+    from heal_batch.stages import STAGES  # light: stage modules import nothing heavy
+
+    return [*STAGES, TRAIN_GROUP]
+
+
 def load_profile(path_or_name: str | Path) -> ClusterProfile:
     """Read and validate a profile: a path to a YAML file, or a bare name in slurm/profiles/.
 
@@ -160,7 +177,12 @@ def load_profile(path_or_name: str | Path) -> ClusterProfile:
     per_stage = data.get("per_stage") or {}
     if not isinstance(per_stage, dict):
         raise ProfileError(f"{path}: 'per_stage' must map stage names to overrides")
+    valid_stages = _per_stage_keys()
     for stage, overrides in per_stage.items():
+        if stage not in valid_stages:
+            raise ProfileError(
+                f"{path}: per_stage.{stage}: no such stage; valid: {', '.join(valid_stages)}"
+            )
         if not isinstance(overrides, dict):
             raise ProfileError(f"{path}: per_stage.{stage} must be a mapping of profile keys")
         per_stage[stage] = _validated(path, overrides, f"per_stage.{stage}.", nested=True)

@@ -213,3 +213,25 @@ def test_importing_the_module_pulls_in_nothing_heavy():
 
     for heavy in ("torch", "transformers", "submitit", "yaml", "polars"):
         assert f"'{heavy}'" not in out.stdout
+
+
+def test_a_train_entry_applies_to_every_training_stage_and_own_entries_refine_it(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "partition: gpu\nadditional: {requeue: true}\nper_stage:\n"
+        "  train: {nodes: 2, gpus_per_node: 4, additional: {exclusive: true}}\n"
+        "  train-baselines: {nodes: 1}\n"
+    )
+    profile = load_profile(path)
+    assert (profile.for_stage("train-2").nodes, profile.for_stage("train-2").gpus_per_node) == (2, 4)
+    baselines = profile.for_stage("train-baselines")
+    assert (baselines.nodes, baselines.gpus_per_node) == (1, 4)
+    assert baselines.additional == {"requeue": True, "exclusive": True}
+    assert profile.for_stage("generate").nodes == 1
+
+
+def test_a_per_stage_key_that_names_no_stage_is_an_error(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("per_stage:\n  genrate: {time_min: 5}\n")
+    with pytest.raises(ProfileError, match=r"p.yaml: per_stage.genrate: no such stage; valid: ingest"):
+        load_profile(path)
