@@ -103,7 +103,18 @@ def cmd_run(ns: Namespace) -> int:
     result = launch(cfg, _executor(cfg), stages, dry_run=ns.dry_run, wait=wait, verify=ns.verify)
     if ns.dry_run:
         _print_sbatch(cfg, [p.name for p in result.plans if p.todo])
-    return 1 if result.failed or result.blocked else 0
+        return 0
+    if result.failed or result.blocked:
+        print(f"some tasks failed: `heal-batch status --workdir {cfg.workdir}` lists them and "
+              "their logs; `heal-batch run` with the same config reruns only them")
+        return 1
+    if wait:
+        from heal_batch.report import write_report
+
+        print(f"report: {write_report(Path(cfg.workdir))}")
+    else:
+        print(f"submitted; follow it with `heal-batch status --workdir {cfg.workdir}`")
+    return 0
 
 
 def cmd_stage(ns: Namespace) -> int:

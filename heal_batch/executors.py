@@ -68,8 +68,9 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, parallelism: int = 1, timeout_min: int = 24 * 60):
+    def __init__(self, parallelism: int = 1, timeout_min: int = 24 * 60, show_progress: bool = True):
         self.parallelism, self.timeout_min = max(1, parallelism), timeout_min
+        self.show_progress = show_progress
 
     def submit(self, jobs: list[TaskJob], logs: Path, after: list[Submission]) -> Submission:
         import submitit
@@ -78,6 +79,7 @@ class LocalExecutor:
         executor.update_parameters(timeout_min=self.timeout_min)
         submission = Submission(jobs[0].task.stage if jobs else "")
         queue, running = list(jobs), {}
+        bar = _progress_bar(submission.stage, jobs, self.show_progress)
         with _cancel_on_exit(running):
             while queue or running:
                 while queue and len(running) < self.parallelism:
@@ -90,11 +92,38 @@ class LocalExecutor:
                     if handle.done():
                         submission.errors[index] = _job_error(handle)
                         del running[index]
+                if bar:
+                    bar(len(submission.errors), running)
                 time.sleep(0.2)
+        if bar:
+            bar(len(submission.errors), {}, close=True)
         return submission
 
     def wait(self, submission: Submission) -> dict[int, str | None]:
         return submission.errors
+
+
+def _progress_bar(stage: str, jobs: list[TaskJob], enabled: bool):
+    """A callback ``(finished, running, close=False)`` that redraws the stage's bar at most once a
+    second, or None when progress is off."""
+    if not enabled or not jobs:
+        return None
+    from heal_batch.progress import StageBar
+    from heal_batch.store.layout import Layout
+
+    scratch = {
+        j.task.index: Layout(Path(j.workdir)).scratch(stage, j.run_key, j.task.index) for j in jobs
+    }
+    bar, last = StageBar(stage, len(jobs)), [0.0]
+
+    def redraw(finished: int, running: dict, close: bool = False) -> None:
+        if close or time.monotonic() - last[0] >= 1.0:
+            bar.update(finished, [scratch[i] for i in running])
+            last[0] = time.monotonic()
+        if close:
+            bar.close()
+
+    return redraw
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from pathlib import Path
 import heal_batch.executors as ex
 from tests.fixtures.toy_stage import SleepJob, SleepRunner
 ex.TaskRunner = SleepRunner
-ex.LocalExecutor().submit([SleepJob(sys.argv[1])], Path(sys.argv[2]), [])
+ex.LocalExecutor(show_progress=False).submit([SleepJob(sys.argv[1])], Path(sys.argv[2]), [])
 """
 
 

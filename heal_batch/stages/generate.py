@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from heal_batch import failpoints
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
+from heal_batch.progress import report as report_progress
 from heal_batch.stages.chunks import ChunkProgress
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
@@ -92,6 +93,7 @@ class GenerateStage:
                 io.write(record)
                 counters.keep()
                 counters[f"graded_{record['grade_reason']}"] += 1
+            report_progress(io.scratch, min(start + size, len(problems)), len(problems), "problems")
         return counters
 
 

@@ -32,6 +32,7 @@ from heal_batch import failpoints
 from heal_batch.method.gear import GearConfig
 from heal_batch.method.hints import DEFAULT_ANSWER_GUIDED_TEMPLATE
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
+from heal_batch.progress import report as report_progress
 from heal_batch.stages.chunks import ChunkProgress
 from heal_batch.stages.repair_jobs import group_by_problem, problem_bucket
 from heal_batch.stages.teacher import TeacherConfig
@@ -154,6 +155,8 @@ class RepairStage:
             for record in records:
                 io.write(record)
                 _count(counters, record)
+            done = min(start + cfg.chunk_problems, len(groups))
+            report_progress(io.scratch, done, len(groups), "problems")
         return counters
 
 

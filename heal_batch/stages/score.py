@@ -27,6 +27,7 @@ from heal_batch import failpoints
 from heal_batch.method.seeds import stable_seed
 from heal_batch.method.steps import DEFAULT_DELIMITER, DEFAULT_MIN_STEP_TOKENS, delimiter_pattern
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
+from heal_batch.progress import report as report_progress
 from heal_batch.stages.chunks import ChunkProgress
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
@@ -150,6 +151,7 @@ class ScoreStage:
                 progress.save(number, done)
                 failpoints.hit(self.name, index, "chunk")
             out.update({(d["kind"], d["id"]): d["pure"] for d in done})
+            report_progress(io.scratch, min(start + size, len(items)), len(items), "records")
         return out
 
 
