@@ -135,7 +135,7 @@ def test_whole_pipeline_on_slurm_with_a_failed_shard_and_rerun(
     monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", FAILPOINT)  # sbatch passes it on to the jobs
 
     code, out = cli(capsys, "run", "--config", str(config))
-    assert code == 0 and "follow with: heal-batch status" in out, out
+    assert code == 0 and "heal-batch status --workdir" in out, out
     queued = status(capsys, workdir)  # run returned with the DAG submitted, not finished
     assert sorted(queued) == sorted(ALL_STAGES), out
     assert queued["evaluate"]["counts"]["pending"] + queued["evaluate"]["counts"]["running"] == 5
