@@ -112,8 +112,6 @@ def cmd_run(ns: Namespace) -> int:
         from heal_batch.report import write_report
 
         print(f"report: {write_report(Path(cfg.workdir))}")
-    else:
-        print(f"submitted; follow it with `heal-batch status --workdir {cfg.workdir}`")
     return 0
 
 

@@ -151,8 +151,10 @@ def launch(cfg, executor, stages: list[str] | None = None, only: dict[str, set[i
         echo(line)
     if dry_run:
         return result
+    _refuse_in_flight(plans, cfg.workdir)
     layout = Layout(Path(cfg.workdir))
     for p in plans:
+        p.manifest.executor = cfg.executor  # who holds its submitted tasks now
         save_manifest(layout, p.manifest)
         write_text_atomic(layout.ref(p.name), p.key + "\n")
     if not any(p.todo for p in plans):
@@ -165,6 +167,26 @@ def launch(cfg, executor, stages: list[str] | None = None, only: dict[str, set[i
             if p.todo:
                 _run_stage_now(layout, p, executor, result, echo)
     return result
+
+
+def _refuse_in_flight(plans: list[StagePlan], workdir: str) -> None:
+    """Stop before resubmitting a task whose Slurm job is still queued or running: two jobs would
+    write the same receipt (and, for training, the same checkpoint folder) at once."""
+    from heal_batch.status import queued_jobs
+
+    submitted: set[str] = set()
+    for p in plans:
+        if p.manifest.executor != "slurm":
+            continue  # local job ids mean nothing to Slurm
+        entries = [p.manifest.tasks[t.index] for t in p.todo]
+        submitted |= {e.job_id for e in entries if e.state == "submitted" and e.job_id}
+    jobs = {job.split("_")[0] for job in queued_jobs(submitted)}
+    if jobs:
+        ids = " ".join(sorted(jobs))
+        raise PlanError(
+            f"jobs {ids} of this run folder are still queued or running on Slurm; follow them "
+            f"with `heal-batch status --workdir {workdir}` or `scancel {ids}`, then run again"
+        )
 
 
 def _jobs(layout: Layout, plans_by_name: dict[str, StagePlan], p: StagePlan, tasks: list[Task]):

@@ -55,7 +55,7 @@ def collect(workdir: Path) -> list[StageStatus]:
         submitted = {t.index: t.job_id for t in manifest.tasks if t.state == "submitted" and t.job_id}
         failures = [TaskProblem(t.index, t.error or "failed", t.log_path)
                     for t in manifest.tasks if t.state == "failed"]
-        for index, (state, reason) in _slurm_states(submitted).items():
+        for index, (state, reason) in slurm_states(submitted).items():
             states[index] = state
             if state == "failed":
                 entry = manifest.tasks[index]
@@ -68,7 +68,7 @@ def collect(workdir: Path) -> list[StageStatus]:
     return rows
 
 
-def _slurm_states(submitted: dict[int, str]) -> dict[int, tuple[str, str]]:
+def slurm_states(submitted: dict[int, str]) -> dict[int, tuple[str, str]]:
     """task index → (pending|running|failed, Slurm state) for Slurm job ids, via one sacct call."""
     if not submitted or shutil.which("sacct") is None:
         return {}
@@ -90,6 +90,24 @@ def _slurm_states(submitted: dict[int, str]) -> dict[int, tuple[str, str]]:
             continue  # finished but receipt not read yet, or sacct lagging
         result[index] = (SLURM_ACTIVE.get(state, "failed"), state)
     return result
+
+
+def queued_jobs(job_ids: set[str]) -> set[str]:
+    """The ids among ``job_ids`` (``123`` or array elements ``123_4``) that Slurm still holds
+    (pending, running, completing), from ``squeue``, which knows a job the moment it is submitted
+    (``sacct`` can lag behind). Empty when squeue is missing or fails."""
+    if not job_ids or shutil.which("squeue") is None:
+        return set()
+    bases = sorted({j.split("_")[0] for j in job_ids})
+    try:
+        out = subprocess.run(
+            ["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(bases)],
+            capture_output=True, text=True, timeout=20, check=False,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    listed = {line.strip() for line in out.splitlines() if line.strip()}
+    return {j for j in job_ids if j in listed}
 
 
 def render(rows: list[StageStatus]) -> str:

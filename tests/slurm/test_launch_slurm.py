@@ -9,7 +9,7 @@ import pytest
 from heal_batch import status
 from heal_batch.cluster_profile import load_profile
 from heal_batch.executors import SlurmExecutor
-from heal_batch.launch import launch
+from heal_batch.launch import PlanError, launch
 from heal_batch.stages import STAGES
 from heal_batch.stages.ingest import IngestConfig
 from heal_batch.store.layout import Layout
@@ -61,6 +61,8 @@ def test_dag_is_submitted_at_once_with_dependencies(slurm_cluster, tmp_path, mon
     ingest_job = result.plans[0].manifest.tasks[0].job_id.split("_")[0]
     info = subprocess.run(["scontrol", "show", "job", toy_job], capture_output=True, text=True).stdout
     assert f"afterany:{ingest_job}" in info or "Dependency=(null)" in info  # null once ingest already ended
+    with pytest.raises(PlanError, match="still queued or running on Slurm"):
+        run(cfg, ["ingest", "toy"], wait=False)  # would submit the same tasks twice
 
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
