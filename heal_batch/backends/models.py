@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -22,6 +21,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from heal_batch.store.atomic import file_sha256
 
 DEMO_MODEL = "smollm2-135m-instruct"
 DEMO_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -99,7 +100,7 @@ def _demo_model_dir() -> Path:
         info = json.loads(marker.read_text())
         if info.get("size") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns:
             return marker.parent
-    sha = _sha256(gguf)
+    sha = file_sha256(gguf)
     final = root / f"{DEMO_MODEL}-{sha[:12]}"
     if (final / MARKER).is_file() and json.loads((final / MARKER).read_text())["sha256"] == sha:
         return final
@@ -156,11 +157,3 @@ def _convert_gguf(gguf: Path, out: Path) -> dict:
         "torch": torch.__version__,
         "dtype": "bfloat16",
     }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

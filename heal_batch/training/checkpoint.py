@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from heal_batch.store.atomic import file_sha256, write_text_atomic
+
 COMPLETE = "COMPLETE"
 STATE_FILE = "heal_state.json"
 SUMS_FILE = "SHA256SUMS"
@@ -66,8 +68,8 @@ def save_resumable(
     engine.save_checkpoint(str(ckpt_dir), tag=state.tag, save_latest=False)
     if is_main:
         fields = {k: v for k, v in asdict(state).items() if k != "tag"}
-        _atomic_write(ckpt_dir / state.tag / STATE_FILE, json.dumps(fields, sort_keys=True))
-        _atomic_write(ckpt_dir / COMPLETE, state.tag)
+        write_text_atomic(ckpt_dir / state.tag / STATE_FILE, json.dumps(fields, sort_keys=True))
+        write_text_atomic(ckpt_dir / COMPLETE, state.tag)
         _prune(ckpt_dir, keep)
     dist.barrier()
 
@@ -105,14 +107,14 @@ def hash_files(directory: Path) -> dict[str, str]:
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         rel = path.relative_to(directory).as_posix()
         if rel != SUMS_FILE:
-            out[rel] = _sha256(path)
+            out[rel] = file_sha256(path)
     return out
 
 
 def write_sums(directory: Path) -> dict[str, str]:
     files = hash_files(directory)
     text = "".join(f"{digest}  {rel}\n" for rel, digest in files.items())
-    _atomic_write(directory / SUMS_FILE, text)
+    write_text_atomic(directory / SUMS_FILE, text)
     return files
 
 
@@ -154,20 +156,3 @@ def _prune(ckpt_dir: Path, keep: int) -> None:
     )
     for old in tags[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

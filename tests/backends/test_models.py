@@ -44,7 +44,7 @@ def test_demo_model_is_converted_once_then_reused(fake_demo):
     first = resolve_model(DEMO_MODEL)
     assert first.startswith(str(models.cache_root())) and len(calls) == 1
     info = json.loads((models.Path(first) / MARKER).read_text())
-    assert info["sha256"] == models._sha256(gguf) and info["converter"] == {"fake": True}
+    assert info["sha256"] == models.file_sha256(gguf) and info["converter"] == {"fake": True}
     assert resolve_model(DEMO_MODEL) == first and len(calls) == 1
     leftovers = [p.name for p in models.cache_root().iterdir() if ".tmp-" in p.name]
     assert leftovers == []
