@@ -195,7 +195,8 @@ def _corner_cases(data: RunData) -> list:
     if drops:
         fates = ", ".join(f"{k} {v}" for k, v in sorted(drops.items()))
         blocks.append(f"Fates of all samples of the run in set heal-3: kept {final.get('kept', 0)}, "
-                      f"dropped {fates} (PURE's drops are top_lambda and above_reference_q95).")  # fmt: skip
+                      f"dropped {fates} (PURE's rules: no_reasoning_after_cut, top_lambda, "
+                      "above_reference_q*, answer_not_derived_q*).")  # fmt: skip
     if data.score and data.score.ratios:
         png = plots.pure_ratio_histogram(data.score.ratios)
         blocks.append(Figure("pure_ratios", png, "PURE ratio per candidate kind; reference = "
