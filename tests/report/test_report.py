@@ -58,7 +58,7 @@ def test_full_run_fills_every_section(full_run):
     assert "|   outcome: no_correct_continuation | 1 | 0 |" in corner
     assert "| candidates (correct, hint-free) | 4 | 3 |" in corner
     assert "| kept in training sets (curriculum) | 3 | 3 |" in corner
-    assert "in set heal-3: kept 18, dropped not_in_set 0, top_lambda 1 (PURE's drops" in corner
+    assert "in set heal-3: kept 18, dropped not_in_set 0, top_lambda 1 (PURE's rules" in corner
     entropy = sections["Entropy curves and breakpoints"]
     assert "p3#s1#c0 (surge: entropy surge; kept by PURE)" in entropy and "p5#s1#c0" in entropy
     assert "⟦breakpoint⟧" in entropy
