@@ -11,7 +11,6 @@ partitioned (`HfDeepSpeedConfig` makes `from_pretrained` use `deepspeed.zero.Ini
 
 from __future__ import annotations
 
-import math
 
 from heal_batch.training.config import TrainConfig, build_deepspeed_config
 from heal_batch.training.distributed import DistEnv
@@ -45,13 +44,19 @@ def build_engine(init_model_dir: str, cfg: TrainConfig, env: DistEnv, total: int
     scheduler = transformers.get_scheduler(
         cfg.schedule,
         optimizer,
-        num_warmup_steps=math.ceil(cfg.warmup_ratio * total),
+        num_warmup_steps=warmup_steps(cfg.warmup_ratio, total),
         num_training_steps=total,
     )
     engine, *_ = deepspeed.initialize(
         model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
     )
     return engine, keep_alive
+
+
+def warmup_steps(ratio: float, total: int) -> int:
+    """Warm-up steps of a ``total``-step run: the floor of the share, so a short run (the demo's
+    2 steps) does not spend a whole step at lr 0."""
+    return int(ratio * total)
 
 
 def use_bf16(cfg: TrainConfig, env: DistEnv) -> bool:

@@ -75,3 +75,11 @@ def test_config_is_frozen_and_defaults_match_the_brief():
     assert (cfg.lr, cfg.warmup_ratio, cfg.schedule, cfg.dtype) == (1e-5, 0.03, "cosine", "auto")
     with pytest.raises(AttributeError):
         cfg.lr = 1.0
+
+
+def test_warmup_is_the_floor_of_the_share_so_short_runs_start_learning():
+    from heal_batch.training.engine import warmup_steps
+
+    assert warmup_steps(0.03, 2) == 0  # ceil would give 1: step 1 of 2 at lr 0
+    assert warmup_steps(0.03, 1000) == 30
+    assert warmup_steps(0.1, 25) == 2
