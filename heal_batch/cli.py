@@ -186,8 +186,9 @@ def _plot(record: dict, out: Path, workdir: Path) -> Path:
     from heal_batch.plots import plot_entropy
     from heal_batch.stages.trajectory import breakpoint_of
 
-    steps, breakpoint = breakpoint_of(record, _gear_config(workdir))
-    return plot_entropy(record, breakpoint, steps, out)
+    gear = _gear_config(workdir)
+    steps, breakpoint = breakpoint_of(record, gear)
+    return plot_entropy(record, breakpoint, steps, out, search_fraction=gear.search_fraction)
 
 
 def _gear_config(workdir: Path):

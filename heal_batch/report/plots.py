@@ -14,6 +14,7 @@ import io
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 BUCKET_COLORS = {"easy": "#4c9f70", "hard": "#e0a030", "corner": "#c8553d"}
 KIND_COLORS = {"natural": "#4c78a8", "answer_guided": "#e0a030", "repair": "#c8553d",
@@ -96,20 +97,30 @@ def entropy_curves(examples: Sequence) -> bytes:
     return _png(fig)
 
 
-def trajectory_entropy(example, search_fraction: float | None) -> bytes:
+def trajectory_entropy(example, gear: Mapping[str, Any]) -> bytes:
     """One repaired trajectory: heal_batch.plots.plot_entropy's picture (token and step entropy,
-    GEAR search window, breakpoint) when the trajectory has token offsets, else a plain curve."""
+    GEAR search window, breakpoint) when the trajectory has token offsets, else a plain curve.
+    ``gear``: the run's repair.gear settings (search_fraction, step_delimiter, min_step_tokens;
+    missing keys take GearConfig's defaults), so the steps drawn are the steps GEAR saw."""
     record = example.trajectory
     if record.get("offsets") and record.get("completion") is not None and record.get("id"):
         import tempfile
         from pathlib import Path
 
+        from heal_batch.method.gear import GearConfig
         from heal_batch.plots import plot_entropy
+        from heal_batch.stages.trajectory import steps_of
 
+        cfg = GearConfig()
+        steps = steps_of(
+            record["completion"],
+            record["offsets"],
+            gear.get("min_step_tokens", cfg.min_step_tokens),
+            gear.get("step_delimiter", cfg.step_delimiter),
+        )
+        search = gear.get("search_fraction", cfg.search_fraction)
         with tempfile.TemporaryDirectory() as tmp:
-            out = plot_entropy(
-                record, example.breakpoint, None, Path(tmp) / "e.png", search_fraction
-            )
+            out = plot_entropy(record, example.breakpoint, steps, Path(tmp) / "e.png", search)
             return out.read_bytes()
     return entropy_curves([example])
 

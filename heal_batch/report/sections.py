@@ -214,12 +214,12 @@ def _entropy(data: RunData) -> list:
         return [(f"No example: none of the {data.repair.candidates['repair']} GEAR repair candidates "
                 "has a breakpoint and a source trajectory in the generate output.")]  # fmt: skip
     config = data.stages["repair"].config if "repair" in data.stages else {}
-    search = (_find_mapping(config, "search_fraction") or {}).get("search_fraction", 1 / 3)
+    gear = _find_mapping(config, "search_fraction") or {}  # repair.gear as the run used it
     blocks: list = [ENTROPY_INTRO]
     states = {None: "curriculum not run", True: "kept by PURE", False: "not in a training set"}
     for i, ex in enumerate(data.examples):
         caption = f"{ex.candidate_id} ({ex.strategy}: {ex.reason}; {states[ex.kept]})"
-        blocks.append(Figure(f"entropy_{i}", plots.trajectory_entropy(ex, search), caption))
+        blocks.append(Figure(f"entropy_{i}", plots.trajectory_entropy(ex, gear), caption))
         blocks.append(Pre(f"...{ex.before}⟦breakpoint⟧{ex.after}...\n"
                           f"repaired continuation: {ex.repaired}..."))  # fmt: skip
     return blocks
