@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from heal_batch.worker import TaskJob, TaskRunner
+from heal_batch.worker import THREADS_VAR, TaskJob, TaskRunner
 
 
 @dataclass
@@ -77,6 +77,9 @@ class LocalExecutor:
 
         executor = submitit.LocalExecutor(folder=logs / "%j")
         executor.update_parameters(timeout_min=self.timeout_min)
+        if self.parallelism > 1:  # tasks side by side share the cores (worker._limit_cpu_threads)
+            threads = max(1, (os.cpu_count() or 1) // self.parallelism)
+            os.environ.setdefault(THREADS_VAR, str(threads))
         submission = Submission(jobs[0].task.stage if jobs else "")
         queue, running = list(jobs), {}
         bar = _progress_bar(submission.stage, jobs, self.show_progress)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,8 +127,29 @@ class TaskRunner(_Checkpointable):
     """
 
     def __call__(self, job: TaskJob) -> dict[str, Any]:
+        _limit_cpu_threads()
         _export_distributed_env()
         return execute(job)
+
+
+THREADS_VAR = "HEAL_BATCH_TASK_THREADS"  # set by the local executor when it runs tasks side by side
+
+
+def _limit_cpu_threads() -> None:
+    """Give torch/OpenMP as many threads as this task has CPUs, not as many as the node has.
+
+    Without cgroups (the local cluster, many small sites) every task sees all cores; two tasks with
+    a thread per core each oversubscribe them, and OpenMP's busy-waiting then made a 1.5-minute
+    repair task take 25 minutes. The count comes from Slurm (SLURM_CPUS_PER_TASK) or from the local
+    executor (HEAL_BATCH_TASK_THREADS); an OMP_NUM_THREADS the user set wins.
+    """
+    count = os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get(THREADS_VAR)
+    if not count or not count.isdigit() or "OMP_NUM_THREADS" in os.environ:
+        return
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = count
+    torch = sys.modules.get("torch")  # already imported: tell it too
+    if torch is not None:
+        torch.set_num_threads(int(count))
 
 
 def _export_distributed_env() -> None:
