@@ -2,7 +2,7 @@
 
 Inputs: every generate shard (natural trajectories) and every score shard (repair and
 answer-guided candidates with their ``pure`` scores, summaries, reference ratios), plus the
-benchmark files for decontamination. One reduce: every task reads all of them, decides the fate of
+benchmark files for decontamination. One reduce: every task reads all of them (``curriculum_rows.py``), decides the fate of
 every sample in one pool (``curriculum_sets.py``: incorrect, PURE, contaminated, duplicate,
 near-duplicate, cap) and writes one set. Tasks: 0, 1, 2 = ``heal-1``, ``heal-2``, ``heal-3`` (PACE
 stages I, II, III, cumulative), then one task per ``baselines`` entry: ``rs`` (correct teacher
@@ -26,7 +26,6 @@ sample's fate also goes to ``<task scratch>/fates.parquet``.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -35,8 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from heal_batch.evaluation import BENCHMARK_FILES, BENCHMARKS
-from heal_batch.method.pace import PaceConfig, bucket
-from heal_batch.method.pure import ScoredCandidate
+from heal_batch.method.pace import PaceConfig
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.stages.curriculum_sets import HEAL_SETS, set_specs
 from heal_batch.stages.repair import RepairConfig
@@ -199,11 +197,12 @@ class CurriculumStage:
         return [Task(self.name, i, inputs) for i in range(len(self.config.set_names()))]
 
     def run(self, task: Task, io: TaskIO) -> Counters:
+        from heal_batch.stages.curriculum_rows import read_pool
         from heal_batch.stages.curriculum_sets import assign_fates, select_set
 
         shards = [v for v in task.inputs if not v.startswith(DATA_PREFIX)]
         data = next((v[len(DATA_PREFIX) :] for v in task.inputs if v.startswith(DATA_PREFIX)), "")
-        rows, references = self._read(shards, io)
+        rows, references = read_pool(shards, io.read, self._pace, self.teacher.user_suffix)
         counters = Counters()
         bad = self._contaminated(rows, Path(data) if data else None, counters)
         table = assign_fates(rows, references, bad, self.config)
@@ -217,67 +216,6 @@ class CurriculumStage:
             io.scratch / "fates.parquet"
         )
         return counters
-
-    def _read(
-        self, shards: list[str], io: TaskIO
-    ) -> tuple[list[dict[str, Any]], list[ScoredCandidate]]:
-        """Sample rows (natural + candidates) and the reference PURE scores of every input shard."""
-        from heal_batch.method.decontam import near_duplicate_key
-
-        rows: list[dict[str, Any]] = []
-        references: list[ScoredCandidate] = []
-        seen: dict[str, str] = {}
-        for address in shards:
-            for record in io.read(address):
-                kind = record.get("kind")
-                if kind == "reference":
-                    pure = record.get("pure") or {}
-                    references.append(
-                        ScoredCandidate(record["id"], pure.get("ratio"), None, pure.get("answer_nll"))
-                    )
-                    continue
-                if kind not in (None, *CANDIDATE_KINDS):
-                    continue  # repair summaries: counted by repair and score
-                row = self._row(record)
-                if row["id"] in seen:
-                    raise ValueError(
-                        f"sample id {row['id']!r} appears twice (shards {seen[row['id']][:12]} and "
-                        f"{address[:12]}); ids must be unique across a run"
-                    )
-                seen[row["id"]] = address
-                text = row["user"] + "\n" + row["assistant"]
-                row["near_key"] = near_duplicate_key(text)
-                row["exact_key"] = hashlib.sha256(
-                    json.dumps([row["system"], row["user"], row["assistant"]]).encode()
-                ).hexdigest()
-                rows.append(row)
-        return rows, references
-
-    def _row(self, r: dict[str, Any]) -> dict[str, Any]:
-        """One sample: a generate trajectory (no ``kind``) or a scored candidate."""
-        kind = r.get("kind") or "natural"
-        natural = kind == "natural"
-        pure = r.get("pure")
-        problem_bucket = r.get("bucket")
-        if problem_bucket is None and r.get("k"):
-            problem_bucket = bucket(r["n_correct"], r["k"], self._pace)
-        user = None if natural else r.get("user_prompt")
-        return {
-            "id": r["id"],
-            "kind": kind,
-            "problem_id": r["problem_id"],
-            "problem": r["problem"],
-            "bucket": problem_bucket,
-            "system": r.get("system_prompt"),
-            "user": user or r["problem"] + self.teacher.user_suffix,
-            "assistant": r["completion"] if natural else r["text"],
-            "correct": bool(r.get("correct", not natural)),
-            "scored": pure is not None,
-            "ratio": (pure or {}).get("ratio"),
-            "answer_nll": (pure or {}).get("answer_nll"),
-            "reasoning_tokens": (pure or {}).get("reasoning_tokens"),
-            "unscored_reason": (pure or {}).get("unscored_reason"),
-        }
 
     def _contaminated(self, rows, data: Path | None, counters: Counters) -> set[str]:
         """Problem ids whose text shares an n-gram with a benchmark problem."""

@@ -433,6 +433,7 @@ def test_real_repair_and_score_records(tmp_path, tiny_llama, no_data, monkeypatc
 
 
 def test_bucket_thresholds_are_the_ones_repair_used():
+    from heal_batch.stages.curriculum_rows import sample_row
     from heal_batch.stages.repair import RepairConfig
 
     row = traj("p", 0, True, 4, 3)  # pass rate 0.75
@@ -440,6 +441,6 @@ def test_bucket_thresholds_are_the_ones_repair_used():
     strict = CurriculumStage(
         CurriculumConfig(), TeacherConfig(user_suffix=""), RepairConfig(easy_min_pass_rate=0.8)
     )
-    assert default._row(row)["bucket"] == "easy"
-    assert strict._row(row)["bucket"] == "hard"
+    assert sample_row(row, default._pace, "")["bucket"] == "easy"
+    assert sample_row(row, strict._pace, "")["bucket"] == "hard"
     assert "repair" in CurriculumStage.shared  # a threshold change re-runs curriculum
