@@ -2,9 +2,9 @@
 
 Inputs: every generate shard (natural trajectories) and every score shard (repair and
 answer-guided candidates with their ``pure`` scores, summaries, reference ratios), plus the
-benchmark files for decontamination. One reduce: every task reads all of them (``curriculum_rows.py``), decides the fate of
-every sample in one pool (``curriculum_sets.py``: incorrect, PURE, contaminated, duplicate,
-near-duplicate, cap) and writes one set. Tasks: 0, 1, 2 = ``heal-1``, ``heal-2``, ``heal-3`` (PACE
+benchmark files for decontamination. One reduce: every task reads all of them into one pool
+(``curriculum_rows.py``), decides the fate of every sample in it (``curriculum_sets.py``:
+incorrect, PURE, contaminated, duplicate, near-duplicate, cap) and writes one set. Tasks: 0, 1, 2 = ``heal-1``, ``heal-2``, ``heal-3`` (PACE
 stages I, II, III, cumulative), then one task per ``baselines`` entry: ``rs`` (correct teacher
 samples only: the rejection-sampling SFT baseline) and ``flat`` (every kind in one stage).
 Example record (chat messages; the student's chat template is applied at training time)::
