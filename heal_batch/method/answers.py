@@ -49,12 +49,10 @@ def final_answer_char_span(text: str) -> tuple[int, int] | None:
     boxed = last_boxed_char_span(text)
     if boxed is not None or "####" not in text:
         return boxed
-    last = None
-    for last in GSM8K_MARKER.finditer(text):
-        pass
-    if last is None or last.start(1) == last.end(1):
+    markers = list(GSM8K_MARKER.finditer(text))
+    if not markers or markers[-1].start(1) == markers[-1].end(1):
         return None
-    return last.start(1), last.end(1)
+    return markers[-1].start(1), markers[-1].end(1)
 
 
 def final_answer_span(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[int, int] | None:

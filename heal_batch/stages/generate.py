@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from heal_batch import failpoints
-from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.progress import report as report_progress
+from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.stages.chunks import ChunkProgress
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest

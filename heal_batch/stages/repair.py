@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 from heal_batch import failpoints
 from heal_batch.method.gear import GearConfig
 from heal_batch.method.hints import DEFAULT_ANSWER_GUIDED_TEMPLATE
-from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.progress import report as report_progress
+from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.stages.chunks import ChunkProgress
 from heal_batch.stages.repair_jobs import group_by_problem, problem_bucket
 from heal_batch.stages.teacher import TeacherConfig

@@ -12,7 +12,8 @@ curriculum over all shards. Output: candidates with a ``pure`` block, summaries 
     {"kind": "reference", "id": "arith-s0-0001#s2", "problem_id": "arith-s0-0001",
      "pure": {"ratio": 1.7, "max_step_ppl": 2.9, "answer_nll": 0.52, "step_ppls": [2.1, 2.9],
               "reasoning_tokens": 58, "first_step": 0, "n_steps": 2, "n_tokens": 61,
-              "unscored_reason": null, "scorer": "smollm2-135m-instruct", "with_hint": false, "context": "teacher", "eps": 0.01}}
+              "unscored_reason": null, "scorer": "smollm2-135m-instruct", "with_hint": false,
+              "context": "teacher", "eps": 0.01}}
 
     heal-batch stage score --config jobs/demo.yaml --score.scorer runs/demo/checkpoints/.../heal-1
 """
@@ -26,8 +27,8 @@ from typing import Any, ClassVar
 from heal_batch import failpoints
 from heal_batch.method.seeds import stable_seed
 from heal_batch.method.steps import DEFAULT_DELIMITER, DEFAULT_MIN_STEP_TOKENS, delimiter_pattern
-from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.progress import report as report_progress
+from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.stages.chunks import ChunkProgress
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest

@@ -1,9 +1,9 @@
-"""Small-file helpers of the store: atomic writes (temp file in the same folder, fsync, rename), file hashes."""
+"""Small-file helpers: atomic writes (temp file in the same folder, fsync, rename), file hashes."""
 
 from __future__ import annotations
 
-import json
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
