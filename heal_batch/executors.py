@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import signal
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from heal_batch.worker import THREADS_VAR, TaskJob, TaskRunner
+from heal_batch.progress import StageBar
+from heal_batch.worker import TaskJob, TaskRunner
 
 
 @dataclass
@@ -79,10 +81,11 @@ class LocalExecutor:
         executor.update_parameters(timeout_min=self.timeout_min)
         if self.parallelism > 1:  # tasks side by side share the cores (worker._limit_cpu_threads)
             threads = max(1, (os.cpu_count() or 1) // self.parallelism)
-            os.environ.setdefault(THREADS_VAR, str(threads))
+            jobs = [dataclasses.replace(job, threads=threads) for job in jobs]
         submission = Submission(jobs[0].task.stage if jobs else "")
         queue, running = list(jobs), {}
-        bar = _progress_bar(submission.stage, jobs, self.show_progress)
+        bar = StageBar(submission.stage, len(jobs)) if self.show_progress and jobs else None
+        scratch = {j.task.index: _scratch(j) for j in jobs} if bar else {}
         with _cancel_on_exit(running):
             while queue or running:
                 while queue and len(running) < self.parallelism:
@@ -96,37 +99,22 @@ class LocalExecutor:
                         submission.errors[index] = _job_error(handle)
                         del running[index]
                 if bar:
-                    bar(len(submission.errors), running)
+                    bar.update(len(submission.errors), [scratch[i] for i in running])
                 time.sleep(0.2)
         if bar:
-            bar(len(submission.errors), {}, close=True)
+            bar.update(len(submission.errors), force=True)
+            bar.close()
         return submission
 
     def wait(self, submission: Submission) -> dict[int, str | None]:
         return submission.errors
 
 
-def _progress_bar(stage: str, jobs: list[TaskJob], enabled: bool):
-    """A callback ``(finished, running, close=False)`` that redraws the stage's bar at most once a
-    second, or None when progress is off."""
-    if not enabled or not jobs:
-        return None
-    from heal_batch.progress import StageBar
+def _scratch(job: TaskJob) -> Path:
+    """The task's scratch folder, where it reports its progress (heal_batch.progress)."""
     from heal_batch.store.layout import Layout
 
-    scratch = {
-        j.task.index: Layout(Path(j.workdir)).scratch(stage, j.run_key, j.task.index) for j in jobs
-    }
-    bar, last = StageBar(stage, len(jobs)), [0.0]
-
-    def redraw(finished: int, running: dict, close: bool = False) -> None:
-        if close or time.monotonic() - last[0] >= 1.0:
-            bar.update(finished, [scratch[i] for i in running])
-            last[0] = time.monotonic()
-        if close:
-            bar.close()
-
-    return redraw
+    return Layout(Path(job.workdir)).scratch(job.task.stage, job.run_key, job.task.index)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,10 @@ def read(scratch: Path) -> dict[str, Any] | None:
 class StageBar:
     """One stage's bar: ``generate  1/2 tasks [00:41, problems 20/24]`` (stderr, ~1 redraw/s)."""
 
-    def __init__(self, stage: str, n_tasks: int, file=None):
+    def __init__(self, stage: str, n_tasks: int, file=None, min_interval: float = 1.0):
         from tqdm.auto import tqdm
+
+        self._min_interval, self._last = min_interval, float("-inf")
 
         self._bar = tqdm(
             total=n_tasks,
@@ -51,8 +54,14 @@ class StageBar:
             bar_format="{desc} {n_fmt}/{total_fmt} tasks |{bar:20}| {elapsed}{postfix}",
         )
 
-    def update(self, finished: int, running: Iterable[Path] = ()) -> None:
-        """Show ``finished`` tasks and the summed reports of the running tasks' scratch folders."""
+    def update(self, finished: int, running: Iterable[Path] = (), force: bool = False) -> None:
+        """Show ``finished`` tasks and the summed reports of the running tasks' scratch folders.
+
+        Redraws (and reads the reports) at most once per ``min_interval`` seconds unless ``force``.
+        """
+        if not force and time.monotonic() - self._last < self._min_interval:
+            return
+        self._last = time.monotonic()
         if finished > self._bar.n:
             self._bar.update(finished - self._bar.n)
         units: dict[str, list[int]] = {}

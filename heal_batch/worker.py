@@ -34,6 +34,7 @@ class TaskJob:
     run_key: str
     upstream_keys: dict[str, str]
     task: Task
+    threads: int | None = None  # CPU threads for torch when tasks share a machine (local executor)
 
 
 def resolve_inputs(layout: Layout, job: TaskJob) -> tuple[str, ...]:
@@ -127,23 +128,20 @@ class TaskRunner(_Checkpointable):
     """
 
     def __call__(self, job: TaskJob) -> dict[str, Any]:
-        _limit_cpu_threads()
+        _limit_cpu_threads(job.threads)
         _export_distributed_env()
         return execute(job)
 
 
-THREADS_VAR = "HEAL_BATCH_TASK_THREADS"  # set by the local executor when it runs tasks side by side
-
-
-def _limit_cpu_threads() -> None:
+def _limit_cpu_threads(threads: int | None = None) -> None:
     """Give torch/OpenMP as many threads as this task has CPUs, not as many as the node has.
 
     Without cgroups (the local cluster, many small sites) every task sees all cores; two tasks with
     a thread per core each oversubscribe them, and OpenMP's busy-waiting then made a 1.5-minute
     repair task take 25 minutes. The count comes from Slurm (SLURM_CPUS_PER_TASK) or from the local
-    executor (HEAL_BATCH_TASK_THREADS); an OMP_NUM_THREADS the user set wins.
+    executor (``threads``: its share of the cores); an OMP_NUM_THREADS the user set wins.
     """
-    count = os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get(THREADS_VAR)
+    count = os.environ.get("SLURM_CPUS_PER_TASK") or (str(threads) if threads else None)
     if not count or not count.isdigit() or "OMP_NUM_THREADS" in os.environ:
         return
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = count

@@ -109,18 +109,15 @@ def trajectory_entropy(example, gear: Mapping[str, Any]) -> bytes:
 
         from heal_batch.method.gear import GearConfig
         from heal_batch.plots import plot_entropy
-        from heal_batch.stages.trajectory import steps_of
+        from heal_batch.stages.trajectory import gear_steps
 
-        cfg = GearConfig()
-        steps = steps_of(
-            record["completion"],
-            record["offsets"],
-            gear.get("min_step_tokens", cfg.min_step_tokens),
-            gear.get("step_delimiter", cfg.step_delimiter),
-        )
-        search = gear.get("search_fraction", cfg.search_fraction)
+        keys = ("search_fraction", "step_delimiter", "min_step_tokens")
+        cfg = GearConfig(**{k: gear[k] for k in keys if k in gear})
+        steps = gear_steps(record, cfg)
         with tempfile.TemporaryDirectory() as tmp:
-            out = plot_entropy(record, example.breakpoint, steps, Path(tmp) / "e.png", search)
+            out = plot_entropy(
+                record, example.breakpoint, steps, Path(tmp) / "e.png", cfg.search_fraction
+            )
             return out.read_bytes()
     return entropy_curves([example])
 

@@ -55,10 +55,15 @@ def breakpoint_of(
 ) -> tuple[list[Step], Breakpoint]:
     """Steps and GEAR breakpoint of one trajectory; ``entropies`` default to the stored ones."""
     ents = stored_entropies(record) if entropies is None else list(entropies)
-    steps = steps_of(
+    steps = gear_steps(record, cfg)
+    return steps, find_breakpoint(ents, steps, cfg, seed=breakpoint_seed(seed, record["id"]))
+
+
+def gear_steps(record: dict[str, Any], cfg: GearConfig) -> list[Step]:
+    """A trajectory's steps as GEAR splits them (``cfg``'s delimiter and minimum step length)."""
+    return steps_of(
         record["completion"], record["offsets"], cfg.min_step_tokens, cfg.step_delimiter
     )
-    return steps, find_breakpoint(ents, steps, cfg, seed=breakpoint_seed(seed, record["id"]))
 
 
 def breakpoint_dict(bp: Breakpoint, n_steps: int, entropy_method: str) -> dict[str, Any]:
