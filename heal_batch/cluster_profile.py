@@ -26,18 +26,18 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from heal_batch.profile_checks import ProfileError, validated
+
+__all__ = ["ClusterProfile", "ProfileError", "load_profile", "query_max_array_size"]
+
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "slurm" / "profiles"
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
 TRAIN_GROUP = "train"  # a per_stage key that applies to every train-* stage
-
-
-class ProfileError(ValueError):
-    """A cluster profile file that cannot be used; the message names the file and key."""
 
 
 @dataclass(frozen=True)
@@ -90,14 +90,12 @@ class ClusterProfile:
         A ``train-*`` stage takes ``per_stage.train`` (every training stage) and then its own
         entry, so ``train-baselines: {time_min: 60}`` refines a shared ``train`` entry.
         """
-        overrides: dict[str, Any] = {}
-        for key in (TRAIN_GROUP, stage) if stage.startswith(TRAIN_GROUP + "-") else (stage,):
-            entry = dict(self.per_stage.get(key, {}))
-            if "additional" in entry:
-                entry["additional"] = {**overrides.get("additional", {}), **entry["additional"]}
-            overrides.update(entry)
-        if "additional" in overrides:
-            overrides["additional"] = {**self.additional, **overrides["additional"]}
+        keys = (TRAIN_GROUP, stage) if stage.startswith(TRAIN_GROUP + "-") else (stage,)
+        entries = [self.per_stage.get(key, {}) for key in keys]
+        overrides = {k: v for e in entries for k, v in e.items() if k != "additional"}
+        additional = {k: v for e in entries for k, v in (e.get("additional") or {}).items()}
+        if additional:
+            overrides["additional"] = {**self.additional, **additional}
         return dataclasses.replace(self, **overrides, per_stage={})
 
     def submitit_parameters(self) -> dict[str, Any]:
@@ -152,6 +150,10 @@ class ClusterProfile:
         return f"{spec}%{self.array_parallelism}"
 
 
+def _field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(ClusterProfile)]
+
+
 def _per_stage_keys() -> list[str]:
     """Stage names, plus ``train`` (every train-* stage)."""
     from heal_batch.stages import STAGES  # light: stage modules import nothing heavy
@@ -173,7 +175,7 @@ def load_profile(path_or_name: str | Path) -> ClusterProfile:
         raise ProfileError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: expected a mapping of profile keys, got {type(data).__name__}")
-    data = _validated(path, data, "")
+    data = validated(path, data, "", _field_names())
     per_stage = data.get("per_stage") or {}
     if not isinstance(per_stage, dict):
         raise ProfileError(f"{path}: 'per_stage' must map stage names to overrides")
@@ -185,7 +187,8 @@ def load_profile(path_or_name: str | Path) -> ClusterProfile:
             )
         if not isinstance(overrides, dict):
             raise ProfileError(f"{path}: per_stage.{stage} must be a mapping of profile keys")
-        per_stage[stage] = _validated(path, overrides, f"per_stage.{stage}.", nested=True)
+        nested = [k for k in _field_names() if k not in ("name", "per_stage")]
+        per_stage[stage] = validated(path, overrides, f"per_stage.{stage}.", nested)
     data["per_stage"] = per_stage
     data.setdefault("name", path.stem)
     return ClusterProfile(**data)
@@ -224,73 +227,6 @@ def query_max_array_size() -> int:
         return DEFAULT_MAX_ARRAY_SIZE
     found = re.search(r"^MaxArraySize\s*=\s*(\d+)", out, re.MULTILINE)
     return int(found.group(1)) if found else DEFAULT_MAX_ARRAY_SIZE
-
-
-# ------------------------------------------------------------------ validation
-
-_OPTIONAL_STR = ("partition", "account", "qos", "constraint", "exclude")
-_POSITIVE_INT = ("time_min", "cpus_per_task", "nodes", "tasks_per_node", "array_parallelism")
-
-
-def _validated(path: Path, data: dict, prefix: str, nested: bool = False) -> dict:
-    """A copy of `data` with every key checked; numbers in `additional` become strings."""
-    valid = [f.name for f in dataclasses.fields(ClusterProfile)]
-    if nested:
-        valid = [key for key in valid if key not in ("name", "per_stage")]
-    for key, value in data.items():
-        if key not in valid:
-            raise ProfileError(
-                f"{path}: unknown key {prefix}{key!r}; valid keys: {', '.join(valid)}"
-            )
-        accepts, expected = _CHECKS.get(key, (_anything, ""))
-        if not accepts(value):
-            raise ProfileError(f"{path}: {prefix}{key} {expected}, got {value!r}")
-    clean = dict(data)
-    if "setup" in clean:
-        clean["setup"] = list(clean["setup"] or [])
-    if "additional" in clean:
-        clean["additional"] = {
-            str(k): v if v is True else str(v) for k, v in (clean["additional"] or {}).items()
-        }
-    return clean
-
-
-def _anything(value: Any) -> bool:
-    return True
-
-
-def _is_int(value: Any, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_option_value(value: Any) -> bool:
-    return value is True or isinstance(value, str) or _is_number(value)
-
-
-# key -> (accepts(value), what was expected); keys not listed (per_stage) are checked elsewhere.
-_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "name": (lambda v: isinstance(v, str) and v != "", "must be a non-empty string"),
-    **{
-        k: (lambda v: v is None or isinstance(v, str), "must be a string or null")
-        for k in _OPTIONAL_STR
-    },
-    **{k: (lambda v: _is_int(v, 1), "must be an integer >= 1") for k in _POSITIVE_INT},
-    "gpus_per_node": (lambda v: _is_int(v, 0), "must be an integer >= 0"),
-    "array_size_limit": (lambda v: v is None or _is_int(v, 1), "must be an integer >= 1 or null"),
-    "mem_gb": (lambda v: v is None or (_is_number(v) and v > 0), "must be a number > 0 or null"),
-    "setup": (
-        lambda v: v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
-        "must be a list of shell lines (strings)",
-    ),
-    "additional": (
-        lambda v: v is None or (isinstance(v, dict) and all(map(_is_option_value, v.values()))),
-        "must map sbatch option names to values (true for a bare flag)",
-    ),
-}
 
 
 # ------------------------------------------------------------------ sbatch formatting
