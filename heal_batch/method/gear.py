@@ -76,7 +76,10 @@ class GearConfig:
             raise ValueError(f"gear.search_fraction must be in (0, 1], got {self.search_fraction}")
         if self.min_step_tokens < 1:
             raise ValueError(f"gear.min_step_tokens must be >= 1, got {self.min_step_tokens}")
-        delimiter_pattern(self.step_delimiter)
+        try:
+            delimiter_pattern(self.step_delimiter)
+        except ValueError as exc:
+            raise ValueError(f"gear.step_delimiter: {exc}") from None
         if "{answer}" not in self.hint_template:
             raise ValueError("gear.hint_template must contain {answer}")
 

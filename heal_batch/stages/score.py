@@ -74,7 +74,10 @@ class ScoreConfig:
     def __post_init__(self):
         if self.context not in CONTEXTS:
             raise ValueError(f"score.context {self.context!r} is not one of {', '.join(CONTEXTS)}")
-        delimiter_pattern(self.step_delimiter)
+        try:
+            delimiter_pattern(self.step_delimiter)
+        except ValueError as exc:
+            raise ValueError(f"score.step_delimiter: {exc}") from None
         if self.eps < 0 or self.reference_samples < 0:
             raise ValueError("score.eps and score.reference_samples must be >= 0")
         for key in ("min_step_tokens", "chunk_positions", "batch_size", "chunk_records"):
