@@ -14,12 +14,18 @@ Where the ranks come from:
   falls back to MPI discovery and fails without mpi4py). The 1-rank group itself stays up, so a
   second train_sft in the same process (the next PACE stage) reuses it.
 
+The group is destroyed at interpreter exit (an atexit hook), while Python is still whole: Gloo's
+worker threads otherwise outlive finalisation and abort the process ("terminate called without an
+active exception", exit -6) after training has finished. If the last training call raised, the
+group is left alone, since destroying it while other ranks may still be inside a collective can hang.
+
     with distributed_env() as env:
         ... env.rank, env.world_size, env.device ...
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
@@ -27,6 +33,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 _DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+class _Teardown:
+    """Destroys the process group at exit, once, and only after a clean last use."""
+
+    registered = False
+    clean = True
+
+    @classmethod
+    def arm(cls) -> None:
+        if not cls.registered:
+            atexit.register(cls.run)
+            cls.registered = True
+
+    @classmethod
+    def run(cls) -> None:
+        import torch.distributed as dist
+
+        if cls.clean and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 @dataclass(frozen=True)
@@ -52,7 +78,10 @@ def distributed_env() -> Iterator[DistEnv]:
         # A no-op when the group exists. A single-process group is kept for the life of the
         # process: DeepSpeed caches groups, so a destroyed one breaks the next engine.
         deepspeed.init_distributed(dist_init_required=True)
+        _Teardown.arm()
+        _Teardown.clean = False
         yield _describe()
+        _Teardown.clean = True
     finally:
         for key, value in saved.items():
             if value is None:

@@ -65,3 +65,32 @@ def test_slurm_tasks_export_their_ranks(clean_env):
     clean_env["SLURM_PROCID"] = "0"
     distributed._export_env()
     assert os.environ["MASTER_PORT"] == port and os.environ["RANK"] == "0"
+
+
+_EXIT_PROBE = """
+import atexit, sys
+import torch.distributed as dist
+from heal_batch.training.distributed import distributed_env
+
+# Registered first, so it runs last: after heal_batch's own exit hook.
+atexit.register(lambda: print("initialized at exit:", dist.is_initialized(), flush=True))
+try:
+    with distributed_env():
+        if sys.argv[1] == "raise":
+            raise RuntimeError("training failed")
+except RuntimeError:
+    pass
+"""
+
+
+@pytest.mark.parametrize(("how", "left_up"), [("clean", False), ("raise", True)])
+def test_group_is_destroyed_at_exit_only_after_a_clean_last_use(clean_env, how, left_up):
+    """Gloo threads alive at interpreter finalisation abort the process (exit -6) after training."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _EXIT_PROBE, how], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"initialized at exit: {left_up}" in proc.stdout
