@@ -56,8 +56,11 @@ def load_model_and_tokenizer(
 ) -> tuple[Any, Any]:
     """(model in eval mode on `device`, tokenizer). dtype "auto" keeps the checkpoint's dtype.
 
-    device "auto" is "cuda" when a GPU is visible, else "cpu". The tokenizer gets a pad token
-    (its EOS) when it has none. trust_remote_code stays off unless asked for.
+    device "auto" is "cpu" without a GPU, "cuda" with one, and with several visible GPUs the
+    layers are spread over all of them (transformers' device_map="auto"), so a teacher larger than
+    one GPU (a 70B scorer on 4 x 80 GB) still loads; inputs go to ``model.device`` (the first
+    layer's). The tokenizer gets a pad token (its EOS) when it has none. trust_remote_code stays
+    off unless asked for.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -65,16 +68,30 @@ def load_model_and_tokenizer(
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {DTYPES}")
     path = resolve_model(spec)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    move_to, placement = model_placement(device, torch.cuda.device_count())
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        path, dtype=torch_dtype, trust_remote_code=trust_remote_code, **placement
     )
-    return model.to(device).eval(), tokenizer
+    if move_to is not None:
+        model = model.to(move_to)
+    return model.eval(), tokenizer
+
+
+def model_placement(device: str, gpus: int) -> tuple[str | None, dict[str, Any]]:
+    """(device to move the loaded model to, or None; extra from_pretrained kwargs) for `device`.
+
+    "auto" with several GPUs -> (None, {"device_map": "auto"}); "auto" with one -> "cuda"; "auto"
+    without -> "cpu"; any explicit device ("cpu", "cuda:1") is used as given.
+    """
+    if device != "auto":
+        return device, {}
+    if gpus > 1:
+        return None, {"device_map": "auto"}
+    return ("cuda" if gpus == 1 else "cpu"), {}
 
 
 def demo_gguf_path() -> Path:

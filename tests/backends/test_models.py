@@ -97,3 +97,17 @@ def test_real_smollm2_converts_loads_and_answers():
     prompt = render_chat(gen.tokenizer, None, "What is the capital of France?")
     [[s]] = gen.generate([prompt], GenerationParams(temperature=0, max_new_tokens=12))
     assert "Paris" in s.text
+
+
+@pytest.mark.parametrize(
+    ("device", "gpus", "expected"),
+    [
+        ("auto", 0, ("cpu", {})),
+        ("auto", 1, ("cuda", {})),
+        ("auto", 4, (None, {"device_map": "auto"})),  # a teacher larger than one GPU still loads
+        ("cpu", 4, ("cpu", {})),
+        ("cuda:1", 4, ("cuda:1", {})),
+    ],
+)
+def test_model_placement_spreads_over_several_gpus_only_when_automatic(device, gpus, expected):
+    assert models.model_placement(device, gpus) == expected
