@@ -26,10 +26,10 @@ from typing import Any, ClassVar
 
 from heal_batch import failpoints
 from heal_batch.method.seeds import stable_seed
-from heal_batch.method.steps import DEFAULT_DELIMITER, DEFAULT_MIN_STEP_TOKENS, delimiter_pattern
 from heal_batch.progress import report as report_progress
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.stages.chunks import ChunkProgress
+from heal_batch.stages.repair import RepairConfig
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
 
@@ -41,6 +41,9 @@ CONTEXTS = ("teacher", "training")
 class ScoreConfig:
     """PURE scoring of repair candidates (the keep/drop rule is applied, pooled, in curriculum).
 
+    Steps are the ones GEAR cut: ``repair.gear.step_delimiter`` and ``repair.gear.min_step_tokens``
+    (shared with repair, so the two stages cannot disagree about where a step ends).
+
     Args:
         scorer: ``teacher`` (the teacher section's model) or a model spec (e.g. the student).
         dtype: dtype of a non-teacher scorer (auto, float32, bfloat16); the teacher keeps teacher.dtype.
@@ -50,8 +53,6 @@ class ScoreConfig:
         eps: epsilon in R = max step PPL / (exp(U) + eps).
         reference_samples: naturally correct trajectories per generate shard scored as the
             reference distribution (0 = none).
-        min_step_tokens: steps shorter than this merge into the next (keep = repair.gear's).
-        step_delimiter: blank_line or line, what ends a step (keep = repair.gear's).
         chunk_positions: completion positions per LM-head chunk (memory).
         batch_size: sequences per scoring forward pass.
         chunk_records: records per saved chunk (resume granularity).
@@ -64,8 +65,6 @@ class ScoreConfig:
     context: str = "teacher"
     eps: float = 0.01
     reference_samples: int = 32
-    min_step_tokens: int = DEFAULT_MIN_STEP_TOKENS
-    step_delimiter: str = DEFAULT_DELIMITER
     chunk_positions: int = 256
     batch_size: int = 8
     chunk_records: int = 64
@@ -74,13 +73,9 @@ class ScoreConfig:
     def __post_init__(self):
         if self.context not in CONTEXTS:
             raise ValueError(f"score.context {self.context!r} is not one of {', '.join(CONTEXTS)}")
-        try:
-            delimiter_pattern(self.step_delimiter)
-        except ValueError as exc:
-            raise ValueError(f"score.step_delimiter: {exc}") from None
         if self.eps < 0 or self.reference_samples < 0:
             raise ValueError("score.eps and score.reference_samples must be >= 0")
-        for key in ("min_step_tokens", "chunk_positions", "batch_size", "chunk_records"):
+        for key in ("chunk_positions", "batch_size", "chunk_records"):
             if getattr(self, key) < 1:
                 raise ValueError(f"score.{key} must be >= 1, got {getattr(self, key)}")
 
@@ -90,10 +85,11 @@ class ScoreStage:
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = ("repair", "generate")
     section: ClassVar[str] = "score"
-    shared: ClassVar[tuple[str, ...]] = ("teacher",)
+    shared: ClassVar[tuple[str, ...]] = ("teacher", "repair")
 
-    def __init__(self, config: ScoreConfig, teacher: TeacherConfig):
-        self.config, self.teacher = config, teacher
+    def __init__(self, config: ScoreConfig, teacher: TeacherConfig, repair: RepairConfig):
+        """Steps are cut exactly as repair cut them: ``repair.gear``'s delimiter and minimum."""
+        self.config, self.teacher, self.steps = config, teacher, repair.gear
 
     def fingerprint(self) -> str:
         return ""
@@ -150,7 +146,7 @@ class ScoreStage:
             if done is None:
                 from heal_batch.stages.score_model import PureScorer
 
-                worker = worker or PureScorer(self.config, self.teacher)
+                worker = worker or PureScorer(self.config, self.teacher, self.steps)
                 done = worker.score(items[start : start + size])
                 progress.save(number, done)
                 failpoints.hit(self.name, index, "chunk")

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from heal_batch.method.answers import final_answer_span
+from heal_batch.method.gear import GearConfig
 from heal_batch.method.hints import hint_prefill
 from heal_batch.method.pure import (
     first_step_after,
@@ -23,10 +24,11 @@ from heal_batch.stages.trajectory import steps_of, token_spans
 
 
 class PureScorer:
-    def __init__(self, cfg, teacher: TeacherConfig):
+    def __init__(self, cfg, teacher: TeacherConfig, steps: GearConfig):
+        """cfg: the ScoreConfig; steps: repair's GearConfig (step delimiter and minimum size)."""
         from heal_batch.backends.models import load_model_and_tokenizer
 
-        self.cfg, self.teacher = cfg, teacher
+        self.cfg, self.teacher, self.steps = cfg, teacher, steps
         own = cfg.scorer == "teacher"
         self.name = teacher.model if own else cfg.scorer
         dtype = teacher.dtype if own else cfg.dtype
@@ -73,7 +75,7 @@ class PureScorer:
 
     def _block(self, item: dict[str, Any], text: str, cut: int, scored: Any) -> dict[str, Any]:
         spans = token_spans(scored.offsets, len(text))
-        steps = steps_of(text, scored.offsets, self.cfg.min_step_tokens, self.cfg.step_delimiter)
+        steps = steps_of(text, scored.offsets, self.steps.min_step_tokens, self.steps.step_delimiter)
         first = first_step_after(steps, cut)
         result = score_candidate(
             item["id"],

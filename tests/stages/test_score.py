@@ -23,18 +23,19 @@ CANDIDATE = json.loads((MANIFESTS / "candidate.schema.json").read_text())
 STAGES = ["ingest", "generate", "repair", "score"]
 
 
-def scored_run(tmp_path, model, monkeypatch, **score):
+def scored_run(tmp_path, model, monkeypatch, repair=None, **score):
     """Scripted teacher for generate/repair; score uses the real tiny model of teacher.model."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     teacher = ScriptedTeacher(model)
     monkeypatch.setattr("heal_batch.stages.teacher.make_generator", lambda cfg: teacher)
-    score = {"min_step_tokens": 1, "reference_samples": 3, "chunk_records": 4, **score}
+    score = {"reference_samples": 3, "chunk_records": 4, **score}
     cfg = make_pipeline(
         tmp_path / "run",
         model,
         write_problems(tmp_path / "p.jsonl", n=6),
         shards=1,
         score=ScoreConfig(**score),
+        **({"repair": repair} if repair else {}),
     )
     result = launch(cfg, make_executor("debug"), STAGES, echo=lambda *_: None)
     assert not result.failed
@@ -100,6 +101,20 @@ def test_hint_in_context_and_student_scorer(tmp_path, tiny_llama, tiny_qwen3, mo
             and r["pure"]["n_tokens"] < by_id[r["id"]]["pure"]["n_tokens"]
         )
         assert r["pure"]["ratio"] != by_id[r["id"]]["pure"]["ratio"]
+
+
+def test_steps_are_the_ones_repair_cut(tmp_path, tiny_llama, monkeypatch):
+    """score has no step settings of its own: repair.gear's delimiter and minimum decide."""
+    from heal_batch.method.gear import GearConfig
+
+    fine, _ = scored_run(tmp_path / "fine", tiny_llama, monkeypatch)
+    whole = GearConfig(min_step_tokens=10_000, strategy="start")  # every answer is one step
+    coarse, _ = scored_run(tmp_path / "coarse", tiny_llama, monkeypatch, repair={"gear": whole})
+    steps = {
+        name: [r["pure"]["n_steps"] for r in out["score"] if r["kind"] == "reference"]
+        for name, out in (("fine", fine), ("coarse", coarse))
+    }
+    assert max(steps["fine"]) > 1 and set(steps["coarse"]) == {1}
 
 
 def test_reference_sample_is_stable_and_only_correct():
