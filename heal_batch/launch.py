@@ -38,6 +38,7 @@ class StagePlan:
     tasks: list[Task]
     todo: list[Task]
     selected: bool = True
+    missing: str | None = None  # dry run only: the input the run key could not be computed from
 
 
 @dataclass
@@ -61,11 +62,13 @@ def key_material(cfg, stage) -> dict[str, Any]:
 
 
 def plan(cfg, stages: list[str] | None = None, only: dict[str, set[int]] | None = None,
-         deep: bool = False) -> list[StagePlan]:
+         deep: bool = False, dry_run: bool = False) -> list[StagePlan]:
     """Plan the selected stages (default: all) and the upstream stages they read.
 
     ``only`` restricts a stage's submission to the given task indices (``rerun``). Upstream
-    stages that were not selected must already be complete.
+    stages that were not selected must already be complete. With ``dry_run`` a missing input
+    file (problem files, benchmark data) does not stop the plan: that stage's run key and its
+    downstream keys are placeholders, and the StagePlan names what is missing.
     """
     layout = Layout(Path(cfg.workdir))
     selected = set(stages or STAGES)
@@ -75,7 +78,8 @@ def plan(cfg, stages: list[str] | None = None, only: dict[str, set[int]] | None 
     for name in upstream_closure(sorted(selected, key=list(STAGES).index)):
         stage = build_stage(cfg, name)
         upstream = {u: keys[u] for u in stage.upstream}
-        key = keys[name] = run_key(name, stage.version, key_material(cfg, stage), upstream, stage.fingerprint())
+        fingerprint, missing = _fingerprint(stage, dry_run)
+        key = keys[name] = run_key(name, stage.version, key_material(cfg, stage), upstream, fingerprint)
         tasks = stage.plan({u: manifests[u] for u in stage.upstream})
         manifest = manifests[name] = _manifest_for(layout, cfg, stage, key, upstream, tasks, deep)
         todo = [t for t in tasks if manifest.tasks[t.index].state != "done"]
@@ -86,8 +90,18 @@ def plan(cfg, stages: list[str] | None = None, only: dict[str, set[int]] | None 
                 f"stage {name!r} (run {key[:12]}) has {len(todo)} unfinished task(s) "
                 f"{[t.index for t in todo][:20]}; include it in --stages or run it first"
             )
-        plans.append(StagePlan(name, stage, key, manifest, tasks, todo, name in selected))
+        plans.append(StagePlan(name, stage, key, manifest, tasks, todo, name in selected, missing))
     return plans
+
+
+def _fingerprint(stage, dry_run: bool) -> tuple[str, str | None]:
+    """(the stage's input fingerprint, None); in a dry run a missing file gives a placeholder."""
+    try:
+        return stage.fingerprint(), None
+    except FileNotFoundError as exc:
+        if not dry_run:
+            raise
+        return f"missing:{exc}", str(exc)
 
 
 def _manifest_for(layout: Layout, cfg, stage, key: str, upstream: dict[str, str],
@@ -122,7 +136,10 @@ def describe(plans: list[StagePlan], dry_run: bool = False) -> list[str]:
     lines = []
     for p in plans:
         done = len(p.manifest.by_state("done"))
-        head = f"{p.name:<15} run {p.key[:12]}  {done}/{len(p.tasks)} done"
+        key = "(unknown)   " if p.missing else p.key[:12]
+        head = f"{p.name:<15} run {key}  {done}/{len(p.tasks)} done"
+        if p.missing:
+            lines.append(f"{p.name:<15} warning: {p.missing}; a real run stops here")
         if not p.todo:
             lines.append(f"{head}, nothing to submit")
             continue
@@ -145,7 +162,7 @@ def _inputs(inputs: tuple[str, ...], limit: int = 6) -> str:
 
 def launch(cfg, executor, stages: list[str] | None = None, only: dict[str, set[int]] | None = None,
            dry_run: bool = False, wait: bool = True, verify: bool = False, echo=print) -> LaunchResult:
-    plans = plan(cfg, stages, only, deep=verify)
+    plans = plan(cfg, stages, only, deep=verify, dry_run=dry_run)
     result = LaunchResult(plans)
     for line in describe(plans, dry_run):
         echo(line)

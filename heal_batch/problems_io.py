@@ -30,7 +30,7 @@ def fingerprint(spec: str) -> str:
         return hashlib.sha256(spec.encode()).hexdigest()
     path = Path(spec)
     if not path.is_file():
-        raise ProblemFileError(f"{spec}: no such problem file (from ingest.paths)")
+        raise FileNotFoundError(f"{spec}: no such problem file (from ingest.paths)")
     sha = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):

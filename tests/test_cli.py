@@ -34,6 +34,31 @@ def test_every_job_yaml_parses_and_validates(path):
     assert path.read_text().startswith("#"), "every job YAML opens with a comment saying what it is"
 
 
+@pytest.mark.parametrize("path", sorted(REPO.glob("jobs/**/*.yaml")), ids=lambda p: p.name)
+def test_every_job_yaml_dry_run_in_its_header_previews_the_whole_dag(path, tmp_path, monkeypatch, capsys):
+    """The header's --dry_run command works before the data is downloaded (a missing problem file
+    is a warning in a preview) and prints every stage, with #SBATCH lines on a cluster profile."""
+    line = next(ln for ln in path.read_text().splitlines() if "--dry_run true" in ln)
+    args = line.split("heal-batch", 1)[1].split("#")[0].split()
+    monkeypatch.chdir(REPO)
+    main(args + ["--workdir", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    stages = ["ingest", "generate", "repair", "score", "curriculum", "train-1", "evaluate"]
+    assert all(f"\n{name} " in "\n" + out for name in stages), out
+    assert ("#SBATCH --partition" in out) == ("--executor slurm" in line)
+    assert not (tmp_path / "run").exists()  # a preview writes nothing
+
+
+def test_dry_run_names_a_missing_problem_file_and_a_real_run_stops(tmp_path, capsys):
+    args = ["--workdir", str(tmp_path / "run"), "--ingest.paths", '["nope/problems.jsonl"]']
+    main(["run", *args, "--dry_run", "true"])
+    out = capsys.readouterr().out
+    assert "ingest          warning: nope/problems.jsonl: no such problem file" in out
+    assert "generate        run " in out and "evaluate        run " in out
+    assert main(["run", *args, "--executor", "debug"]) == 2
+    assert "nope/problems.jsonl: no such problem file" in capsys.readouterr().err
+
+
 def test_unknown_config_key_is_rejected(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("ingest:\n  num_shardz: 3\n")

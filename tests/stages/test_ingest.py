@@ -50,7 +50,7 @@ def test_bad_input_names_file_and_line_and_publishes_nothing(tmp_path, content, 
 
 
 def test_missing_file_is_a_plan_error(tmp_path):
-    with pytest.raises(ValueError, match="nope.jsonl: no such problem file"):
+    with pytest.raises(FileNotFoundError, match="nope.jsonl: no such problem file"):
         ingest(tmp_path, [tmp_path / "nope.jsonl"])
 
 
