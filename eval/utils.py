@@ -7,9 +7,12 @@ Data: ``load_local(data_dir=..., data_file=...)`` is the tasks' ``custom_dataset
 it with the task metadata (where ``data_dir`` arrives from ``TaskManager(metadata=...)`` or the CLI's
 ``--metadata``) merged with the YAML's ``dataset_kwargs`` (``data_file``). Fallback: $HEAL_BATCH_DATA.
 
-Grading: only an explicit final answer counts, the last ``\\boxed{...}`` (or, for GSM8K, ``#### N``,
-whichever comes last). The last loose number of rambling text is never an answer. The answer is
-compared with the reference by math-verify (``\\frac{1}{2}`` equals ``0.5``).
+Grading: ``acc`` counts only an explicit final answer, the last ``\\boxed{...}`` (or, for GSM8K,
+``#### N``, whichever comes last); the last loose number of rambling text is never an answer there.
+``flex_acc`` is the lenient reading, like lm-eval's gsm8k "flexible-extract": the explicit answer
+when there is one, else the last number of the response (small models often answer in prose,
+"So the answer is 8."). The answer is compared with the reference by math-verify
+(``\\frac{1}{2}`` equals ``0.5``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\
 KEEP_FIELDS = ("id", "problem", "answer", "source")
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _HASH_RE = re.compile(r"####\s*([^\n]+)")
+_NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 def load_local(data_dir: str | None = None, data_file: str | None = None, **_metadata):
@@ -70,16 +74,25 @@ def process_results_gsm8k(doc: dict, results: list) -> dict:
 
 
 def _score(reference: str, results: list, allow_hash: bool) -> dict:
-    """acc = mean correctness over the n responses (avg@n); pass_at_n = any correct."""
+    """acc = mean correctness over the n responses (avg@n); pass_at_n = any correct;
+    flex_acc = acc with the last number standing in for a missing explicit answer."""
     responses = results[0] if results and isinstance(results[0], list) else results
     answers = [extract_answer(r, allow_hash) for r in responses]
     correct = [a is not None and is_equivalent(a, reference) for a in answers]
+    loose = [a if a is not None else last_number(r) for a, r in zip(answers, responses)]
     n = max(len(responses), 1)
     return {
         "acc": sum(correct) / n,
         "pass_at_n": float(any(correct)),
         "answered": sum(a is not None for a in answers) / n,
+        "flex_acc": sum(a is not None and is_equivalent(a, reference) for a in loose) / n,
     }
+
+
+def last_number(text: str) -> str | None:
+    """The last number in the text, thousands commas dropped ("1,200." -> "1200"), or None."""
+    hits = _NUMBER_RE.findall(text)
+    return hits[-1].replace(",", "") if hits else None
 
 
 def extract_answer(text: str, allow_hash: bool = False) -> str | None:

@@ -50,15 +50,20 @@ BENCHMARK_FILES = {
     "gsm8k": "gsm8k_test.jsonl",
     "minerva_math": "minerva_math.jsonl",
     "olympiadbench": "olympiadbench.jsonl",
+    "arith": "arith_heldout.jsonl",  # written by heal_batch (problems.heldout_problems), not downloaded
 }
+GENERATED_BENCHMARKS = ("arith",)
 BENCHMARKS = tuple(BENCHMARK_FILES)
+DATA_BENCHMARKS = tuple(b for b in BENCHMARKS if b not in GENERATED_BENCHMARKS)  # in data_dir
 TASKS_DIR = Path(__file__).resolve().parents[1] / "eval"
 BACKENDS = ("hf", "vllm")
 # (pass, metric in eval/utils.py) -> record key; acc of the sampled pass is pass@1 averaged over n
 RECORD_KEYS = {
     ("greedy", "acc"): "greedy_acc",
     ("greedy", "answered"): "answered_greedy",
+    ("greedy", "flex_acc"): "greedy_flex_acc",
     ("sampled", "acc"): "avg_at_n",
+    ("sampled", "flex_acc"): "flex_avg_at_n",
     ("sampled", "pass_at_n"): "pass_at_n",
     ("sampled", "answered"): "answered_sampled",
 }
@@ -68,7 +73,8 @@ RECORD_KEYS = {
 class EvalConfig:
     """Evaluation settings (lm-eval on local JSONL, graded with math-verify).
 
-    benchmarks: benchmark names, any of math500 aime24 aime25 amc23 gsm8k minerva_math olympiadbench.
+    benchmarks: benchmark names, any of math500 aime24 aime25 amc23 gsm8k minerva_math olympiadbench
+        arith (held-out built-in arithmetic; its file is written by heal_batch, see write_arith).
     data_dir: folder with the benchmark JSONL files; None means $HEAL_BATCH_DATA.
     n_samples: samples per problem for avg@n (pass@1 averaged over n); 0 skips the sampled pass.
     temperature, top_p: sampling parameters of the sampled pass.
@@ -85,7 +91,7 @@ class EvalConfig:
     tasks_dir: folder with the task YAMLs; None = the repository's eval/.
     """
 
-    benchmarks: list[str] = field(default_factory=lambda: list(BENCHMARKS))
+    benchmarks: list[str] = field(default_factory=lambda: list(DATA_BENCHMARKS))
     data_dir: str | None = None
     n_samples: int = 4
     temperature: float = 0.6
@@ -127,6 +133,21 @@ def benchmark_problems(benchmark: str, data_dir: str | Path) -> list[str]:
     path = Path(data_dir) / BENCHMARK_FILES[_check_benchmark(benchmark)]
     with path.open(encoding="utf-8") as f:
         return [json.loads(line)["problem"] for line in f if line.strip()]
+
+
+def write_arith(data_dir: str | Path, count: int, seed: int, exclude=()) -> Path:
+    """Write the held-out arith benchmark file into ``data_dir`` (atomically) and return its path.
+
+    ``heldout_problems(count, seed, exclude)``: pass the training problem texts as ``exclude``.
+    """
+    from heal_batch.problems import heldout_problems
+    from heal_batch.store.atomic import write_text_atomic
+
+    rows = heldout_problems(count, seed, exclude)
+    path = Path(data_dir) / BENCHMARK_FILES["arith"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    return path
 
 
 def run_benchmark(model_dir: str, benchmark: str, cfg: EvalConfig, out_dir: Path) -> dict:

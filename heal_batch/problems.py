@@ -21,7 +21,7 @@ Problem i depends only on (seed, i), so a longer list starts with the shorter on
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 # The demo prompt: a system line and two worked examples that end with \boxed{}. Without examples
@@ -78,6 +78,31 @@ def generate_problems(
             }
         )
     return records
+
+
+def heldout_problems(
+    count: int, seed: int = 1000, exclude: Collection[str] = (), levels: Sequence[int] = (1, 2, 3)
+) -> list[dict]:
+    """`count` problems of ``generate_problems(seed=seed)`` whose text is not in `exclude`.
+
+    The held-out evaluation set ("arith" benchmark): drawn with its own seed, in the same order,
+    skipping every problem whose text is in `exclude` (the training problems), so no evaluated
+    question was seen in training. Raises ValueError when the levels cannot supply `count`
+    distinct unseen problems (level 1 has only 81 different questions).
+    """
+    pool = generate_problems(4 * count + 100, seed=seed, levels=levels)
+    seen = set(exclude)
+    picked = []
+    for record in pool:
+        if record["problem"] not in seen:
+            seen.add(record["problem"])
+            picked.append(record)
+            if len(picked) == count:
+                return picked
+    raise ValueError(
+        f"held-out arith: only {len(picked)} of {count} problems (seed {seed}, levels "
+        f"{list(levels)}) are not among the {len(exclude)} excluded texts; lower the count"
+    )
 
 
 def demo_messages(problem: str) -> tuple[str, tuple[tuple[str, str], ...], str]:

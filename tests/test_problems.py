@@ -118,3 +118,21 @@ def test_builtin_spec_takes_count_seed_levels_and_mix():
     assert {r["meta"]["level"] for r in only} == {3}
     with pytest.raises(ProblemFileError, match=r"builtin:arith\?mix=1-1: bad parameters"):
         list(_builtin("builtin:arith?mix=1-1"))
+
+
+def test_heldout_problems_skip_the_excluded_texts_and_are_distinct():
+    from heal_batch.problems import heldout_problems
+
+    training = {r["problem"] for r in generate_problems(24, seed=1000)}  # the very same seed
+    held = heldout_problems(30, seed=1000, exclude=training)
+    texts = [r["problem"] for r in held]
+    assert len(held) == 30 and len(set(texts)) == 30 and not set(texts) & training
+    assert held == heldout_problems(30, seed=1000, exclude=training)  # deterministic
+    assert {r["meta"]["level"] for r in held} == {1, 2, 3}
+
+
+def test_heldout_problems_say_when_the_space_is_exhausted():
+    from heal_batch.problems import heldout_problems
+
+    with pytest.raises(ValueError, match=r"only \d+ of 90 problems"):
+        heldout_problems(90, seed=0, levels=[1])  # level 1 has 9 x 9 questions

@@ -35,7 +35,8 @@ DAG_ORDER = ("ingest", "generate", "repair", "score", "curriculum",
              "train-1", "train-2", "train-3", "train-baselines", "evaluate")  # fmt: skip
 TRAIN_STAGES = ("train-1", "train-2", "train-3", "train-baselines")
 EVAL_KEYS = ("checkpoint", "benchmark", "avg_at_n", "avg_at_n_stderr", "greedy_acc",
-             "greedy_acc_stderr", "pass_at_n", "pass_at_n_stderr", "num_problems", "n_samples",
+             "greedy_acc_stderr", "pass_at_n", "pass_at_n_stderr", "greedy_flex_acc",
+             "greedy_flex_acc_stderr", "num_problems", "n_samples",
              "temperature", "top_p", "max_gen_toks", "limit", "backend", "versions", "results_file")  # fmt: skip
 
 

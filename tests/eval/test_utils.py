@@ -62,11 +62,32 @@ def test_process_results_grades_each_repeat():
     doc = {"answer": "18"}
     responses = [r"\boxed{18}", "#### 18", r"\boxed{19}", "the answer is 18"]
     boxed_only = utils.process_results(doc, [responses])
-    assert boxed_only == {"acc": 0.25, "pass_at_n": 1.0, "answered": 0.5}
+    # flex: "#### 18" and "the answer is 18" count by their last number; \boxed{19} stays wrong
+    assert boxed_only == {"acc": 0.25, "pass_at_n": 1.0, "answered": 0.5, "flex_acc": 0.75}
     gsm = utils.process_results_gsm8k(doc, [responses])
-    assert gsm == {"acc": 0.5, "pass_at_n": 1.0, "answered": 0.75}
+    assert gsm == {"acc": 0.5, "pass_at_n": 1.0, "answered": 0.75, "flex_acc": 0.75}
     none_right = utils.process_results({"answer": r"\frac{1}{2}"}, [["no answer", r"\boxed{2}"]])
-    assert none_right == {"acc": 0.0, "pass_at_n": 0.0, "answered": 0.5}
+    assert none_right == {"acc": 0.0, "pass_at_n": 0.0, "answered": 0.5, "flex_acc": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("response", "flex"),
+    [
+        ("1. 6 + 2 = 8\n\nSo, the answer is 8.", 1.0),  # prose answer: the last number
+        ("6 + 2 = 8, and 8 + 1 = 9", 0.0),  # the last number is not the answer
+        (r"6 + 2 = \boxed{7}. Check: 8", 0.0),  # an explicit answer wins over later numbers
+        ("It costs 1,008 dollars... no, 8.", 1.0),
+        ("no number at all", 0.0),
+    ],
+)
+def test_flex_acc_reads_the_last_number_only_without_an_explicit_answer(response, flex):
+    assert utils.process_results({"answer": "8"}, [[response]])["flex_acc"] == flex
+
+
+def test_last_number_drops_thousands_commas():
+    assert utils.last_number("paid 1,200. Then -3.5") == "-3.5"
+    assert utils.last_number("total 1,200.") == "1200"
+    assert utils.last_number("none") is None
 
 
 def test_keep_all_keeps_every_repeat():

@@ -233,3 +233,32 @@ def test_evaluates_base_and_checkpoints_through_lm_eval(
         f"| base student | {records[0]['avg_at_n']:.3f} ± {records[0]['avg_at_n_stderr']:.3f} |"
     )
     assert base_row in report and "| HEAL stage I | " in report
+
+
+def test_arith_needs_no_data_folder_and_skips_the_training_problems(tmp_path, tiny_llama, eval_dag):
+    """arith alone: no benchmark folder is resolved; the task writes the held-out file itself,
+    without any problem text of ingest.paths (here the very same generator seed)."""
+    from heal_batch.problems import generate_problems
+    from heal_batch.stages.ingest import IngestConfig
+
+    cfg = EvalPipeline(
+        workdir=str(tmp_path / "run"), executor="debug",
+        ingest=IngestConfig(paths=["builtin:arith?count=40&seed=1000"]),
+        evaluate=EvaluateConfig(benchmarks=["arith"], data_dir=str(tmp_path / "no-such-folder"),
+                                arith_count=6, limit=3, max_gen_toks=8, n_samples=0,
+                                dtype="float32"),
+        student=StudentConfig(model=str(tiny_llama)),
+    )  # fmt: skip
+    result = launch(cfg, make_executor("debug"), [*TRAIN_STAGES, "evaluate"], echo=lambda *_: None)
+    assert result.failed == {}
+    plan = result.plans[-1]
+    assert [t.inputs[1:] for t in plan.tasks] == [("benchmark:arith", "data_dir:generated")]
+    layout = Layout(cfg.workdir)
+    rec = next(read_records(shard_path(layout.store, plan.manifest.tasks[0].output)))
+    jsonschema.validate(rec, SCHEMA)
+    assert rec["benchmark"] == "arith" and rec["num_problems"] == 3
+    written = Path(rec["data_dir"]) / "arith_heldout.jsonl"
+    assert written.parent == layout.scratch("evaluate", plan.key, 0) / "data"
+    texts = [json.loads(line)["problem"] for line in written.read_text().splitlines()]
+    training = {r["problem"] for r in generate_problems(40, seed=1000)}
+    assert len(texts) == 6 and not set(texts) & training
