@@ -158,9 +158,5 @@ def test_one_line_per_step_teachers_get_a_real_breakpoint_with_the_line_delimite
 
 
 def test_a_bad_step_delimiter_names_its_config_key():
-    from heal_batch.stages.score import ScoreConfig
-
     with pytest.raises(ValueError, match=r"^gear\.step_delimiter: unknown step delimiter"):
         GearConfig(step_delimiter="tab")
-    with pytest.raises(ValueError, match=r"^score\.step_delimiter: unknown step delimiter"):
-        ScoreConfig(step_delimiter="tab")
