@@ -56,6 +56,9 @@ class ClusterProfile:
         nodes: Nodes per array task (`--nodes`); above 1 only for multi-node training.
         tasks_per_node: Tasks per node (`--ntasks-per-node`), e.g. one per GPU for training.
         array_parallelism: Most array tasks running at once (the `%N` of `--array`).
+        max_requeues: How often a task that hits its time limit is requeued before it counts as
+            failed (submitit's `max_num_timeout`; preemptions do not count). Each requeue resumes
+            from the task's last saved chunk or checkpoint.
         array_size_limit: Most elements in one array job (the cluster's MaxArraySize);
             None asks `scontrol show config` (see `max_array_size()`).
         constraint: Node features (`--constraint`), e.g. "a100|h100".
@@ -77,6 +80,7 @@ class ClusterProfile:
     nodes: int = 1
     tasks_per_node: int = 1
     array_parallelism: int = 64
+    max_requeues: int = 3
     array_size_limit: int | None = None
     constraint: str | None = None
     exclude: str | None = None
@@ -97,6 +101,10 @@ class ClusterProfile:
         if additional:
             overrides["additional"] = {**self.additional, **additional}
         return dataclasses.replace(self, **overrides, per_stage={})
+
+    def executor_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for the `submitit.AutoExecutor(folder, cluster="slurm", ...)` itself."""
+        return {"slurm_max_num_timeout": self.max_requeues}
 
     def submitit_parameters(self) -> dict[str, Any]:
         """Keyword arguments for `submitit.AutoExecutor(...).update_parameters(...)`."""

@@ -189,7 +189,9 @@ class SlurmExecutor:
             extra = dict(params.get("slurm_additional_parameters") or {})
             extra.update({"dependency": "afterany:" + ":".join(depend), "kill_on_invalid_dep": "yes"})
             params["slurm_additional_parameters"] = extra
-        executor = submitit.AutoExecutor(folder=logs / "%j", cluster="slurm")
+        executor = submitit.AutoExecutor(
+            folder=logs / "%j", cluster="slurm", **profile.executor_arguments()
+        )
         executor.update_parameters(name=f"heal-{submission.stage}", **params)
         if getattr(jobs[0].stage, "resources", "array") == "distributed":
             # One multi-node, multi-task job per task: submitit starts the ranks (no torchrun wrapper).

@@ -67,6 +67,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     },
     **{k: (lambda v: _is_int(v, 1), "must be an integer >= 1") for k in _POSITIVE_INT},
     "gpus_per_node": (lambda v: _is_int(v, 0), "must be an integer >= 0"),
+    "max_requeues": (lambda v: _is_int(v, 0), "must be an integer >= 0"),
     "array_size_limit": (lambda v: v is None or _is_int(v, 1), "must be an integer >= 1 or null"),
     "mem_gb": (lambda v: v is None or (_is_number(v) and v > 0), "must be a number > 0 or null"),
     "setup": (

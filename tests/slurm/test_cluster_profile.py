@@ -162,6 +162,7 @@ def test_unknown_key_inside_per_stage_is_named_with_its_stage(tmp_path):
     [
         ("time_min: '60'", "time_min must be an integer >= 1"),
         ("gpus_per_node: -1", "gpus_per_node must be an integer >= 0"),
+        ("max_requeues: 1.5", "max_requeues must be an integer >= 0"),
         ("mem_gb: true", "mem_gb must be a number > 0 or null"),
         ("setup: module load x", "setup must be a list of shell lines"),
         ("per_stage: {train: {name: t}}", "unknown key per_stage.train.'name'"),
@@ -235,3 +236,17 @@ def test_a_per_stage_key_that_names_no_stage_is_an_error(tmp_path):
     path.write_text("per_stage:\n  genrate: {time_min: 5}\n")
     with pytest.raises(ProfileError, match=r"p.yaml: per_stage.genrate: no such stage; valid: ingest"):
         load_profile(path)
+
+
+def test_max_requeues_reaches_submitits_executor_and_can_differ_per_stage(tmp_path, monkeypatch):
+    import submitit
+
+    _pretend_srun_exists(tmp_path, monkeypatch)
+    path = tmp_path / "p.yaml"
+    path.write_text("max_requeues: 7\nper_stage:\n  repair: {max_requeues: 0}\n")
+    profile = load_profile(path)
+    assert ClusterProfile().max_requeues == 3  # submitit's own default
+    for stage, expected in (("generate", 7), ("repair", 0)):
+        args = profile.for_stage(stage).executor_arguments()
+        executor = submitit.AutoExecutor(folder=tmp_path, cluster="slurm", **args)
+        assert executor._executor.max_num_timeout == expected
