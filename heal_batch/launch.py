@@ -20,7 +20,7 @@ from heal_batch.store.atomic import write_text_atomic
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import Manifest, TaskEntry, load_manifest, refresh, save_manifest, seal_if_complete
 from heal_batch.store.receipts import Receipt, read_receipts, write_receipt
-from heal_batch.store.shards import shard_path
+from heal_batch.store.shards import shard_path, sweep_stale_parts
 from heal_batch.store.runkeys import FORMAT_VERSION, run_key, to_plain
 from heal_batch.worker import TaskJob
 
@@ -170,6 +170,9 @@ def launch(cfg, executor, stages: list[str] | None = None, only: dict[str, set[i
         return result
     _refuse_in_flight(plans, cfg.workdir)
     layout = Layout(Path(cfg.workdir))
+    removed, freed = sweep_stale_parts(layout.store)
+    if removed:
+        echo(f"store: removed {removed} stale temp file(s), {freed / 1e6:.1f} MB, of killed writers")
     for p in plans:
         p.manifest.executor = cfg.executor  # who holds its submitted tasks now
         save_manifest(layout, p.manifest)

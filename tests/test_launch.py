@@ -120,3 +120,19 @@ def test_status_json_lists_counts(tmp_path):
     run(cfg, ["ingest"])
     rows = status.as_json(status.collect(Layout(cfg.workdir).workdir))
     assert json.loads(json.dumps(rows))[0]["counts"]["done"] == 2
+
+
+def test_a_run_sweeps_temp_files_that_killed_writers_left(tmp_path):
+    import os
+    import time
+
+    cfg = make_cfg(tmp_path, "debug", shards=2)
+    run(cfg, ["ingest"])
+    stale = Layout(cfg.workdir).store / ".tmp" / "killed.part"
+    stale.write_bytes(b"x" * 2_000_000)
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    lines = []
+    launch(cfg, make_executor("debug"), ["ingest"], echo=lines.append)
+    assert not stale.exists()
+    assert "store: removed 1 stale temp file(s), 2.0 MB, of killed writers" in lines

@@ -118,6 +118,28 @@ class ShardWriter:
             self.abort()
 
 
+def sweep_stale_parts(store_dir: Path | str, older_than_s: float = 3600.0) -> tuple[int, int]:
+    """Delete temp files of writers that died (SIGKILL, node loss) without cleaning up.
+
+    Only ``<store>/.tmp/*.part`` files untouched for ``older_than_s`` seconds go: a live writer
+    appends as it streams, so its file stays fresh. Call it when no task of the run is in flight.
+    Returns (files removed, bytes freed).
+    """
+    import time
+
+    removed = freed = 0
+    cutoff = time.time() - older_than_s
+    for part in (Path(store_dir) / ".tmp").glob("*.part"):
+        try:
+            stat = part.stat()
+            if stat.st_mtime < cutoff:
+                part.unlink()
+                removed, freed = removed + 1, freed + stat.st_size
+        except FileNotFoundError:  # another sweeper or its writer got there first
+            continue
+    return removed, freed
+
+
 def write_records(store_dir: Path | str, records) -> str:
     """Write an iterable of records as one shard and return its address."""
     with ShardWriter(store_dir) as writer:

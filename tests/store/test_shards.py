@@ -86,3 +86,26 @@ def test_nan_is_refused(tmp_path):
     with pytest.raises(ValueError):
         write_records(tmp_path, [{"x": float("nan")}])
     assert os.listdir(tmp_path / ".tmp") == []
+
+
+def test_sweep_removes_only_stale_temp_files_of_dead_writers(tmp_path):
+    import os
+    import time
+
+    from heal_batch.store.shards import ShardWriter, sweep_stale_parts
+
+    live = ShardWriter(tmp_path)  # still streaming: its .part is fresh
+    live.write({"id": "a"})
+    dead = tmp_path / ".tmp" / "killed.part"
+    dead.write_bytes(b"x" * 1000)
+    old = time.time() - 7200
+    os.utime(dead, (old, old))
+    keep = tmp_path / ".tmp" / "notes.txt"  # not a shard temp file
+    keep.write_text("")
+    os.utime(keep, (old, old))
+
+    assert sweep_stale_parts(tmp_path, older_than_s=3600) == (1, 1000)
+    assert not dead.exists() and keep.exists()
+    live.close()  # the live writer was left alone and still publishes its shard
+    assert list(read_records(live.path)) == [{"id": "a"}]
+    assert sweep_stale_parts(tmp_path / "no-store") == (0, 0)
