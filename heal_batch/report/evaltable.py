@@ -24,6 +24,7 @@ METRICS = (
     ("pass_at_n", "pass@n: any of the n samples correct"),
     ("greedy_flex_acc", "greedy accuracy, lenient: the last number counts when there is no \\boxed{}"),
 )
+CHART_METRICS = (("avg_at_n", "avg@n"), ("greedy_acc", "greedy accuracy"))
 SETTINGS = ("n_samples", "temperature", "top_p", "max_gen_toks", "limit", "backend")
 
 
@@ -44,16 +45,21 @@ def evaluation_blocks(records: list[dict[str, Any]]) -> list:
         ]
         blocks += [f"{title} (± standard error):", Table(["checkpoint", *benchmarks], table)]
     blocks += _settings(records, benchmarks)
+    # the chart shows avg@n, or greedy accuracy when no sampled pass ran (the demo)
+    metric, label = next(
+        ((m, t) for m, t in CHART_METRICS if any(r.get(m) is not None for r in records)),
+        (None, ""),
+    )
     chart = {
-        SET_LABELS.get(c, c): {b: (by_cell[c, b]["avg_at_n"], by_cell[c, b].get("avg_at_n_stderr"))
+        SET_LABELS.get(c, c): {b: (by_cell[c, b][metric], by_cell[c, b].get(f"{metric}_stderr"))
                                for b in benchmarks if (c, b) in by_cell
-                               and by_cell[c, b].get("avg_at_n") is not None}
+                               and by_cell[c, b].get(metric) is not None}
         for c in rows
-    }  # fmt: skip
+    } if metric else {}  # fmt: skip
     if any(chart.values()):
-        png = plots.eval_bars(chart, benchmarks, "avg@n")
+        png = plots.eval_bars(chart, benchmarks, label)
         blocks.append(
-            Figure("evaluation", png, "avg@n per benchmark; error bars: ± standard error.")
+            Figure("evaluation", png, f"{label} per benchmark; error bars: ± standard error.")
         )
     return blocks
 

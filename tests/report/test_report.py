@@ -163,3 +163,22 @@ def test_report_reads_real_generate_output(tmp_path, tiny_llama):
     rates = sections_of(md)["Teacher pass rates"]
     assert "4 problems, 8 teacher trajectories, k = 2" in rates and "pass_rates.png" in rates
     assert "| generate | " in sections_of(md)["Counts and drop reasons"]
+
+
+def test_greedy_only_evaluation_charts_greedy_accuracy_and_lists_the_lenient_table():
+    from heal_batch.report.evaltable import evaluation_blocks
+
+    records = [
+        {"checkpoint": c, "benchmark": "arith", "greedy_acc": acc, "greedy_acc_stderr": 0.05,
+         "greedy_flex_acc": 0.3, "greedy_flex_acc_stderr": 0.08, "avg_at_n": None,
+         "num_problems": 30, "n_samples": 0}
+        for c, acc in (("base", 0.0), ("heal-3", 0.133))
+    ]  # fmt: skip
+    blocks = evaluation_blocks(records)
+    figures = [b for b in blocks if isinstance(b, Figure)]
+    assert len(figures) == 1 and figures[0].caption.startswith("greedy accuracy per benchmark")
+    titles = [b for b in blocks if isinstance(b, str)]
+    assert not any(t.startswith("avg@n") for t in titles)  # that pass did not run
+    assert any(t.startswith("greedy accuracy, lenient") for t in titles)
+    tables = [b for b in blocks if isinstance(b, Table)]
+    assert ["HEAL stage III", "0.133 ± 0.050"] in tables[0].rows
