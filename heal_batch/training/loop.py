@@ -43,6 +43,7 @@ from heal_batch.training.config import TrainConfig
 from heal_batch.training.distributed import DistEnv, distributed_env
 from heal_batch.training.engine import build_engine
 from heal_batch.training.logs import TrainLogger, read_log
+from heal_batch.training.loss import next_token_nll
 from heal_batch.training.packing import PackedRow, collate, pack_samples, pack_stats
 from heal_batch.training.tokenize import tokenize_records
 
@@ -165,21 +166,13 @@ class _Run:
         return loss_sum.item() / n_labels, step_tokens, padded
 
     def _nll(self, batch: dict[str, Any]) -> Any:
-        import torch.nn.functional as F
-
         device = self.env.device
         logits = self.engine(
             input_ids=batch["input_ids"].to(device),
             position_ids=batch["position_ids"].to(device),
             use_cache=False,  # a cache object disables transformers' packed-sequence mask
         ).logits
-        labels = batch["labels"].to(device)[:, 1:]
-        return F.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(),
-            labels.flatten(),
-            ignore_index=-100,
-            reduction="sum",
-        )
+        return next_token_nll(logits, batch["labels"].to(device))
 
     def _record(self, step, epoch, loss, lr, tokens, dt, began) -> dict[str, Any]:
         norm = self.engine.get_global_grad_norm()
