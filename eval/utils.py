@@ -79,13 +79,15 @@ def _score(reference: str, results: list, allow_hash: bool) -> dict:
     responses = results[0] if results and isinstance(results[0], list) else results
     answers = [extract_answer(r, allow_hash) for r in responses]
     correct = [a is not None and is_equivalent(a, reference) for a in answers]
-    loose = [a if a is not None else last_number(r) for a, r in zip(answers, responses)]
+    # lenient: an explicit answer keeps its grade; without one the last number is graded
+    loose = [(last_number(r) if a is None else None) for a, r in zip(answers, responses)]
+    flex = [c or (x is not None and is_equivalent(x, reference)) for c, x in zip(correct, loose)]
     n = max(len(responses), 1)
     return {
         "acc": sum(correct) / n,
         "pass_at_n": float(any(correct)),
         "answered": sum(a is not None for a in answers) / n,
-        "flex_acc": sum(a is not None and is_equivalent(a, reference) for a in loose) / n,
+        "flex_acc": sum(flex) / n,
     }
 
 

@@ -292,14 +292,10 @@ def _submit_dag(layout: Layout, plans: list[StagePlan], executor, result: Launch
 
 def _ranges(indices: list[int]) -> str:
     """[0,1,2,5] → '0-2,5'."""
-    out, run = [], []
+    spans: list[list[int]] = []
     for i in sorted(indices):
-        if run and i == run[-1] + 1:
-            run.append(i)
-            continue
-        if run:
-            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-        run = [i]
-    if run:
-        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ",".join(out) or "-"
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in spans) or "-"

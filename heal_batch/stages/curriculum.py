@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from heal_batch.evaluation import BENCHMARK_FILES, BENCHMARKS, DATA_BENCHMARKS, GENERATED_BENCHMARKS
+from heal_batch.evaluation import BENCHMARK_FILES, BENCHMARKS, DATA_BENCHMARKS, data_benchmarks
 from heal_batch.method.pace import PaceConfig
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.stages.curriculum_sets import HEAL_SETS, set_specs
@@ -174,10 +174,6 @@ class CurriculumStage:
     def data_dir(self) -> Path | None:
         return find_data_dir(self.config.data_dir) if self.config.decontaminate else None
 
-    def read_benchmarks(self) -> list[str]:
-        """The benchmarks decontamination reads (generated ones are held out by construction)."""
-        return [b for b in self.config.benchmarks if b not in GENERATED_BENCHMARKS]
-
     def fingerprint(self) -> str:
         """sha256 over the benchmark files decontamination reads: new benchmark data, new run."""
         if not self.config.decontaminate:
@@ -186,7 +182,7 @@ class CurriculumStage:
         if data is None:
             return "decontamination-skipped:no-data"
         sha = hashlib.sha256()
-        for name in self.read_benchmarks():
+        for name in data_benchmarks(self.config.benchmarks):  # arith is held out by construction
             path = data / BENCHMARK_FILES[name]
             if not path.is_file():
                 raise FileNotFoundError(
@@ -237,7 +233,8 @@ class CurriculumStage:
             )
             counters["decontamination_skipped_no_data"] = 1
             return set()
-        texts = [t for name in self.read_benchmarks() for t in benchmark_problems(name, data)]
+        names = data_benchmarks(self.config.benchmarks)
+        texts = [t for name in names for t in benchmark_problems(name, data)]
         counters["benchmark_problems"] = len(texts)
         index = build_ngram_index(texts, self.config.ngram)
         problems = {r["problem_id"]: r["problem"] for r in rows}

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Mapping
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from heal_batch.evaluation import BENCHMARK_FILES, GENERATED_BENCHMARKS, EvalConfig
+from heal_batch.evaluation import BENCHMARK_FILES, GENERATED_BENCHMARKS, EvalConfig, data_benchmarks
 from heal_batch.stages.base import Counters, Task, TaskIO, ref
 from heal_batch.store.manifests import Manifest
 
@@ -145,18 +146,16 @@ class EvaluateStage:
         self.base_model = config.base_model or (student.model if student else DEMO_MODEL)
         self.training_paths = list(ingest.paths) if ingest else []
 
-    def read_benchmarks(self) -> list[str]:
-        """The benchmarks read from the data folder (all but the generated ones)."""
-        return [b for b in self.config.benchmarks if b not in GENERATED_BENCHMARKS]
-
     def data_dir(self) -> Path | None:
         """The benchmark data folder; None when every benchmark is generated (arith only)."""
-        return resolve_data_dir(self.config.data_dir) if self.read_benchmarks() else None
+        read = data_benchmarks(self.config.benchmarks)
+        return resolve_data_dir(self.config.data_dir) if read else None
 
     def fingerprint(self) -> str:
         """sha256 over the benchmark files read (and custom task YAMLs): new data, new run key."""
         data = self.data_dir()
-        files = [data / BENCHMARK_FILES[b] for b in self.read_benchmarks()] if data else []
+        names = data_benchmarks(self.config.benchmarks) if data else []
+        files = [data / BENCHMARK_FILES[b] for b in names]
         if self.config.tasks_dir:
             files += sorted(Path(self.config.tasks_dir).glob("*"))
         sha = hashlib.sha256()
@@ -190,8 +189,8 @@ class EvaluateStage:
         source["model_revision"] = model_revision(source["path"])
         out = io.scratch / "lm_eval"
         shutil.rmtree(out, ignore_errors=True)  # the record points at this attempt's files only
-        if data_dir == GENERATED:
-            data_dir = str(self._write_generated(bench, io.scratch / "data"))
+        if data_dir == GENERATED:  # arith, the one generated benchmark
+            data_dir = str(self._write_arith(io.scratch / "data").parent)
         result = run_benchmark(source["path"], bench, self.config.eval_config(data_dir), out)
         io.write(result | source)
         counters = Counters()
@@ -199,14 +198,12 @@ class EvaluateStage:
         counters["problems"] += int(result["num_problems"])
         return counters
 
-    def _write_generated(self, bench: str, folder: Path) -> Path:
-        """Write a generated benchmark's file into ``folder`` (arith: minus the training texts)."""
-        from heal_batch.evaluation import write_arith
+    def _write_arith(self, folder: Path) -> Path:
+        """The held-out arith file in ``folder``, without any problem text of ingest.paths."""
         from heal_batch.problems_io import iter_problems
 
         seen = {record["problem"] for _, record in iter_problems(self.training_paths)}
-        write_arith(folder, self.config.arith_count, self.config.arith_seed, exclude=seen)
-        return folder
+        return write_arith(folder, self.config.arith_count, self.config.arith_seed, exclude=seen)
 
     def _source(self, model: str, io: TaskIO) -> dict[str, Any]:
         """checkpoint (set name), checkpoint_shard (address) and path of the model to evaluate."""
@@ -231,6 +228,21 @@ class EvaluateStage:
                 f"model folder {record['path']} does not exist"
             )
         return {"checkpoint": record["set"], "checkpoint_shard": model, "path": record["path"]}
+
+
+def write_arith(data_dir: str | Path, count: int, seed: int, exclude=()) -> Path:
+    """Write the held-out arith benchmark file into ``data_dir`` (atomically) and return its path.
+
+    ``heldout_problems(count, seed, exclude)``: pass the training problem texts as ``exclude``.
+    """
+    from heal_batch.problems import heldout_problems
+    from heal_batch.store.atomic import write_text_atomic
+
+    rows = heldout_problems(count, seed, exclude)
+    path = Path(data_dir) / BENCHMARK_FILES["arith"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    return path
 
 
 def _data_input(benchmark: str, folder: Path | None) -> str:

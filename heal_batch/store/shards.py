@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,8 +126,6 @@ def sweep_stale_parts(store_dir: Path | str, older_than_s: float = 3600.0) -> tu
     appends as it streams, so its file stays fresh. Call it when no task of the run is in flight.
     Returns (files removed, bytes freed).
     """
-    import time
-
     removed = freed = 0
     cutoff = time.time() - older_than_s
     for part in (Path(store_dir) / ".tmp").glob("*.part"):

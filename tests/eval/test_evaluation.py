@@ -10,6 +10,7 @@ from lm_eval.api.model import LM
 
 from heal_batch import evaluation as ev
 from heal_batch.evaluation import BENCHMARK_FILES, BENCHMARKS, DATA_BENCHMARKS, TASKS_DIR, EvalConfig
+from heal_batch.stages.evaluate import write_arith
 
 N_SAMPLES, LIMIT, MAX_TOKS = 2, 2, 8
 
@@ -19,7 +20,7 @@ def data_with_arith(shared_data, tmp_path):
     """The benchmark folder (links to ../shared/data) plus the generated held-out arith file."""
     for name in set(BENCHMARK_FILES.values()) - {BENCHMARK_FILES["arith"]}:
         (tmp_path / name).symlink_to(shared_data / name)
-    ev.write_arith(tmp_path, count=12, seed=1000)
+    write_arith(tmp_path, count=12, seed=1000)
     return tmp_path
 
 
@@ -188,7 +189,7 @@ class ProseLM(ScriptedLM):
 
 
 def test_arith_is_read_from_the_generated_file_and_graded_leniently(tmp_path, monkeypatch):
-    path = ev.write_arith(tmp_path / "data", count=5, seed=7)
+    path = write_arith(tmp_path / "data", count=5, seed=7)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     answers = {r["problem"]: r["answer"] for r in rows}
     monkeypatch.setattr(ev, "_model_spec", lambda *_: (ProseLM(answers), None))
