@@ -93,7 +93,7 @@ def _executor(cfg: PipelineConfig):
 
 
 def cmd_run(ns: Namespace) -> int:
-    from heal_batch.launch import launch
+    from heal_batch.pipeline.launch import launch
 
     cfg = pipeline_from(ns)
     stages = [s.strip() for s in ns.stages.split(",")] if ns.stages else None
@@ -116,8 +116,8 @@ def cmd_run(ns: Namespace) -> int:
 
 
 def cmd_stage(ns: Namespace) -> int:
-    from heal_batch.executors import DebugExecutor
-    from heal_batch.launch import launch
+    from heal_batch.executors.debug import DebugExecutor
+    from heal_batch.pipeline.launch import launch
 
     cfg = pipeline_from(ns)
     picks = [ns.task] if ns.task is not None else _indices(ns.shards)
@@ -127,8 +127,8 @@ def cmd_stage(ns: Namespace) -> int:
 
 
 def cmd_rerun(ns: Namespace) -> int:
-    from heal_batch.launch import launch
-    from heal_batch.stages import downstream_of
+    from heal_batch.pipeline.launch import launch
+    from heal_batch.pipeline.registry import downstream_of
     from heal_batch.store.layout import Layout
     from heal_batch.store.manifests import load_manifest
 
@@ -149,7 +149,7 @@ def cmd_rerun(ns: Namespace) -> int:
 
 
 def cmd_status(ns: Namespace) -> int:
-    from heal_batch import status
+    from heal_batch.pipeline import status
 
     rows = status.collect(Path(ns.workdir))
     print(json.dumps(status.as_json(rows), indent=2) if ns.json else status.render(rows))
@@ -183,8 +183,8 @@ def cmd_inspect(ns: Namespace) -> int:
 
 
 def _plot(record: dict, out: Path, workdir: Path) -> Path:
-    from heal_batch.plots import plot_entropy
-    from heal_batch.stages.trajectory import breakpoint_of
+    from heal_batch.report.entropy_plot import plot_entropy
+    from heal_batch.method.trajectory import breakpoint_of
 
     gear = _gear_config(workdir)
     steps, breakpoint = breakpoint_of(record, gear)
@@ -215,9 +215,9 @@ def cmd_report(ns: Namespace) -> int:
 
 
 def _write_sbatch(cfg: PipelineConfig, stages: list[str] | None, folder: Path) -> int:
-    from heal_batch.cluster_profile import load_profile
-    from heal_batch.launch import launch
-    from heal_batch.sbatch_scripts import write_scripts
+    from heal_batch.executors.slurm.profiles import load_profile
+    from heal_batch.pipeline.launch import launch
+    from heal_batch.executors.slurm.sbatch import write_scripts
 
     result = launch(cfg, None, stages, dry_run=True)
     submit = write_scripts(cfg, result.plans, load_profile(cfg.cluster or "local"), folder)
@@ -230,7 +230,7 @@ def _print_sbatch(cfg: PipelineConfig, stages: list[str]) -> None:
     if cfg.executor != "slurm":
         print("(executor is not slurm: add --executor slurm --cluster <profile> to see sbatch lines)")
         return
-    from heal_batch.cluster_profile import load_profile
+    from heal_batch.executors.slurm.profiles import load_profile
 
     profile = load_profile(cfg.cluster or "local")
     for name in stages:
@@ -256,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
     ns = parser.parse_args(argv)
-    from heal_batch.launch import PlanError
-    from heal_batch.problems_io import ProblemFileError
+    from heal_batch.pipeline.launch import PlanError
+    from heal_batch.data.problem_files import ProblemFileError
 
     try:
         return COMMANDS[ns.command](ns[ns.command])

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from heal_batch.stages.curriculum import CurriculumConfig
+from heal_batch.stages.curriculum.stage import CurriculumConfig
 from heal_batch.stages.evaluate import EvaluateConfig
 from heal_batch.stages.generate import GenerateConfig
 from heal_batch.stages.ingest import IngestConfig
-from heal_batch.stages.repair import RepairConfig
-from heal_batch.stages.score import ScoreConfig
+from heal_batch.stages.repair.stage import RepairConfig
+from heal_batch.stages.score.stage import ScoreConfig
 from heal_batch.stages.teacher import TeacherConfig
-from heal_batch.stages.train import StudentConfig, TrainStageConfig
+from heal_batch.stages.train.stage import StudentConfig, TrainStageConfig
 
 EXECUTORS = ("debug", "local", "slurm")
 

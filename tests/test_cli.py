@@ -112,7 +112,7 @@ def test_inspect_reports_a_corrupt_shard(tmp_path, capsys):
 
 
 def test_inspect_plots_a_trajectory_entropy(tmp_path, capsys):
-    from heal_batch.backends.entropy import encode_floats
+    from heal_batch.records import encode_floats
     from heal_batch.store.shards import write_records
 
     completion = "\n\n".join(f"step {i} " + "x" * 20 for i in range(6))

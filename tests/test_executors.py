@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import sys
 from pathlib import Path
-import heal_batch.executors as ex
+import heal_batch.executors.local as ex
 from tests.fixtures.toy_stage import SleepJob, SleepRunner
 ex.TaskRunner = SleepRunner
 ex.LocalExecutor(show_progress=False).submit([SleepJob(sys.argv[1])], Path(sys.argv[2]), [])
@@ -58,7 +58,7 @@ def test_sigterm_to_the_launcher_kills_the_running_task(tmp_path):
 def test_a_task_uses_as_many_threads_as_it_has_cpus(monkeypatch):
     import torch
 
-    from heal_batch import worker
+    from heal_batch.pipeline import worker
 
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

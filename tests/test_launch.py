@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from heal_batch import status
+from heal_batch.pipeline import status
 from heal_batch.executors import make_executor
-from heal_batch.launch import PlanError, launch
-from heal_batch.stages import STAGES
+from heal_batch.pipeline.launch import PlanError, launch
+from heal_batch.pipeline.registry import STAGES
 from heal_batch.stages.ingest import IngestConfig
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import load_manifest

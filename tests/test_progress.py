@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from heal_batch.progress import StageBar, read, report
+from heal_batch.pipeline.progress import StageBar, read, report
 
 
 def test_report_round_trip_and_garbage_reads_as_none(tmp_path):

@@ -4,35 +4,22 @@ Inputs -> outputs:
   logits [..., V] (any float dtype)      -> exact entropy [...] in nats (float32 math)
   {token_id: logprob} for the top K      -> renormalised top-K entropy estimate (never above the
                                             exact entropy when the entries are the true top K)
-  list[float]                            -> "f16:<base64>" string and back (for JSONL records)
 
 Example:
     >>> topk_entropy({1: math.log(0.5), 2: math.log(0.5)})
     0.6931...
-    >>> decode_floats(encode_floats([0.5, 1.25]))
-    [0.5, 1.25]
 
-Encoding choice, measured on 9,176 SmolLM2-135M tokens (entropies up to 5.9 nats, logprobs down
-to -10.7), bytes per value inside a JSONL record, raw / after zstd -3:
-  JSON floats as printed   19.96 / 8.82      JSON rounded to 4 places   7.49 / 3.06
-  JSON rounded to 3 places  6.49 / 2.32      float16 base64 (chosen)    2.88 / 1.99
-float16 keeps a relative error <= 2**-11 (measured max 0.002 nats on entropies, 0.004 on
-logprobs). Values beyond the float16 range (|x| > 65504) become +-inf; -inf stays -inf.
+The float encoding of records (f16 base64) lives in heal_batch.records.
 """
 
 from __future__ import annotations
 
-import base64
 import math
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
-
-FLOAT_CODEC = "f16"  # prefix of every encoded string, so the format can change without ambiguity
-
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """Exact entropy H = -sum p log p over the last axis, in nats, computed in float32.
@@ -79,29 +66,3 @@ def topk_entropy(logprobs: Mapping[int, float] | Iterable[float]) -> float:
     top = max(finite)
     log_z = top + math.log(sum(math.exp(v - top) for v in finite))
     return -sum(math.exp(v - log_z) * (v - log_z) for v in finite)
-
-
-def encode_floats(values: Sequence[float]) -> str:
-    """Pack floats as 'f16:' + base64(float16 little-endian). Lossy: see the module docstring."""
-    raw = struct.pack(f"<{len(values)}e", *(_clamp_f16(float(v)) for v in values))
-    return f"{FLOAT_CODEC}:" + base64.b64encode(raw).decode("ascii")
-
-
-def decode_floats(text: str) -> list[float]:
-    """Inverse of encode_floats. Raises ValueError naming the problem on a malformed string."""
-    codec, sep, payload = text.partition(":")
-    if not sep or codec != FLOAT_CODEC:
-        raise ValueError(f"encoded floats must start with {FLOAT_CODEC!r}: got {text[:20]!r}")
-    raw = base64.b64decode(payload.encode("ascii"), validate=True)
-    if len(raw) % 2:
-        raise ValueError(f"encoded floats have an odd byte count ({len(raw)}); string is truncated")
-    return list(struct.unpack(f"<{len(raw) // 2}e", raw))
-
-
-def _clamp_f16(v: float) -> float:
-    # struct raises OverflowError beyond the float16 range instead of rounding to inf.
-    if v > 65504.0:
-        return math.inf
-    if v < -65504.0:
-        return -math.inf
-    return v

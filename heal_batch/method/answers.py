@@ -4,7 +4,7 @@ when there is none, what follows the last GSM8K-style ``#### `` marker on its li
 Input: the completion text (and its per-token char offsets). Output: a char span or a token span
 ``[start, end)`` of the answer, or None when there is no complete ``\\boxed{}`` (or ``####``
 line) with content.
-PURE scores the answer's tokens with it; grading lives elsewhere (``heal_batch.grading``).
+PURE scores the answer's tokens with it; grading lives elsewhere (``heal_batch.method.grading``).
 
 Example::
 

@@ -2,7 +2,7 @@
 
 Input: slim evaluate result records (``checkpoint``, ``benchmark``, ``avg_at_n``,
 ``avg_at_n_stderr``, ``greedy_acc``, ...). Output: report blocks. Rows are ordered base, RS-SFT,
-flat, HEAL stage I/II/III, then any other checkpoint; columns follow heal_batch.evaluation's
+flat, HEAL stage I/II/III, then any other checkpoint; columns follow heal_batch.evaluation.harness's
 benchmark order. stderr is lm-eval's standard error of the mean over problems (avg@n: of the
 per-problem mean over the n samples).
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from heal_batch.evaluation import BENCHMARKS
+from heal_batch.evaluation.harness import BENCHMARKS
 from heal_batch.report import plots
 from heal_batch.report.render import Figure, Table
 from heal_batch.report.sections import SET_LABELS, ordered

@@ -98,7 +98,7 @@ def entropy_curves(examples: Sequence) -> bytes:
 
 
 def trajectory_entropy(example, gear: Mapping[str, Any]) -> bytes:
-    """One repaired trajectory: heal_batch.plots.plot_entropy's picture (token and step entropy,
+    """One repaired trajectory: heal_batch.report.entropy_plot.plot_entropy's picture (token and step entropy,
     GEAR search window, breakpoint) when the trajectory has token offsets, else a plain curve.
     ``gear``: the run's repair.gear settings (search_fraction, step_delimiter, min_step_tokens;
     missing keys take GearConfig's defaults), so the steps drawn are the steps GEAR saw."""
@@ -108,8 +108,8 @@ def trajectory_entropy(example, gear: Mapping[str, Any]) -> bytes:
         from pathlib import Path
 
         from heal_batch.method.gear import GearConfig
-        from heal_batch.plots import plot_entropy
-        from heal_batch.stages.trajectory import gear_steps
+        from heal_batch.report.entropy_plot import plot_entropy
+        from heal_batch.method.trajectory import gear_steps
 
         keys = ("search_fraction", "step_delimiter", "min_step_tokens")
         cfg = GearConfig(**{k: gear[k] for k in keys if k in gear})

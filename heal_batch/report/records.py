@@ -131,7 +131,7 @@ def entropy_examples(
     chosen: list[dict[str, Any]], trajectories: dict[str, dict[str, Any]], kept: set[str] | None
 ) -> list[EntropyExample]:
     """Join chosen repairs with their source trajectories (those not found are skipped)."""
-    from heal_batch.backends.entropy import decode_floats
+    from heal_batch.records import decode_floats
 
     examples = []
     for candidate in chosen:

@@ -3,7 +3,7 @@
 Inputs: the checkpoint records of the training stages (one per task of train-1, train-2, train-3,
 train-baselines) plus the base student (``student.model``, or ``evaluate.base_model`` when set),
 and the benchmark JSONL files in the data folder. Output: one shard per (checkpoint, benchmark) task holding one record, the dict of
-:func:`heal_batch.evaluation.run_benchmark` plus where the model came from, e.g.::
+:func:`heal_batch.evaluation.harness.run_benchmark` plus where the model came from, e.g.::
 
     {"checkpoint": "heal-2", "checkpoint_shard": "<address>", "path": "/run/checkpoints/…/hf",
      "model_revision": "sha256:…" (config.json + weight file sizes, see stages.teacher),
@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from heal_batch.evaluation import BENCHMARK_FILES, GENERATED_BENCHMARKS, EvalConfig, data_benchmarks
-from heal_batch.stages.base import Counters, Task, TaskIO, ref
+from heal_batch.evaluation.harness import BENCHMARK_FILES, GENERATED_BENCHMARKS, EvalConfig, data_benchmarks
+from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref
 from heal_batch.store.manifests import Manifest
 
 TRAIN_STAGES = ("train-1", "train-2", "train-3", "train-baselines")
@@ -181,7 +181,7 @@ class EvaluateStage:
         ]
 
     def run(self, task: Task, io: TaskIO) -> Counters:
-        from heal_batch.evaluation import run_benchmark
+        from heal_batch.evaluation.harness import run_benchmark
         from heal_batch.stages.teacher import model_revision
 
         model, bench, data_dir = _parse_inputs(task)
@@ -200,7 +200,7 @@ class EvaluateStage:
 
     def _write_arith(self, folder: Path) -> Path:
         """The held-out arith file in ``folder``, without any problem text of ingest.paths."""
-        from heal_batch.problems_io import iter_problems
+        from heal_batch.data.problem_files import iter_problems
 
         seen = {record["problem"] for _, record in iter_problems(self.training_paths)}
         return write_arith(folder, self.config.arith_count, self.config.arith_seed, exclude=seen)
@@ -235,7 +235,7 @@ def write_arith(data_dir: str | Path, count: int, seed: int, exclude=()) -> Path
 
     ``heldout_problems(count, seed, exclude)``: pass the training problem texts as ``exclude``.
     """
-    from heal_batch.problems import heldout_problems
+    from heal_batch.data.builtin import heldout_problems
     from heal_batch.store.atomic import write_text_atomic
 
     rows = heldout_problems(count, seed, exclude)

@@ -8,7 +8,7 @@ repeated on each of them. Example record (floats shortened)::
      "prompt": "<|im_start|>system\\n…<|im_start|>assistant\\n", "completion": "… \\\\boxed{12}.",
      "token_ids": [...], "offsets": [...], "logprobs": "<f16 base64>", "entropies": "<f16 base64>",
      "entropy_method": "exact", "finish_reason": "stop", "extracted_answer": "12", "correct": true,
-     "grade_reason": "correct", "verifier": "heal_batch.grading/1 math-verify==0.9.0",
+     "grade_reason": "correct", "verifier": "heal_batch.method.grading/1 math-verify==0.9.0",
      "k": 4, "n_correct": 3, "pass_rate": 0.75, "model": "smollm2-135m-instruct", ...}
 
 Progress is saved every ``chunk_problems`` problems; a killed task resumes from its last chunk and
@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from heal_batch import failpoints
-from heal_batch.progress import report as report_progress
-from heal_batch.stages.base import Counters, Task, TaskIO, ref
-from heal_batch.stages.chunks import ChunkProgress
+from heal_batch.pipeline import failpoints
+from heal_batch.pipeline.progress import report as report_progress
+from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref
+from heal_batch.pipeline.chunks import ChunkProgress
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
 
@@ -102,7 +102,7 @@ class _Teacher:
 
     def __init__(self, cfg: TeacherConfig):
         from heal_batch.backends.models import resolve_model
-        from heal_batch.grading import verifier_version
+        from heal_batch.method.grading import verifier_version
         from heal_batch.stages.teacher import make_generator, model_revision
 
         self.cfg = cfg
@@ -127,8 +127,8 @@ class _Teacher:
         return records
 
     def _records(self, problem, prompt, samples, cfg: GenerateConfig) -> list[dict[str, Any]]:
-        from heal_batch.backends.entropy import encode_floats
-        from heal_batch.grading import grade
+        from heal_batch.records import encode_floats
+        from heal_batch.method.grading import grade
 
         grades = [grade(s.text, problem["answer"], cfg.answer_style) for s in samples]
         n_correct = sum(g.correct for g in grades)

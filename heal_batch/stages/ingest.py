@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from heal_batch.problems_io import ProblemFileError, fingerprint, iter_problems
-from heal_batch.stages.base import Counters, Task, TaskIO
+from heal_batch.data.problem_files import ProblemFileError, fingerprint, iter_problems
+from heal_batch.pipeline.contract import Counters, Task, TaskIO
 from heal_batch.store.manifests import Manifest
 
 

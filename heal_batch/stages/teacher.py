@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from heal_batch.problems import DEMO_EXAMPLES, DEMO_SYSTEM_PROMPT
+from heal_batch.data.builtin import DEMO_EXAMPLES, DEMO_SYSTEM_PROMPT
 
 BACKENDS = ("hf", "vllm")
 

@@ -4,13 +4,12 @@ import pytest
 import torch
 
 from heal_batch.backends.entropy import (
-    decode_floats,
-    encode_floats,
     entropy_and_logprob,
     entropy_from_logits,
     logprob_of,
     topk_entropy,
 )
+from heal_batch.records import decode_floats, encode_floats
 
 
 def _direct_entropy(logits: torch.Tensor) -> torch.Tensor:

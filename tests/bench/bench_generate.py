@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def bench_generate(problems: int, k: int, tokens: int, workdir: Path) -> None:
     import torch
 
-    from heal_batch.problems import generate_problems
+    from heal_batch.data.builtin import generate_problems
     from heal_batch.stages.generate import GenerateConfig, _Teacher
     from heal_batch.stages.teacher import TeacherConfig, render_prompt
     from heal_batch.store.shards import write_records

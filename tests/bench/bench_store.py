@@ -58,9 +58,9 @@ def bench_shards(tmp: Path) -> None:
 
 
 def bench_status(tmp: Path, n: int = 10000) -> None:
-    from heal_batch import status
-    from heal_batch.executors import DebugExecutor
-    from heal_batch.launch import launch, plan
+    from heal_batch.pipeline import status
+    from heal_batch.executors.debug import DebugExecutor
+    from heal_batch.pipeline.launch import launch, plan
     from heal_batch.stages.ingest import IngestConfig
     from heal_batch.store.layout import Layout
     from heal_batch.store.manifests import load_manifest

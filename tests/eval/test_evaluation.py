@@ -1,4 +1,4 @@
-"""heal_batch.evaluation: task YAMLs load, one real lm-eval run over all benchmarks, records."""
+"""heal_batch.evaluation.harness: task YAMLs load, one real lm-eval run over all benchmarks, records."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from lm_eval.api.model import LM
 
-from heal_batch import evaluation as ev
-from heal_batch.evaluation import BENCHMARK_FILES, BENCHMARKS, DATA_BENCHMARKS, TASKS_DIR, EvalConfig
+from heal_batch.evaluation import harness as ev
+from heal_batch.evaluation.harness import BENCHMARK_FILES, BENCHMARKS, DATA_BENCHMARKS, TASKS_DIR, EvalConfig
 from heal_batch.stages.evaluate import write_arith
 
 N_SAMPLES, LIMIT, MAX_TOKS = 2, 2, 8

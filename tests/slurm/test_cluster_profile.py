@@ -8,8 +8,8 @@ import os
 import pytest
 import yaml
 
-from heal_batch import cluster_profile
-from heal_batch.cluster_profile import ClusterProfile, ProfileError, load_profile
+from heal_batch.executors.slurm import profiles as cluster_profile
+from heal_batch.executors.slurm.profiles import ClusterProfile, ProfileError, load_profile
 from tests.fixtures.slurm import REPO
 
 PROFILES = sorted((REPO / "slurm" / "profiles").glob("*.yaml"))
@@ -59,7 +59,7 @@ def _pretend_srun_exists(tmp_path, monkeypatch):
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
 def test_per_stage_keys_are_stage_names(path):
     """for_stage matches names exactly: a key like "train" would silently apply to no stage."""
-    from heal_batch.stages import STAGES
+    from heal_batch.pipeline.registry import STAGES
 
     assert set(load_profile(path).per_stage) <= set(STAGES)
 
@@ -209,7 +209,7 @@ def test_importing_the_module_pulls_in_nothing_heavy():
     import subprocess
     import sys
 
-    code = "import sys, heal_batch.cluster_profile; print(sorted(sys.modules))"
+    code = "import sys, heal_batch.executors.slurm.profiles; print(sorted(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     for heavy in ("torch", "transformers", "submitit", "yaml", "polars"):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from heal_batch import status
-from heal_batch.cluster_profile import load_profile
-from heal_batch.executors import SlurmExecutor
-from heal_batch.launch import PlanError, launch
-from heal_batch.stages import STAGES
+from heal_batch.pipeline import status
+from heal_batch.executors.slurm.profiles import load_profile
+from heal_batch.executors.slurm.executor import SlurmExecutor
+from heal_batch.pipeline.launch import PlanError, launch
+from heal_batch.pipeline.registry import STAGES
 from heal_batch.stages.ingest import IngestConfig
 from heal_batch.store.layout import Layout
 from tests.fixtures.toy_stage import ToyPipeline, ToyStage, write_problems

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from heal_batch.cluster_profile import load_profile
+from heal_batch.executors.slurm.profiles import load_profile
 from tests.fixtures.slurm import REPO, SCRIPT, sacct_fields, sbatch, wait_for_jobs
 from tests.slurm import jobs
 

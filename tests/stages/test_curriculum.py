@@ -15,9 +15,9 @@ import jsonschema
 import pytest
 
 from heal_batch.config import PipelineConfig
-from heal_batch.stages import curriculum as cur
-from heal_batch.stages.base import Counters, Task, TaskIO
-from heal_batch.stages.curriculum import CurriculumConfig, CurriculumStage
+from heal_batch.stages.curriculum import stage as cur
+from heal_batch.pipeline.contract import Counters, Task, TaskIO
+from heal_batch.stages.curriculum.stage import CurriculumConfig, CurriculumStage
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.layout import Layout
 from heal_batch.store.shards import write_records
@@ -362,7 +362,7 @@ class CurriculumPipeline(PipelineConfig):
 
 def fake_dag(monkeypatch):
     """generate and score replaced by stand-ins; curriculum registered (in DAG order after them)."""
-    from heal_batch.stages import STAGES
+    from heal_batch.pipeline.registry import STAGES
 
     for cls in (FakeGenerate, FakeScore, CurriculumStage):
         monkeypatch.setitem(STAGES, cls.name, cls)
@@ -370,7 +370,7 @@ def fake_dag(monkeypatch):
 
 def test_through_the_launcher_manifest_counts_every_drop(tmp_path, no_data, monkeypatch):
     from heal_batch.executors import make_executor
-    from heal_batch.launch import launch
+    from heal_batch.pipeline.launch import launch
     from heal_batch.store.shards import read_records, shard_path
 
     fake_dag(monkeypatch)
@@ -398,8 +398,8 @@ def test_through_the_launcher_manifest_counts_every_drop(tmp_path, no_data, monk
 def test_real_repair_and_score_records(tmp_path, tiny_llama, no_data, monkeypatch):
     """ingest -> generate -> repair -> score (scripted teacher, real tiny scorer) -> curriculum."""
     from heal_batch.executors import make_executor
-    from heal_batch.launch import launch
-    from heal_batch.stages.score import ScoreConfig
+    from heal_batch.pipeline.launch import launch
+    from heal_batch.stages.score.stage import ScoreConfig
     from heal_batch.store.shards import read_records, shard_path
     from tests.fixtures.scripted_teacher import ScriptedTeacher, make_pipeline
     from tests.fixtures.toy_stage import write_problems
@@ -433,8 +433,8 @@ def test_real_repair_and_score_records(tmp_path, tiny_llama, no_data, monkeypatc
 
 
 def test_bucket_thresholds_are_the_ones_repair_used():
-    from heal_batch.stages.curriculum_rows import sample_row
-    from heal_batch.stages.repair import RepairConfig
+    from heal_batch.stages.curriculum.rows import sample_row
+    from heal_batch.stages.repair.stage import RepairConfig
 
     row = traj("p", 0, True, 4, 3)  # pass rate 0.75
     default = CurriculumStage(CurriculumConfig(), TeacherConfig(user_suffix=""))

@@ -13,12 +13,12 @@ import pytest
 
 from heal_batch.config import PipelineConfig
 from heal_batch.executors import make_executor
-from heal_batch.launch import launch
-from heal_batch.stages import STAGES
+from heal_batch.pipeline.launch import launch
+from heal_batch.pipeline.registry import STAGES
 from heal_batch.stages import evaluate as ev_stage
-from heal_batch.stages.base import Counters, Task, TaskIO, ref
+from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref
 from heal_batch.stages.evaluate import TRAIN_STAGES, EvaluateConfig, EvaluateStage, resolve_data_dir
-from heal_batch.stages.train import StudentConfig
+from heal_batch.stages.train.stage import StudentConfig
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import Manifest, TaskEntry, load_manifest
 from heal_batch.store.shards import ShardWriter, read_records, shard_path
@@ -238,7 +238,7 @@ def test_evaluates_base_and_checkpoints_through_lm_eval(
 def test_arith_needs_no_data_folder_and_skips_the_training_problems(tmp_path, tiny_llama, eval_dag):
     """arith alone: no benchmark folder is resolved; the task writes the held-out file itself,
     without any problem text of ingest.paths (here the very same generator seed)."""
-    from heal_batch.problems import generate_problems
+    from heal_batch.data.builtin import generate_problems
     from heal_batch.stages.ingest import IngestConfig
 
     cfg = EvalPipeline(

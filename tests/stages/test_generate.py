@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from heal_batch.backends.entropy import decode_floats
+from heal_batch.records import decode_floats
 from heal_batch.config import PipelineConfig
 from heal_batch.executors import make_executor
-from heal_batch.launch import launch
+from heal_batch.pipeline.launch import launch
 from heal_batch.stages.generate import GenerateConfig
 from heal_batch.stages.ingest import IngestConfig
 from heal_batch.stages.teacher import TeacherConfig

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from heal_batch.executors import make_executor
-from heal_batch.launch import launch
+from heal_batch.pipeline.launch import launch
 from heal_batch.stages.ingest import IngestConfig, shard_of
 from heal_batch.store.layout import Layout
 from heal_batch.store.receipts import read_receipts

@@ -8,11 +8,11 @@ import jsonschema
 import pytest
 
 from heal_batch.executors import make_executor
-from heal_batch.launch import launch
+from heal_batch.pipeline.launch import launch
 from heal_batch.method.gear import GearConfig
 from heal_batch.method.hints import build_hint, hint_prefill
-from heal_batch.stages.repair import RepairConfig
-from heal_batch.stages.repair_jobs import Job, judge, summary_record
+from heal_batch.stages.repair.stage import RepairConfig
+from heal_batch.stages.repair.jobs import Job, judge, summary_record
 from heal_batch.store.layout import Layout
 from heal_batch.store.shards import read_records, shard_path
 from tests.fixtures.scripted_teacher import FAILED, REPAIRED, ScriptedTeacher, make_pipeline
@@ -239,7 +239,7 @@ def test_config_errors_name_the_key(kw, message):
 
 @pytest.mark.parametrize("placement", ["prompt", "start"])
 def test_answer_guided_prompt_and_training_text(placement):
-    from heal_batch.stages.repair_jobs import guided_job, stitch
+    from heal_batch.stages.repair.jobs import guided_job, stitch
 
     problem = {"problem_id": "q", "problem": "What is 1 + 1?", "reference_answer": "2"}
     job = guided_job(

@@ -9,9 +9,9 @@ import jsonschema
 import pytest
 
 from heal_batch.executors import make_executor
-from heal_batch.launch import launch
+from heal_batch.pipeline.launch import launch
 from heal_batch.method.pure import PureConfig, ScoredCandidate, decide
-from heal_batch.stages.score import ScoreConfig, reference_sample
+from heal_batch.stages.score.stage import ScoreConfig, reference_sample
 from heal_batch.store.layout import Layout
 from heal_batch.store.shards import read_records, shard_path
 from tests.fixtures.scripted_teacher import ScriptedTeacher, make_pipeline

@@ -12,9 +12,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from heal_batch.stages.base import Task, TaskIO
-from heal_batch.stages.curriculum import CurriculumConfig, CurriculumStage
-from heal_batch.stages.train import (
+from heal_batch.pipeline.contract import Task, TaskIO
+from heal_batch.stages.curriculum.stage import CurriculumConfig, CurriculumStage
+from heal_batch.stages.train.stage import (
     StudentConfig,
     Train1Stage,
     Train2Stage,
@@ -53,7 +53,7 @@ class TrainPipeline(CurriculumPipeline):
 
 @pytest.fixture
 def train_dag(monkeypatch):
-    from heal_batch.stages import STAGES
+    from heal_batch.pipeline.registry import STAGES
 
     for cls in (FakeGenerate, FakeScore, CurriculumStage, *TRAIN_STAGES):
         monkeypatch.setitem(STAGES, cls.name, cls)
@@ -71,7 +71,7 @@ def test_pace_stages_chain_checkpoints_and_rs_matches_their_steps(tmp_path, tiny
     from transformers import AutoModelForCausalLM
 
     from heal_batch.executors import make_executor
-    from heal_batch.launch import launch
+    from heal_batch.pipeline.launch import launch
 
     gen, scored = base_records()
     gen += [dict(r, id=r["id"] + "x", completion=r["completion"] + " again") for r in gen]

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 
 from heal_batch.executors import make_executor
-from heal_batch.launch import launch
+from heal_batch.pipeline.launch import launch
 from heal_batch.stages.ingest import IngestConfig
 from heal_batch.store.layout import Layout
 from heal_batch.store.shards import read_records

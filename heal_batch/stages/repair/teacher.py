@@ -1,0 +1,154 @@
+"""The loaded teacher for ``repair``: breakpoints, one batched generate call per chunk, judging.
+
+Input: (trajectory group, bucket) pairs of the problems that need work. Output: candidate records
+and one ``repair_summary`` per problem (see ``repair.py``). Heavy (torch or vllm): imported only by
+``RepairStage.run`` when a chunk has work.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from heal_batch.stages.repair.jobs import (
+    Job,
+    candidate_record,
+    failed_paths,
+    guided_job,
+    judge,
+    repair_job,
+    summary_record,
+)
+from heal_batch.stages.teacher import TeacherConfig
+from heal_batch.method.trajectory import breakpoint_dict, breakpoint_of, stored_entropies
+
+
+@dataclass
+class _Problem:
+    group: list[dict[str, Any]]
+    bucket: str
+    jobs: list[Job] = field(default_factory=list)
+    breakpoints: Counter = field(default_factory=Counter)
+    paths: int = 0
+
+
+class RepairTeacher:
+    def __init__(self, teacher: TeacherConfig, cfg):
+        from heal_batch.backends.models import resolve_model
+        from heal_batch.method.grading import verifier_version
+        from heal_batch.stages.teacher import make_generator, model_revision
+
+        self.teacher, self.cfg = teacher, cfg
+        self.generator = make_generator(teacher)
+        self.meta = {
+            "model": teacher.model,
+            "model_revision": model_revision(resolve_model(teacher.model)),
+            "backend": teacher.backend,
+            "verifier": verifier_version(),
+        }
+        self._scorer: tuple[Any, Any] | None = None
+
+    def repair(self, todo: list[tuple[list[dict[str, Any]], str]]) -> list[dict[str, Any]]:
+        """Candidates and summaries for the given problems, in problem order."""
+        problems = [self._plan(group, bucket) for group, bucket in todo]
+        self._add_repair_jobs([p for p in problems if p.bucket == "corner"])
+        jobs = [job for p in problems for job in p.jobs]
+        outputs = iter(self._generate(jobs)) if jobs else iter(())
+        records: list[dict[str, Any]] = []
+        for p in problems:
+            records.extend(self._judge(p, [next(outputs) for _ in p.jobs]))
+        return records
+
+    def _plan(self, group: list[dict[str, Any]], bucket: str) -> _Problem:
+        from heal_batch.stages.teacher import render_prompt
+
+        problem = _Problem(group, bucket)
+        if bucket in self.cfg.guided_buckets and self.cfg.guided_per_problem > 0:
+            tok = self.generator.tokenizer
+            problem.jobs.append(
+                guided_job(group[0], lambda u, a: render_prompt(tok, self.teacher, u, a), self.cfg)
+            )
+        return problem
+
+    def _add_repair_jobs(self, corners: list[_Problem]) -> None:
+        """Breakpoints of the chosen failed paths (exact entropies first when asked for)."""
+        paths = {id(p): failed_paths(p.group, self.cfg.paths_per_problem) for p in corners}
+        chosen = [r for p in corners for r in paths[id(p)]]
+        entropies = self._entropies(chosen)
+        for p in corners:
+            p.paths = len(paths[id(p)])
+            repairs = []
+            for source in paths[id(p)]:
+                ents, method = entropies[source["id"]]
+                steps, bp = breakpoint_of(source, self.cfg.gear, ents, self.cfg.seed)
+                p.breakpoints[bp.reason] += 1
+                repairs.append(
+                    repair_job(
+                        source, bp.char_index, breakpoint_dict(bp, len(steps), method), self.cfg
+                    )
+                )
+            p.jobs[:0] = repairs  # repairs first, then any answer-guided job
+
+    def _entropies(self, records: list[dict[str, Any]]) -> dict[str, tuple[list[float], str]]:
+        """Per trajectory: (entropies, method); top-K estimates are re-scored if configured."""
+        out = {r["id"]: (stored_entropies(r), r["entropy_method"]) for r in records}
+        redo = [r for r in records if self.cfg.exact_entropy and r["entropy_method"] != "exact"]
+        if redo:
+            from heal_batch.backends.scorer import score
+
+            model, tok = self._exact_scorer()
+            scored = score(model, tok, [(r["prompt"], r["token_ids"]) for r in redo])
+            out.update({r["id"]: (s.entropies, "exact-rescored") for r, s in zip(redo, scored)})
+        return out
+
+    def _exact_scorer(self) -> tuple[Any, Any]:
+        if self._scorer is None:
+            gen = self.generator
+            if hasattr(gen, "model"):  # the HF generator already holds the model
+                self._scorer = (gen.model, gen.tokenizer)
+            else:
+                from heal_batch.backends.models import load_model_and_tokenizer
+
+                t = self.teacher
+                self._scorer = load_model_and_tokenizer(t.model, t.dtype, t.trust_remote_code)
+        return self._scorer
+
+    def _generate(self, jobs: list[Job]) -> list[list[Any]]:
+        from heal_batch.backends.base import GenerationParams, SampleRequest
+
+        c = self.cfg
+        params = GenerationParams(
+            temperature=c.temperature,
+            top_p=c.top_p,
+            max_new_tokens=c.max_new_tokens,
+            seed=c.seed,
+            stop=tuple(c.stop),
+        )
+        return self.generator.generate([SampleRequest(j.prompt, j.seed, j.n) for j in jobs], params)
+
+    def _judge(self, p: _Problem, outputs: list[list[Any]]) -> list[dict[str, Any]]:
+        from heal_batch.stages.teacher import user_message
+
+        first = p.group[0]
+        meta = {
+            **self.meta,
+            "bucket": p.bucket,
+            "user_prompt": user_message(self.teacher, first["problem"]),
+        }
+        records, dropped, tally = (
+            [],
+            Counter(),
+            Counter(paths=p.paths if p.bucket == "corner" else 1),
+        )
+        for job, samples in zip(p.jobs, outputs):
+            for j, sample in enumerate(samples):
+                tally["attempted"] += 1
+                judged, reason = judge(job, sample, self.cfg)
+                if judged is None:
+                    dropped[reason] += 1
+                    continue
+                tally["kept"] += 1
+                records.append(candidate_record(job, j, sample, judged, meta))
+        records.append(summary_record(p.group, p.bucket, tally, dropped, p.breakpoints))
+        return records
