@@ -42,6 +42,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from heal_batch.resources import resource_dir
+
 BENCHMARK_FILES = {
     "math500": "math500.jsonl",
     "aime24": "aime24.jsonl",
@@ -55,7 +57,7 @@ BENCHMARK_FILES = {
 GENERATED_BENCHMARKS = ("arith",)
 BENCHMARKS = tuple(BENCHMARK_FILES)
 DATA_BENCHMARKS = tuple(b for b in BENCHMARKS if b not in GENERATED_BENCHMARKS)  # in data_dir
-TASKS_DIR = Path(__file__).resolve().parents[2] / "eval"
+TASKS_DIR = resource_dir("eval")  # the lm-eval task YAMLs (see heal_batch.resources)
 BACKENDS = ("hf", "vllm")
 # (pass, metric in eval/utils.py) -> record key; acc of the sampled pass is pass@1 averaged over n
 RECORD_KEYS = {
@@ -88,7 +90,7 @@ class EvalConfig:
     greedy: also run the greedy pass (greedy_acc).
     seed: random seed for sampling.
     model_args: extra lm-eval model arguments (e.g. {"tensor_parallel_size": 4, "max_model_len": 8192}).
-    tasks_dir: folder with the task YAMLs; None = the repository's eval/.
+    tasks_dir: folder with the task YAMLs; None = the eval/ that comes with heal-batch.
     """
 
     benchmarks: list[str] = field(default_factory=lambda: list(DATA_BENCHMARKS))

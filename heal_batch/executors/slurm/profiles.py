@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from heal_batch.executors.slurm.profile_checks import ProfileError, validated
+from heal_batch.resources import PROFILES_ENV, profile_dirs
 
 __all__ = ["ClusterProfile", "ProfileError", "load_profile", "query_max_array_size"]
 
-PROFILES_DIR = Path(__file__).resolve().parents[3] / "slurm" / "profiles"
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
 TRAIN_GROUP = "train"  # a per_stage key that applies to every train-* stage
 
@@ -170,7 +170,7 @@ def _per_stage_keys() -> list[str]:
 
 
 def load_profile(path_or_name: str | Path) -> ClusterProfile:
-    """Read and validate a profile: a path to a YAML file, or a bare name in slurm/profiles/.
+    """Read and validate a profile: a path to a YAML file, or a bare name (see `profile_dirs`).
 
     Raises ProfileError naming the file and key for unknown keys and wrong types.
     """
@@ -203,20 +203,25 @@ def load_profile(path_or_name: str | Path) -> ClusterProfile:
 
 
 def resolve_profile_path(path_or_name: str | Path) -> Path:
-    """A YAML path as given, or `slurm/profiles/<name>.yaml` (cwd first, then this repo)."""
+    """A YAML path as given, or `<name>.yaml` in the first folder of `profile_dirs()` that has it.
+
+    The search path: `$HEAL_BATCH_PROFILES`, `./slurm/profiles`, then the bundled profiles.
+    """
     text = str(path_or_name)
     if "/" in text or text.endswith((".yaml", ".yml")):
         path = Path(text)
         if not path.is_file():
             raise ProfileError(f"cluster profile {path} does not exist")
         return path
-    for folder in (Path("slurm") / "profiles", PROFILES_DIR):
+    folders = profile_dirs()
+    for folder in folders:
         if (folder / f"{text}.yaml").is_file():
             return folder / f"{text}.yaml"
-    known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+    known = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
     raise ProfileError(
-        f"no cluster profile named {text!r} in slurm/profiles/ or {PROFILES_DIR}; "
-        f"known: {', '.join(known) or 'none'} (or pass a path to a YAML file)"
+        f"no cluster profile named {text!r} in {', '.join(map(str, folders))}; "
+        f"known: {', '.join(known) or 'none'} (pass a path to a YAML file, or add a folder "
+        f"to ${PROFILES_ENV})"
     )
 
 
