@@ -68,7 +68,25 @@ def build_parser() -> ArgumentParser:
     report = ArgumentParser(description="Write a markdown + self-contained HTML report of a run folder.")
     report.add_argument("--workdir", type=str, default="runs/demo")
     commands.add_subcommand("report", report, help="write <workdir>/report/report.{md,html}")
+    _add_ops_commands(commands)
     return parser
+
+
+def _add_ops_commands(commands) -> None:
+    """logs, cancel: cluster verbs on a run folder (heal_batch.pipeline.logs / cancel)."""
+    logs = ArgumentParser(description="Print one task's log (current run of the stage).")
+    logs.add_argument("workdir", type=str, help="the run folder")
+    logs.add_argument("stage", type=str, help="stage name, e.g. generate")
+    logs.add_argument("task", type=int, help="task index")
+    logs.add_argument("--tail", type=int | None, default=None, help="only the last N lines")
+    commands.add_subcommand("logs", logs, help="print a task's log")
+
+    cancel = ArgumentParser(description="Cancel a run folder's queued and running tasks "
+                            "(scancel on Slurm, the task processes on the local executor).")
+    cancel.add_argument("--workdir", type=str, default="runs/demo")
+    cancel.add_argument("--stages", type=str | None, default=None,
+                        help="comma-separated stages (default: all)")
+    commands.add_subcommand("cancel", cancel, help="cancel queued and running tasks")
 
 
 def pipeline_from(ns: Namespace, parser: ArgumentParser | None = None) -> PipelineConfig:
@@ -214,6 +232,31 @@ def cmd_report(ns: Namespace) -> int:
     return 0
 
 
+def cmd_logs(ns: Namespace) -> int:
+    from heal_batch.pipeline.logs import tail, task_logs
+
+    paths = task_logs(Path(ns.workdir), ns.stage, ns.task)
+    for path in paths:
+        print(f"==> {path} <==", file=sys.stderr)
+        sys.stdout.write(tail(path, ns.tail))
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_cancel(ns: Namespace) -> int:
+    from heal_batch.executors.slurm.cancel import CancelError
+    from heal_batch.pipeline.cancel import cancel_run, render
+
+    stages = [s.strip() for s in ns.stages.split(",") if s.strip()] if ns.stages else None
+    try:
+        rows = cancel_run(Path(ns.workdir), stages)
+    except CancelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(render(rows, Path(ns.workdir)))
+    return 0
+
+
 def _write_sbatch(cfg: PipelineConfig, stages: list[str] | None, folder: Path) -> int:
     from heal_batch.executors.slurm.profiles import load_profile
     from heal_batch.pipeline.launch import launch
@@ -249,7 +292,7 @@ def _indices(text: str | None) -> list[int] | None:
 
 
 COMMANDS = {"run": cmd_run, "stage": cmd_stage, "rerun": cmd_rerun, "status": cmd_status, "inspect": cmd_inspect,
-            "report": cmd_report}
+            "report": cmd_report, "logs": cmd_logs, "cancel": cmd_cancel}
 
 
 def main(argv: list[str] | None = None) -> int:

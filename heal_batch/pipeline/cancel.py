@@ -1,0 +1,109 @@
+"""``heal-batch cancel``: stop a run folder's queued and running tasks.
+
+For every stage with a current run (``refs/<stage>``), by the executor its manifest records:
+
+- ``slurm``: the job ids of its unfinished tasks (manifest entries, refreshed from receipts) are
+  handed to :func:`heal_batch.executors.slurm.cancel.cancel_jobs` (``scancel``);
+- ``local``: the live submitit controllers under ``runs/<stage>/<run_key>/logs/<pid>/`` are
+  stopped (:mod:`heal_batch.executors.local_procs`), their ``heal-batch run`` launcher first;
+- ``debug``: tasks run inside the ``heal-batch`` process itself; nothing to signal from here.
+
+Nothing is written: cancelled tasks keep no receipt (or a failed one), ``status`` shows them,
+and the next ``heal-batch run`` resubmits them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from heal_batch.pipeline.registry import STAGES
+from heal_batch.store.layout import Layout
+from heal_batch.store.manifests import load_manifest, refresh
+
+
+@dataclass
+class StageCancel:
+    """One stage run: the jobs or pids cancelled, those already finished, and a note."""
+
+    stage: str
+    run_key: str
+    executor: str
+    unfinished: int
+    cancelled: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    note: str | None = None
+
+
+def cancel_run(workdir: Path, stages: list[str] | None = None) -> list[StageCancel]:
+    """Cancel the unfinished tasks of the current run of each stage (default: every stage)."""
+    unknown = sorted(set(stages or ()) - set(STAGES))
+    if unknown:
+        raise ValueError(f"--stages: unknown stage(s) {', '.join(unknown)}; "
+                         f"valid stages: {', '.join(STAGES)}")
+    layout = Layout(workdir)
+    rows = []
+    for name in STAGES:
+        key = layout.read_ref(name)
+        if (stages and name not in stages) or key is None:
+            continue
+        if not layout.manifest(name, key).is_file():
+            continue
+        manifest = load_manifest(layout.manifest(name, key))
+        refresh(layout, manifest)
+        open_tasks = [t for t in manifest.tasks if t.state != "done"]
+        row = StageCancel(name, key, manifest.executor, len(open_tasks))
+        if not open_tasks:
+            row.note = "complete"
+        elif manifest.executor == "slurm":
+            _cancel_slurm(row, {t.job_id for t in open_tasks if t.job_id})
+        elif manifest.executor == "local":
+            _cancel_local(row, layout.logs(name, key))
+        else:
+            row.note = (f"{manifest.executor} executor: tasks run inside the heal-batch process "
+                        "that launched them; stop that process (Ctrl-C)")
+        rows.append(row)
+    return rows
+
+
+def _cancel_slurm(row: StageCancel, job_ids: set[str]) -> None:
+    from heal_batch.executors.slurm.cancel import cancel_jobs
+
+    if not job_ids:
+        row.note = "no Slurm job ids recorded for its unfinished tasks (never submitted?)"
+        return
+    outcome = cancel_jobs(job_ids)
+    row.cancelled, row.finished = outcome.cancelled, outcome.finished
+
+
+def _cancel_local(row: StageCancel, logs: Path) -> None:
+    from heal_batch.executors.local_procs import live_controllers, stop_local_tasks
+
+    pids = live_controllers(logs)
+    if not pids:
+        row.note = (f"no pid record of a running task: no live submitit controller under {logs} "
+                    "(the tasks are not running, or ran on another machine)")
+        return
+    stop = stop_local_tasks(pids)
+    row.cancelled = [f"pid {pid}" for pid in stop.killed]
+    notes = [f"stopped launcher pid {pid}" for pid in stop.launchers]
+    notes += [f"parent pid {pid} is not a heal-batch command: left running" for pid in
+              stop.foreign_parents]
+    row.note = "; ".join(notes) or None
+
+
+def render(rows: list[StageCancel], workdir: Path) -> str:
+    if not rows:
+        return f"no stage runs found in {workdir} (is --workdir right? `heal-batch run` first)"
+    lines = []
+    for r in rows:
+        head = f"{r.stage:<17}run {r.run_key[:12]}  {r.executor:<6} {r.unfinished} unfinished"
+        if r.cancelled:
+            head += f"; cancelled {', '.join(r.cancelled)}"
+        if r.finished:
+            head += f"; already ended: {', '.join(r.finished)}"
+        lines.append(head + (f"  ({r.note})" if r.note else ""))
+    if any(r.cancelled for r in rows):
+        lines.append(f"follow with `heal-batch status --workdir {workdir}`; "
+                     "`heal-batch run` with the same config resubmits the cancelled tasks")
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""``heal-batch logs``: find and print one task's log without hunting through run folders.
+
+The task is task ``index`` of the stage's current run (``refs/<stage>``). Its log is, in order:
+
+1. the ``log_path`` of its receipt (written by the task itself);
+2. the ``log_path`` of its manifest entry (set at submission, before any receipt exists);
+3. the newest ``<job>_<rank>_log.err`` under ``runs/<stage>/<run_key>/logs/`` whose submitit
+   pickle holds this task (a local task still running has neither record yet).
+
+A submitit log is a pair: ``…_log.err`` (stderr, where logging goes) and ``…_log.out``.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections import deque
+from pathlib import Path
+
+from heal_batch.store.layout import Layout
+from heal_batch.store.manifests import load_manifest
+from heal_batch.store.receipts import read_receipts
+
+
+class LogNotFound(FileNotFoundError):
+    """The stage has no current run, no such task, or no log of it."""
+
+
+def task_logs(workdir: Path, stage: str, index: int) -> list[Path]:
+    """The task's log files that exist: stderr first, then stdout when it is not empty."""
+    layout = Layout(workdir)
+    key = layout.read_ref(stage)
+    if key is None:
+        have = sorted(p.name for p in (layout.workdir / "refs").glob("*"))
+        raise LogNotFound(f"{workdir}: stage {stage!r} has no run (refs/{stage} is missing); "
+                          f"stages with runs: {', '.join(have) or 'none'}")
+    err = _recorded(layout, stage, key, index)
+    if err is None or not err.is_file():
+        err = _scan(layout.logs(stage, key), index) or err
+    if err is None or not err.is_file():
+        where = f" (recorded {err}, which is gone)" if err else ""
+        raise LogNotFound(f"no log of {stage} task {index} (run {key[:12]}) under "
+                          f"{layout.logs(stage, key)}{where}; has it started? "
+                          f"`heal-batch status --workdir {workdir}`")
+    out = err.with_name(err.name.replace("_log.err", "_log.out"))
+    return [err] + ([out] if out != err and out.is_file() and out.stat().st_size else [])
+
+
+def tail(path: Path, lines: int | None) -> str:
+    """The file's text, or its last ``lines`` lines (read streaming)."""
+    with path.open(errors="replace") as fh:
+        return "".join(fh if lines is None else deque(fh, maxlen=lines))
+
+
+def _recorded(layout: Layout, stage: str, key: str, index: int) -> Path | None:
+    """The newest existing log that the receipt or the manifest entry names (a resubmitted task
+    has an old receipt and a newer manifest entry); the first named one when none exists."""
+    receipt = read_receipts(layout, stage, key).get(index)
+    path = layout.manifest(stage, key)
+    manifest = load_manifest(path) if path.is_file() else None
+    if manifest is not None and not 0 <= index < len(manifest.tasks):
+        raise LogNotFound(f"{stage} run {key[:12]} has tasks 0-{len(manifest.tasks) - 1}, "
+                          f"not {index}")
+    entry = manifest.tasks[index] if manifest else None
+    named = [Path(p) for p in (receipt and receipt.log_path, entry and entry.log_path) if p]
+    existing = [p for p in named if p.is_file()]
+    if existing:
+        return max(existing, key=lambda p: p.stat().st_mtime)
+    return named[0] if named else None
+
+
+def _scan(logs: Path, index: int) -> Path | None:
+    """The newest stderr log whose submitit pickle is this task's."""
+    if not logs.is_dir():
+        return None
+    pickles = sorted(logs.glob("*/*_submitted.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in pickles:
+        if _task_index(path) == index:
+            job = path.name.removesuffix("_submitted.pkl")
+            found = sorted(path.parent.glob(f"{job}_*_log.err"))
+            if found:
+                return found[0]
+    return None
+
+
+def _task_index(path: Path) -> int | None:
+    from submitit.core.utils import pickle_load
+
+    try:
+        job = pickle_load(path).args[0]
+        return job.task.index
+    except (OSError, EOFError, ImportError, AttributeError, IndexError, pickle.UnpicklingError):
+        # an unreadable or foreign pickle (or one whose stage code changed) is not this record
+        return None

@@ -1,0 +1,145 @@
+"""``heal-batch logs`` and ``heal-batch cancel`` on real jobs: Slurm arrays and local processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from heal_batch.cli import main
+from heal_batch.executors.slurm.executor import SlurmExecutor
+from heal_batch.executors.slurm.profiles import load_profile
+from heal_batch.pipeline import status
+from heal_batch.pipeline.launch import launch
+from heal_batch.pipeline.logs import LogNotFound, task_logs
+from heal_batch.pipeline.registry import STAGES
+from heal_batch.stages.ingest import IngestConfig
+from heal_batch.store.layout import Layout
+from heal_batch.store.receipts import read_receipts
+from tests.fixtures.toy_stage import ToyPipeline, ToyStage, write_problems
+
+REPO = Path(__file__).resolve().parents[2]
+STARTED = "sleep stage task {} starting"
+
+
+class SleepStage(ToyStage):
+    """A toy stage whose tasks announce themselves on stderr, then sleep (a long task)."""
+
+    def run(self, task, io):
+        print(STARTED.format(task.index), file=sys.stderr, flush=True)
+        time.sleep(600)
+        raise AssertionError("the sleeping task should have been cancelled")
+
+
+def _wait_for_log(workdir: Path, stage: str, index: int, text: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if any(text in path.read_text() for path in task_logs(workdir, stage, index)):
+                return
+        except LogNotFound:
+            pass
+        time.sleep(1)
+    pytest.fail(f"{stage} task {index} never logged {text!r}")
+
+
+@pytest.mark.slurm
+def test_logs_and_cancel_on_slurm(slurm_cluster, tmp_path, monkeypatch, capsys):
+    from tests.fixtures.slurm import wait_for_jobs
+
+    monkeypatch.setitem(STAGES, "toy", SleepStage)
+    problems = write_problems(tmp_path / "problems.jsonl", n=4)
+    cfg = ToyPipeline(workdir=str(tmp_path / "run"), executor="slurm", cluster="local",
+                      ingest=IngestConfig(paths=[str(problems)], num_shards=2))
+    result = launch(cfg, SlurmExecutor(load_profile("local")), ["ingest", "toy"], wait=False,
+                    echo=lambda *_: None)
+    toy_jobs = [t.job_id for t in result.plans[1].manifest.tasks]
+    workdir = Path(cfg.workdir)
+    _wait_for_log(workdir, "toy", 0, STARTED.format(0))
+
+    capsys.readouterr()
+    assert main(["logs", str(workdir), "toy", "0", "--tail", "3"]) == 0
+    assert STARTED.format(0) in capsys.readouterr().out
+    assert main(["logs", str(workdir), "ingest", "1"]) == 0  # a finished task: its receipt's log
+    assert "submitit" in capsys.readouterr().out
+
+    assert main(["cancel", "--workdir", str(workdir), "--stages", "toy"]) == 0
+    out = capsys.readouterr().out
+    assert all(job in out for job in toy_jobs), out
+    states = wait_for_jobs(toy_jobs, timeout=120)
+    assert set(states.values()) == {"CANCELLED"}, states
+    (toy,) = [r for r in status.collect(workdir) if r.stage == "toy"]
+    assert toy.counts["failed"] == 2 and "CANCELLED" in toy.failures[0].reason
+
+    assert main(["cancel", "--workdir", str(workdir)]) == 0  # nothing left to cancel
+    out = capsys.readouterr().out
+    assert "already ended" in out and "ingest" in out and "complete" in out
+
+
+DRIVER = """
+import sys
+from heal_batch.executors.local import LocalExecutor
+from heal_batch.pipeline.launch import launch
+from heal_batch.pipeline.registry import STAGES
+from heal_batch.stages.ingest import IngestConfig
+from tests.fixtures.toy_stage import ToyPipeline
+from tests.slurm.test_cancel_logs import SleepStage
+
+STAGES["toy"] = SleepStage
+cfg = ToyPipeline(workdir=sys.argv[1], executor="local",
+                  ingest=IngestConfig(paths=[sys.argv[2]], num_shards=2))
+launch(cfg, LocalExecutor(parallelism=1, show_progress=False), ["ingest", "toy"])
+"""
+
+
+def test_logs_and_cancel_local_tasks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(STAGES, "toy", SleepStage)
+    # The launcher script is named heal-batch, as the console script is: cancel stops it first.
+    driver = tmp_path / "heal-batch"
+    driver.write_text(DRIVER)
+    workdir = tmp_path / "run"
+    problems = write_problems(tmp_path / "problems.jsonl", n=4)
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    launcher = subprocess.Popen([sys.executable, str(driver), str(workdir), str(problems)],
+                                cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_log(workdir, "toy", 0, STARTED.format(0), timeout=120)
+        capsys.readouterr()
+        assert main(["logs", str(workdir), "toy", "0"]) == 0  # no receipt, no entry: found by scan
+        assert STARTED.format(0) in capsys.readouterr().out
+
+        layout = Layout(workdir)
+        key = layout.read_ref("toy")
+        (controller,) = _pid_folders(layout.logs("toy", key))
+        assert main(["cancel", "--workdir", str(workdir)]) == 0
+        out = capsys.readouterr().out
+        assert f"pid {controller}" in out and f"stopped launcher pid {launcher.pid}" in out, out
+        launcher.wait(timeout=30)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert not Path(f"/proc/{controller}").exists() or _zombie(controller)
+    assert 1 not in read_receipts(layout, "toy", key)  # the launcher stopped: task 1 never ran
+    assert len(_pid_folders(layout.logs("toy", key))) == 1
+    assert main(["cancel", "--workdir", str(workdir), "--stages", "toy"]) == 0
+    assert "no pid record of a running task" in capsys.readouterr().out
+
+
+def _pid_folders(logs: Path) -> list[int]:
+    return [int(p.name) for p in logs.iterdir() if p.name.isdigit()]
+
+
+def _zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+
+
+def test_logs_and_cancel_name_what_is_wrong(tmp_path, capsys):
+    assert main(["logs", str(tmp_path), "generate", "0"]) == 2
+    assert "stage 'generate' has no run" in capsys.readouterr().err
+    assert main(["cancel", "--workdir", str(tmp_path), "--stages", "gen"]) == 2
+    assert "unknown stage(s) gen; valid stages: ingest" in capsys.readouterr().err
