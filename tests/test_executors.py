@@ -53,23 +53,3 @@ def test_sigterm_to_the_launcher_kills_the_running_task(tmp_path):
         assert _wait_for(lambda: not _alive(task_pid), 10), "the task outlived the launcher"
     finally:
         launcher.kill()
-
-
-def test_a_task_uses_as_many_threads_as_it_has_cpus(monkeypatch):
-    import torch
-
-    from heal_batch.pipeline import worker
-
-    before = torch.get_num_threads()
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
-    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
-    try:
-        worker._limit_cpu_threads()
-        assert os.environ["OMP_NUM_THREADS"] == "1" and torch.get_num_threads() == 1
-        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's own setting wins
-        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
-        worker._limit_cpu_threads()
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from heal_batch.pipeline import failpoints
 from heal_batch.store.layout import Layout
@@ -59,9 +59,21 @@ class TaskIO:
     """A task's window on the work directory: read input shards, write its one output shard,
     keep private scratch files (resume chunks, checkpoints)."""
 
-    def __init__(self, layout: Layout, stage: str, run_key: str, index: int):
+    def __init__(
+        self, layout: Layout, stage: str, run_key: str, index: int, rank: int = 0, world_size: int = 1
+    ):
         self.layout, self.stage, self.run_key, self.index = layout, stage, run_key, index
+        self.rank, self.world_size = rank, world_size  # of this process in a multi-rank task
         self._writer: ShardWriter | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process of a multi-rank task that writes records."""
+        return self.rank == 0
+
+    def checkpoints(self, name: str) -> Path:
+        """This run's checkpoint folder ``name`` (absolute; shared by the ranks, kept on reruns)."""
+        return self.layout.checkpoints(self.run_key, name).resolve()
 
     @property
     def scratch(self) -> Path:
@@ -90,15 +102,28 @@ class TaskIO:
             self._writer.abort()
 
 
+Resources = Literal["array", "distributed"]
+
+
 class Stage(Protocol):
-    """name/version identify the stage; ``upstream`` names the stages it reads; ``section`` is its
-    attribute in the pipeline config. ``resources`` is ``"array"`` (one element per task) or
-    ``"distributed"`` (one multi-rank job per task, e.g. training)."""
+    """The contract between a stage and the launcher, worker and executors (nothing else is read).
+
+    ``name``/``version`` identify the stage; ``upstream`` names the stages it reads (their
+    manifests reach ``plan``); ``section`` is its attribute in the pipeline config and ``shared``
+    the other config sections it reads (e.g. ``teacher``): the launcher builds the stage as
+    ``cls(cfg.<section>, **{s: cfg.<s> for s in shared})``, and both go into its run key together
+    with ``config`` and ``fingerprint()`` (the hash of files it reads outside the store).
+    ``resources`` is ``"array"`` (one array element per task) or ``"distributed"`` (one
+    multi-rank job per task, e.g. training). Adding a stage is one module and one line in
+    ``heal_batch.pipeline.registry``.
+    """
 
     name: ClassVar[str]
     version: ClassVar[int]
     upstream: ClassVar[tuple[str, ...]]
     section: ClassVar[str]
+    shared: ClassVar[tuple[str, ...]]
+    resources: ClassVar[Resources]
     config: Any
 
     def plan(self, upstream: Mapping[str, Manifest]) -> list[Task]: ...

@@ -15,7 +15,7 @@ from typing import Any
 
 from heal_batch.pipeline.provenance import code_version, library_versions
 from heal_batch.pipeline.registry import STAGES, upstream_closure
-from heal_batch.pipeline.contract import Task, parse_ref
+from heal_batch.pipeline.contract import Stage, Task, parse_ref
 from heal_batch.store.atomic import write_text_atomic
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import Manifest, TaskEntry, load_manifest, refresh, save_manifest, seal_if_complete
@@ -32,7 +32,7 @@ class PlanError(RuntimeError):
 @dataclass
 class StagePlan:
     name: str
-    stage: Any
+    stage: Stage
     key: str
     manifest: Manifest
     tasks: list[Task]
@@ -52,13 +52,13 @@ class LaunchResult:
 def build_stage(cfg, name: str):
     """The stage object: its own config section plus the shared sections it declares (``teacher``)."""
     cls = STAGES[name]
-    shared = {section: getattr(cfg, section) for section in getattr(cls, "shared", ())}
+    shared = {section: getattr(cfg, section) for section in cls.shared}
     return cls(getattr(cfg, cls.section), **shared)
 
 
 def key_material(cfg, stage) -> dict[str, Any]:
     """What a run key covers: the stage's section and the shared sections it uses."""
-    return {"config": stage.config, **{s: getattr(cfg, s) for s in getattr(stage, "shared", ())}}
+    return {"config": stage.config, **{s: getattr(cfg, s) for s in stage.shared}}
 
 
 def plan(cfg, stages: list[str] | None = None, only: dict[str, set[int]] | None = None,

@@ -19,9 +19,10 @@ checkpoints in the order base, train-1 tasks, train-2 tasks, train-3 tasks, trai
 Task inputs: ``(model, "benchmark:<name>", "data_dir:<abs path>")`` where model is ``@train-2/0`` (a
 checkpoint shard, resolved by the worker) or ``model:<spec>`` for the base student.
 
-The data folder is resolved once, at planning time, so every task and the manifest name the same
-folder: ``evaluate.data_dir``, else ``$HEAL_BATCH_DATA``, else ``../shared/data`` next to the
-repository checkout when it exists. The run key covers the benchmark files' contents (fingerprint).
+The data folder is resolved once, at planning time, by the one rule of
+``heal_batch.data.benchmarks`` (``evaluate.data_dir``, else ``$HEAL_BATCH_DATA``, else
+``../shared/data`` next to the checkout), so every task names the same folder. The run key covers
+the benchmark files' contents (fingerprint), not the folder's path.
 
 ``arith`` is the one benchmark that is not read from the data folder: held-out built-in arithmetic
 problems (``evaluate.arith_count`` of them, seed ``evaluate.arith_seed``) that skip every problem
@@ -34,17 +35,22 @@ scratch folder (``data_dir:generated`` in its inputs) and lm-eval reads it from 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from heal_batch.evaluation.harness import BENCHMARK_FILES, GENERATED_BENCHMARKS, EvalConfig, data_benchmarks
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref
+from heal_batch.data.benchmarks import (
+    BENCHMARK_FILES,
+    GENERATED_BENCHMARKS,
+    data_benchmarks,
+    fingerprint,
+    resolve_data_dir,
+)
+from heal_batch.evaluation.harness import EvalConfig
+from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref, Resources
 from heal_batch.store.manifests import Manifest
 
 TRAIN_STAGES = ("train-1", "train-2", "train-3", "train-baselines")
@@ -52,7 +58,6 @@ DEMO_MODEL = "smollm2-135m-instruct"
 BASE = "base"
 MODEL_PREFIX, BENCH_PREFIX, DATA_PREFIX = "model:", "benchmark:", "data_dir:"
 GENERATED = "generated"  # data_dir of a benchmark the task writes itself (arith)
-REPO_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 @dataclass(frozen=True)
@@ -104,36 +109,12 @@ class EvaluateConfig(EvalConfig):
         return EvalConfig(**values)
 
 
-def resolve_data_dir(configured: str | None) -> Path:
-    """The benchmark data folder: `configured`, else $HEAL_BATCH_DATA, else ../shared/data."""
-    tried = []
-    for origin, value in (
-        ("evaluate.data_dir", configured),
-        ("$HEAL_BATCH_DATA", os.environ.get("HEAL_BATCH_DATA")),
-    ):
-        if value:
-            path = Path(value).expanduser().resolve()
-            if not path.is_dir():
-                raise FileNotFoundError(
-                    f"{origin}={value!r}: no such folder (benchmark JSONL files)"
-                )
-            return path
-        tried.append(f"{origin} (not set)")
-    if REPO_DATA.is_dir():
-        return REPO_DATA.resolve()
-    tried.append(f"{REPO_DATA} (no such folder)")
-    raise FileNotFoundError(
-        "benchmark data folder not found; tried "
-        + ", ".join(tried)
-        + ": set evaluate.data_dir or HEAL_BATCH_DATA"
-    )
-
-
 class EvaluateStage:
     name: ClassVar[str] = "evaluate"
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = TRAIN_STAGES
     section: ClassVar[str] = "evaluate"
+    resources: ClassVar[Resources] = "array"
     # the base row is the untrained student; arith skips the training problems of ingest.paths
     shared: ClassVar[tuple[str, ...]] = ("student", "ingest")
 
@@ -142,14 +123,17 @@ class EvaluateStage:
             raise ValueError("evaluate.benchmarks is empty: name at least one benchmark")
         if config.arith_count < 1:
             raise ValueError(f"evaluate.arith_count must be >= 1, got {config.arith_count}")
-        self.config = config
+        # The run key covers the benchmark files' contents (fingerprint), not their folder: the
+        # folder is kept here and the keyed config says data_dir: null, so two checkouts agree.
+        self.data_setting = config.data_dir
+        self.config = dataclasses.replace(config, data_dir=None)
         self.base_model = config.base_model or (student.model if student else DEMO_MODEL)
         self.training_paths = list(ingest.paths) if ingest else []
 
     def data_dir(self) -> Path | None:
         """The benchmark data folder; None when every benchmark is generated (arith only)."""
         read = data_benchmarks(self.config.benchmarks)
-        return resolve_data_dir(self.config.data_dir) if read else None
+        return resolve_data_dir(self.data_setting, "evaluate.data_dir") if read else None
 
     def fingerprint(self) -> str:
         """sha256 over the benchmark files read (and custom task YAMLs): new data, new run key."""
@@ -158,12 +142,7 @@ class EvaluateStage:
         files = [data / BENCHMARK_FILES[b] for b in names]
         if self.config.tasks_dir:
             files += sorted(Path(self.config.tasks_dir).glob("*"))
-        sha = hashlib.sha256()
-        for path in files:
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: benchmark file missing from the data folder")
-            sha.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-        return sha.hexdigest()
+        return fingerprint(files)
 
     def models(self, upstream: Mapping[str, Manifest]) -> list[str]:
         """The model input of each checkpoint, in task order."""

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from heal_batch.pipeline import failpoints
 from heal_batch.pipeline.progress import report as report_progress
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref
+from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref, Resources
 from heal_batch.pipeline.chunks import ChunkProgress
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
@@ -63,6 +63,7 @@ class GenerateStage:
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = ("ingest",)
     section: ClassVar[str] = "generate"
+    resources: ClassVar[Resources] = "array"
     shared: ClassVar[tuple[str, ...]] = ("teacher",)
 
     def __init__(self, config: GenerateConfig, teacher: TeacherConfig):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from heal_batch.data.problem_files import ProblemFileError, fingerprint, iter_problems
-from heal_batch.pipeline.contract import Counters, Task, TaskIO
+from heal_batch.pipeline.contract import Counters, Task, TaskIO, Resources
 from heal_batch.store.manifests import Manifest
 
 
@@ -54,6 +54,8 @@ class IngestStage:
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = ()
     section: ClassVar[str] = "ingest"
+    resources: ClassVar[Resources] = "array"
+    shared: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: IngestConfig):
         if config.num_shards < 1:

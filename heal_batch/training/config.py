@@ -70,13 +70,13 @@ class TrainConfig:
     epochs: int = 1
     per_device_batch: int = 1
     grad_accum: int = 1
-    max_seq_len: int = 2048
+    max_seq_len: int = 4096
     warmup_ratio: float = 0.03
     schedule: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
     seed: int = 0
     deepspeed: str = "zero2"
     dtype: Literal["auto", "bf16", "fp32"] = "auto"
-    save_every_steps: int = 100
+    save_every_steps: int = 50
     keep_checkpoints: int = 1
     keep_ds_checkpoint: bool = False
     log_every_steps: int = 1

@@ -4,12 +4,10 @@ Inputs -> outputs: the process environment -> a `DistEnv` (rank, world size, loc
 with the process group initialised through `deepspeed.init_distributed`.
 
 Where the ranks come from:
-- RANK/WORLD_SIZE/... already set (torchrun, or submitit's
-  `submitit.helpers.TorchDistributedEnvironment().export()` in each Slurm task): used as they are.
-- No RANK, but a Slurm step with several tasks (SLURM_NTASKS > 1, e.g. plain `srun`): exported
-  from the SLURM_* variables the way submitit's helper does, so N tasks never train N
-  independent copies by mistake.
-- Neither: a single process; RANK=0, WORLD_SIZE=1, LOCAL_RANK=0, MASTER_ADDR=127.0.0.1 and a free
+- RANK/WORLD_SIZE/... already set (torchrun, or the worker's
+  `heal_batch.executors.environment.prepare_task` in every rank of a multi-task job, submitit's
+  or a plain `srun`): used as they are.
+- Not set: a single process; RANK=0, WORLD_SIZE=1, LOCAL_RANK=0, MASTER_ADDR=127.0.0.1 and a free
   MASTER_PORT are set for the duration of the call and restored afterwards (DeepSpeed otherwise
   falls back to MPI discovery and fails without mpi4py). The 1-rank group itself stays up, so a
   second train_sft in the same process (the next PACE stage) reuses it.
@@ -99,9 +97,6 @@ def free_port() -> int:
 def _export_env() -> None:
     if "RANK" in os.environ:
         return
-    if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ:
-        os.environ.update(_slurm_env())
-        return
     os.environ.update(
         RANK="0",
         WORLD_SIZE="1",
@@ -109,28 +104,6 @@ def _export_env() -> None:
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(free_port()),
     )
-
-
-def _slurm_env() -> dict[str, str]:
-    """What submitit's TorchDistributedEnvironment().export() sets, also under plain srun.
-
-    (Its JobEnvironment() only activates inside submitit jobs; the Slurm class reads the same
-    SLURM_* variables directly.) Every task derives the same port from the job id.
-    """
-    import random
-
-    from submitit.slurm.slurm import SlurmJobEnvironment
-
-    job = SlurmJobEnvironment()
-    port = os.environ.get("MASTER_PORT") or str(random.Random(job.job_id).randint(20000, 60000))
-    return {
-        "MASTER_ADDR": job.hostnames[0],
-        "MASTER_PORT": port,
-        "RANK": str(job.global_rank),
-        "WORLD_SIZE": str(job.num_tasks),
-        "LOCAL_RANK": str(job.local_rank),
-        "LOCAL_WORLD_SIZE": str(job.num_tasks // job.num_nodes),
-    }
 
 
 def _describe() -> DistEnv:

@@ -46,6 +46,8 @@ class Canned:
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = ()
     section: ClassVar[str] = "canned"
+    shared: ClassVar[tuple[str, ...]] = ()
+    resources: ClassVar[str] = "array"
 
     def __init__(self, config: CannedConfig):
         self.config = config

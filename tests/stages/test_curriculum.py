@@ -322,6 +322,8 @@ class FakeGenerate:
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = ()
     section: ClassVar[str] = "fake_generate"
+    shared: ClassVar[tuple[str, ...]] = ()
+    resources: ClassVar[str] = "array"
 
     def __init__(self, config):
         self.config = config
@@ -343,6 +345,8 @@ class FakeGenerate:
 class FakeScore(FakeGenerate):
     name: ClassVar[str] = "score"
     section: ClassVar[str] = "fake_score"
+    shared: ClassVar[tuple[str, ...]] = ()
+    resources: ClassVar[str] = "array"
 
     def plan(self, upstream):
         return [Task(self.name, 0, ())]

@@ -41,6 +41,8 @@ class FakeTrain:
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = ()
     section: ClassVar[str] = "fake_train"
+    shared: ClassVar[tuple[str, ...]] = ()
+    resources: ClassVar[str] = "array"
 
     def __init__(self, config: FakeTrainConfig):
         self.config = config

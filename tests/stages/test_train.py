@@ -124,9 +124,8 @@ def test_only_rank_zero_writes_and_the_out_dir_is_stable(tmp_path, monkeypatch):
     shard = write_records(layout.store, [{"id": "x", "set": "heal-1", "messages": chat}])
     stage = Train1Stage(TrainStageConfig(), StudentConfig(model=str(tmp_path)))
     written = {}
-    for rank in ("1", "0"):
-        monkeypatch.setenv("RANK", rank)
-        io = TaskIO(layout, "train-1", "k" * 64, 0)
+    for rank in ("1", "0"):  # the worker hands each rank its rank and world size
+        io = TaskIO(layout, "train-1", "k" * 64, 0, rank=int(rank), world_size=2)
         counters = stage.run(Task("train-1", 0, (shard,)), io)
         written[rank] = list(io.read(io.close()[0]))
     assert written["1"] == [] and len(written["0"]) == 1

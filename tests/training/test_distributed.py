@@ -43,30 +43,6 @@ def test_existing_rank_variables_are_left_alone(clean_env):
     assert os.environ["RANK"] == "3" and "MASTER_PORT" not in os.environ
 
 
-def test_slurm_tasks_export_their_ranks(clean_env):
-    slurm = {
-        "SLURM_JOB_ID": "77",
-        "SLURM_NTASKS": "4",
-        "SLURM_PROCID": "3",
-        "SLURM_LOCALID": "1",
-        "SLURM_NODEID": "1",
-        "SLURM_JOB_NUM_NODES": "2",
-        "SLURM_JOB_NODELIST": "gpu[01-02]",
-        "SLURM_STEP_NODELIST": "gpu[01-02]",
-    }
-    for key, value in slurm.items():
-        clean_env[key] = value
-    distributed._export_env()
-    got = {k: os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}
-    assert got == {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "gpu01"}
-    port = os.environ["MASTER_PORT"]
-    for key in VARS:  # another task of the same job picks the same port
-        del clean_env[key]
-    clean_env["SLURM_PROCID"] = "0"
-    distributed._export_env()
-    assert os.environ["MASTER_PORT"] == port and os.environ["RANK"] == "0"
-
-
 _EXIT_PROBE = """
 import atexit, sys
 import torch.distributed as dist

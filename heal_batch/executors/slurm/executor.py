@@ -37,7 +37,7 @@ class SlurmExecutor:
             folder=logs / "%j", cluster="slurm", **profile.executor_arguments()
         )
         executor.update_parameters(name=f"heal-{submission.stage}", **params)
-        if getattr(jobs[0].stage, "resources", "array") == "distributed":
+        if jobs[0].stage.resources == "distributed":
             # One multi-node, multi-task job per task: submitit starts the ranks (no torchrun wrapper).
             for job in jobs:
                 handle = executor.submit(TaskRunner(), job)

@@ -51,7 +51,7 @@ def write_scripts(cfg, plans, profile, folder: Path) -> Path:
 
 def _script(plan, profile, config: Path, workdir: str) -> str:
     logs = Path(workdir) / "runs" / plan.name / plan.key / "logs"
-    distributed = getattr(plan.stage, "resources", "array") == "distributed"
+    distributed = plan.stage.resources == "distributed"
     lines = ["#!/bin/bash", f"# heal-batch stage {plan.name} (run {plan.key[:12]}): tasks {[t.index for t in plan.todo]}",
              f"#SBATCH --job-name=heal-{plan.name}", *profile.sbatch_lines()]
     if distributed:  # one job per task would need one script each; a single task is the common case

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Literal
 from heal_batch.evaluation.harness import BENCHMARK_FILES, BENCHMARKS, DATA_BENCHMARKS, data_benchmarks
 from heal_batch.method.pace import PaceConfig
 from heal_batch.records import CANDIDATE_KINDS
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref
+from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref, Resources
 from heal_batch.stages.curriculum.sets import HEAL_SETS, set_specs
 from heal_batch.stages.repair.stage import RepairConfig
 from heal_batch.stages.teacher import TeacherConfig
@@ -162,6 +162,7 @@ class CurriculumStage:
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = ("generate", "score")
     section: ClassVar[str] = "curriculum"
+    resources: ClassVar[Resources] = "array"
     # repair: the bucket thresholds, so a problem's bucket is the one repair acted on
     shared: ClassVar[tuple[str, ...]] = ("teacher", "repair")
 

@@ -32,7 +32,7 @@ from heal_batch.pipeline import failpoints
 from heal_batch.method.gear import GearConfig
 from heal_batch.method.hints import DEFAULT_ANSWER_GUIDED_TEMPLATE
 from heal_batch.pipeline.progress import report as report_progress
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref
+from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref, Resources
 from heal_batch.pipeline.chunks import ChunkProgress
 from heal_batch.stages.repair.jobs import group_by_problem, problem_bucket
 from heal_batch.stages.teacher import TeacherConfig
@@ -115,6 +115,7 @@ class RepairStage:
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = ("generate",)
     section: ClassVar[str] = "repair"
+    resources: ClassVar[Resources] = "array"
     shared: ClassVar[tuple[str, ...]] = ("teacher",)
 
     def __init__(self, config: RepairConfig, teacher: TeacherConfig):

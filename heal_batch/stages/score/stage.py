@@ -28,7 +28,7 @@ from heal_batch.pipeline import failpoints
 from heal_batch.method.seeds import stable_seed
 from heal_batch.pipeline.progress import report as report_progress
 from heal_batch.records import CANDIDATE_KINDS
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref
+from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref, Resources
 from heal_batch.pipeline.chunks import ChunkProgress
 from heal_batch.stages.repair.stage import RepairConfig
 from heal_batch.stages.teacher import TeacherConfig
@@ -85,6 +85,7 @@ class ScoreStage:
     version: ClassVar[int] = 1
     upstream: ClassVar[tuple[str, ...]] = ("repair", "generate")
     section: ClassVar[str] = "score"
+    resources: ClassVar[Resources] = "array"
     shared: ClassVar[tuple[str, ...]] = ("teacher", "repair")
 
     def __init__(self, config: ScoreConfig, teacher: TeacherConfig, repair: RepairConfig):

@@ -10,20 +10,13 @@ section (also the base row of ``evaluate``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from heal_batch.stages.curriculum.sets import HEAL_SETS
 from heal_batch.training.config import TrainConfig
 
 BUDGETS = ("heal_steps", "epochs")
-# TrainConfig fields that TrainStageConfig passes through unchanged.
-PASSED = (
-    "lr", "per_device_batch", "grad_accum", "max_seq_len", "warmup_ratio", "schedule", "seed",
-    "deepspeed", "dtype", "save_every_steps", "keep_checkpoints", "keep_ds_checkpoint",
-    "log_every_steps", "log_tensorboard", "weight_decay", "max_grad_norm", "attn_implementation",
-    "gradient_checkpointing",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -39,12 +32,14 @@ class StudentConfig:
 
 
 @dataclass(frozen=True)
-class TrainStageConfig:
+class TrainStageConfig(TrainConfig):
     """SFT of the student on the PACE sets (train-1, train-2, train-3) and the baselines.
 
-    Defaults follow the paper's recipe (5, 2, 2 epochs at lr 1e-5; global batch 8 on 8 GPUs).
-    One SmolLM2-135M step on a 2-core CPU takes about a minute, so jobs/demo.yaml caps every
-    stage at a few steps with max_steps.
+    Every TrainConfig field (heal_batch.training.config: lr, batch, max_seq_len, deepspeed, ...)
+    is a field here too and passes through unchanged; this section adds PACE's epochs per stage
+    and the baselines' budget. Defaults follow the paper's recipe (5, 2, 2 epochs at lr 1e-5;
+    global batch 8 on 8 GPUs). One SmolLM2-135M step on a 2-core CPU takes about a minute, so
+    jobs/demo.yaml caps every stage at a few steps with max_steps.
 
     Args:
         epochs: epochs of HEAL stages I, II, III, each starting from the previous checkpoint.
@@ -52,48 +47,11 @@ class TrainStageConfig:
         baseline_budget: heal_steps (a baseline trains as many optimizer steps as stages I-III
             together) or epochs (baseline_epochs passes over its set).
         baseline_epochs: epochs of each baseline when baseline_budget is epochs.
-        lr: peak learning rate (AdamW), restarted per stage.
-        per_device_batch: packed rows per micro-batch on each rank.
-        grad_accum: micro-batches per optimizer step on each rank.
-        max_seq_len: tokens per packed row; longer samples are truncated.
-        warmup_ratio: share of each stage's steps spent warming the lr up from 0.
-        schedule: lr decay after warm-up: cosine, linear or constant_with_warmup.
-        seed: sample order, packing ties and torch RNG.
-        deepspeed: zero2, zero3 (heal_batch/training/deepspeed/) or a DeepSpeed JSON path.
-        dtype: auto (bf16 on GPU, fp32 on CPU), bf16 or fp32.
-        save_every_steps: resumable checkpoint every N optimizer steps (0: never).
-        keep_checkpoints: resumable checkpoints kept on disk.
-        keep_ds_checkpoint: keep the DeepSpeed checkpoint after the final HF directory is written.
-        log_every_steps: a train_log.jsonl line every N optimizer steps.
-        log_tensorboard: also log to TensorBoard (skipped with a warning if not installed).
-        weight_decay: AdamW weight decay.
-        max_grad_norm: gradient clipping norm (0: none).
-        attn_implementation: sdpa, eager or flash_attention_2 (GPU).
-        gradient_checkpointing: recompute activations in backward (saves memory).
     """
 
-    epochs: list[int] = field(default_factory=lambda: [5, 2, 2])
-    max_steps: int | None = None
+    epochs: list[int] = field(default_factory=lambda: [5, 2, 2])  # type: ignore[assignment]
     baseline_budget: Literal["heal_steps", "epochs"] = "heal_steps"
     baseline_epochs: int = 9
-    lr: float = 1e-5
-    per_device_batch: int = 1
-    grad_accum: int = 1
-    max_seq_len: int = 4096
-    warmup_ratio: float = 0.03
-    schedule: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
-    seed: int = 0
-    deepspeed: str = "zero2"
-    dtype: Literal["auto", "bf16", "fp32"] = "auto"
-    save_every_steps: int = 50
-    keep_checkpoints: int = 1
-    keep_ds_checkpoint: bool = False
-    log_every_steps: int = 1
-    log_tensorboard: bool = False
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    attn_implementation: str = "sdpa"
-    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if len(self.epochs) != len(HEAL_SETS):
@@ -115,6 +73,5 @@ class TrainStageConfig:
         return self._train(self.baseline_epochs, None)
 
     def _train(self, epochs: int, max_steps: int | None) -> TrainConfig:
-        return TrainConfig(
-            epochs=epochs, max_steps=max_steps, **{k: getattr(self, k) for k in PASSED}
-        )
+        passed = {f.name: getattr(self, f.name) for f in fields(TrainConfig)}
+        return TrainConfig(**{**passed, "epochs": epochs, "max_steps": max_steps})

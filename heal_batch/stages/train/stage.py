@@ -15,7 +15,7 @@ student; with ``baseline_budget: heal_steps`` a baseline trains as many optimize
 stages I-III together (counted on their sets at this job's world size and batch settings).
 
 Training is ``heal_batch.training.train_sft`` (DeepSpeed; one process locally, every rank of a
-multi-task Slurm job with ``resources = "distributed"``). The out dir
+multi-rank job with ``resources = "distributed"``; rank and world size come from ``TaskIO``). The out dir
 ``<workdir>/checkpoints/<run_key>/<set>/`` depends only on the run and the set, so a requeued or
 re-run task resumes from its last DeepSpeed checkpoint there; a finished one is only verified.
 A stage's run key covers only its own training settings (``StageTraining``), so changing stage
@@ -26,14 +26,14 @@ III's epochs retrains stage III alone (and what reads it).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref
+from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO, ref
 from heal_batch.stages.curriculum.sets import HEAL_SETS
 from heal_batch.stages.train.config import StudentConfig, TrainStageConfig
 from heal_batch.store.manifests import Manifest
@@ -50,31 +50,39 @@ class StageTraining:
 
 
 class _TrainStage:
-    """Shared by the four train stages; subclasses set name, upstream and the task plan."""
+    """The four train stages differ only in the class attributes below (no hooks to override):
+    ``heal_stage`` N trains set heal-N from the previous stage's checkpoint (the student for
+    N = 1); ``heal_stage = None`` trains every baseline set from the student."""
 
     version: ClassVar[int] = 1
     section: ClassVar[str] = "train"
     shared: ClassVar[tuple[str, ...]] = ("student",)
-    resources: ClassVar[str] = "distributed"
+    resources: ClassVar[Resources] = "distributed"
     name: ClassVar[str]
     upstream: ClassVar[tuple[str, ...]]
+    heal_stage: ClassVar[int | None]
 
     def __init__(self, config: TrainStageConfig, student: StudentConfig):
         self.settings, self.student = config, student
-        self.config = self.training()
-
-    def training(self) -> StageTraining:
-        raise NotImplementedError
+        self.config = stage_training(config, self.heal_stage)
 
     def fingerprint(self) -> str:
         return ""
+
+    def plan(self, upstream: Mapping[str, Manifest]) -> list[Task]:
+        if self.heal_stage is None:
+            return _baseline_tasks(self.name, upstream["curriculum"], bool(self.config.budget_from))
+        inputs = (ref("curriculum", self.heal_stage - 1),)
+        if self.heal_stage > 1:
+            inputs += (ref(f"train-{self.heal_stage - 1}", 0),)
+        return [Task(self.name, 0, inputs)]
 
     def run(self, task: Task, io: TaskIO) -> Counters:
         records = list(io.read(task.inputs[0]))
         set_name = _set_name(records, task, self.name)
         init_path, base = self._start(task, io)
         cfg = self._train_config(task, io, init_path)
-        out_dir = io.layout.workdir.resolve() / "checkpoints" / io.run_key / set_name
+        out_dir = io.checkpoints(set_name)
         from heal_batch.training import train_sft
 
         result = train_sft(records, init_path, out_dir, cfg)
@@ -82,88 +90,72 @@ class _TrainStage:
         counters.keep()
         counters.update(examples=len(records), steps=result.steps)
         counters["resumed_from_step"] += result.resumed_from_step
-        if _is_rank_zero():
-            io.write(
-                checkpoint_record(set_name, base, init_path, out_dir, result, cfg, len(records))
-            )
+        if io.is_main:
+            io.write(checkpoint_record(set_name, base, init_path, out_dir, result, cfg, len(records),
+                                       io.world_size))
         return counters
 
     def _start(self, task: Task, io: TaskIO) -> tuple[str, str]:
         """(HF directory training starts from, what it is: student spec or previous set)."""
+        if self.heal_stage is not None and self.heal_stage > 1:
+            record = read_checkpoint(io, task.inputs[1])
+            return record["path"], record["set"]
         from heal_batch.backends.models import resolve_model
 
         return resolve_model(self.student.model), self.student.model
 
     def _train_config(self, task: Task, io: TaskIO, init_path: str) -> TrainConfig:
-        return self.config.train
-
-
-class _HealStage(_TrainStage):
-    stage: ClassVar[int]
-
-    def training(self) -> StageTraining:
-        return StageTraining(self.settings.for_stage(self.stage))
-
-    def plan(self, upstream: Mapping[str, Manifest]) -> list[Task]:
-        inputs = (ref("curriculum", self.stage - 1),)
-        if self.stage > 1:
-            inputs += (ref(f"train-{self.stage - 1}", 0),)
-        return [Task(self.name, 0, inputs)]
-
-    def _start(self, task: Task, io: TaskIO) -> tuple[str, str]:
-        if self.stage == 1:
-            return super()._start(task, io)
-        record = read_checkpoint(io, task.inputs[1])
-        return record["path"], record["set"]
-
-
-class Train1Stage(_HealStage):
-    name: ClassVar[str] = "train-1"
-    upstream: ClassVar[tuple[str, ...]] = ("curriculum",)
-    stage: ClassVar[int] = 1
-
-
-class Train2Stage(_HealStage):
-    name: ClassVar[str] = "train-2"
-    upstream: ClassVar[tuple[str, ...]] = ("curriculum", "train-1")
-    stage: ClassVar[int] = 2
-
-
-class Train3Stage(_HealStage):
-    name: ClassVar[str] = "train-3"
-    upstream: ClassVar[tuple[str, ...]] = ("curriculum", "train-2")
-    stage: ClassVar[int] = 3
-
-
-class TrainBaselinesStage(_TrainStage):
-    """One task per baseline set (curriculum tasks after the HEAL sets), each from the student."""
-
-    name: ClassVar[str] = "train-baselines"
-    upstream: ClassVar[tuple[str, ...]] = ("curriculum",)
-
-    def training(self) -> StageTraining:
-        heal = ()
-        if self.settings.baseline_budget == "heal_steps":
-            heal = tuple(self.settings.for_stage(s) for s in (1, 2, 3))
-        return StageTraining(self.settings.for_baseline(), heal)
-
-    def plan(self, upstream: Mapping[str, Manifest]) -> list[Task]:
-        n_heal = len(HEAL_SETS)
-        heal = tuple(ref("curriculum", i) for i in range(n_heal)) if self.config.budget_from else ()
-        baselines = [t.index for t in upstream["curriculum"].tasks if t.index >= n_heal]
-        return [Task(self.name, j, (ref("curriculum", i), *heal)) for j, i in enumerate(baselines)]
-
-    def _train_config(self, task: Task, io: TaskIO, init_path: str) -> TrainConfig:
-        import dataclasses
-
+        """The stage's TrainConfig; a heal_steps baseline's max_steps is counted here."""
         if not self.config.budget_from:
             return self.config.train
-        world = _world_size()
         steps = sum(
-            planned_steps(list(io.read(address)), init_path, cfg, world)
+            planned_steps(list(io.read(address)), init_path, cfg, io.world_size)
             for address, cfg in zip(task.inputs[1:], self.config.budget_from, strict=True)
         )
         return dataclasses.replace(self.config.train, max_steps=steps)
+
+
+def stage_training(settings: TrainStageConfig, heal_stage: int | None) -> StageTraining:
+    """What the run key of HEAL stage N (or of the baselines, for None) covers."""
+    if heal_stage is not None:
+        return StageTraining(settings.for_stage(heal_stage))
+    heal = ()
+    if settings.baseline_budget == "heal_steps":
+        heal = tuple(settings.for_stage(s) for s in (1, 2, 3))
+    return StageTraining(settings.for_baseline(), heal)
+
+
+def _baseline_tasks(name: str, curriculum: Manifest, budget: bool) -> list[Task]:
+    """One task per baseline set (curriculum tasks after the HEAL sets), each from the student;
+    a heal_steps budget also reads the HEAL sets to count their steps."""
+    n_heal = len(HEAL_SETS)
+    heal = tuple(ref("curriculum", i) for i in range(n_heal)) if budget else ()
+    baselines = [t.index for t in curriculum.tasks if t.index >= n_heal]
+    return [Task(name, j, (ref("curriculum", i), *heal)) for j, i in enumerate(baselines)]
+
+
+class Train1Stage(_TrainStage):
+    name: ClassVar[str] = "train-1"
+    upstream: ClassVar[tuple[str, ...]] = ("curriculum",)
+    heal_stage: ClassVar[int | None] = 1
+
+
+class Train2Stage(_TrainStage):
+    name: ClassVar[str] = "train-2"
+    upstream: ClassVar[tuple[str, ...]] = ("curriculum", "train-1")
+    heal_stage: ClassVar[int | None] = 2
+
+
+class Train3Stage(_TrainStage):
+    name: ClassVar[str] = "train-3"
+    upstream: ClassVar[tuple[str, ...]] = ("curriculum", "train-2")
+    heal_stage: ClassVar[int | None] = 3
+
+
+class TrainBaselinesStage(_TrainStage):
+    name: ClassVar[str] = "train-baselines"
+    upstream: ClassVar[tuple[str, ...]] = ("curriculum",)
+    heal_stage: ClassVar[int | None] = None
 
 
 def planned_steps(
@@ -200,7 +192,7 @@ def read_checkpoint(io: TaskIO, address: str) -> dict[str, Any]:
 
 
 def checkpoint_record(
-    set_name, base, init_path, out_dir: Path, result, cfg: TrainConfig, n: int
+    set_name, base, init_path, out_dir: Path, result, cfg: TrainConfig, n: int, world_size: int
 ) -> dict:
     """The checkpoint record of a finished training task (see manifests/checkpoint.schema.json)."""
     loss = result.final_loss
@@ -211,7 +203,7 @@ def checkpoint_record(
         "train_log": str(out_dir / "train_log.jsonl"), "base": base, "init_path": str(init_path),
         "examples": n, "resumed_from_step": result.resumed_from_step,
         "tokens_per_s": result.tokens_per_s, "nonpad_share": result.nonpad_share,
-        "world_size": _world_size(), "train_config": cfg.to_dict(),
+        "world_size": world_size, "train_config": cfg.to_dict(),
     }  # fmt: skip
 
 
@@ -227,13 +219,3 @@ def _set_name(records: list[dict], task: Task, stage: str) -> str:
             f"{stage} task {task.index}: records of several sets {sorted(map(str, names))}"
         )
     return names.pop()
-
-
-def _world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE") or os.environ.get("SLURM_NTASKS") or 1)
-
-
-def _is_rank_zero() -> bool:
-    from heal_batch.pipeline.worker import _is_rank_zero as rank_zero
-
-    return rank_zero()
