@@ -7,8 +7,10 @@ Data: ``load_local(data_dir=..., data_file=...)`` is the tasks' ``custom_dataset
 it with the task metadata (where ``data_dir`` arrives from ``TaskManager(metadata=...)`` or the CLI's
 ``--metadata``) merged with the YAML's ``dataset_kwargs`` (``data_file``). Fallback: $HEAL_BATCH_DATA.
 
-Grading: ``acc`` counts only an explicit final answer, the last ``\\boxed{...}`` (or, for GSM8K,
-``#### N``, whichever comes last); the last loose number of rambling text is never an answer there.
+Grading: ``acc`` counts only an explicit final answer, the last complete ``\\boxed{...}`` (or
+``\\fbox``; for GSM8K, ``#### N`` when there is no box); the last loose number of rambling text is
+never an answer there. Where the answer stands is a copy of the rule of
+``heal_batch.method.answers.final_answer_char_span`` (a parity test holds the two together).
 ``flex_acc`` is the lenient reading, like lm-eval's gsm8k "flexible-extract": the explicit answer
 when there is one, else the last number of the response (small models often answer in prose,
 "So the answer is 8."). The answer is compared with the reference by math-verify
@@ -25,8 +27,10 @@ from pathlib import Path
 PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 # `meta` is dropped: its fields change type from row to row, which Arrow rejects.
 KEEP_FIELDS = ("id", "problem", "answer", "source")
-_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_HASH_RE = re.compile(r"####\s*([^\n]+)")
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
+_BARE_RE = re.compile(r"[ \t]+([^\s$.,;]+)")  # TeX's bare argument: \boxed 5
+_HASH_RE = re.compile(r"####[ \t]*([^\n]*)")
+_THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
@@ -98,25 +102,50 @@ def last_number(text: str) -> str | None:
 
 
 def extract_answer(text: str, allow_hash: bool = False) -> str | None:
-    """The last ``\\boxed{...}`` content (brace-matched), or ``#### N`` if allowed and later."""
-    boxed, boxed_at = _last_boxed(text)
-    if allow_hash:
-        hits = list(_HASH_RE.finditer(text))
-        if hits and hits[-1].start() > boxed_at:
-            return hits[-1].group(1).strip().rstrip(".").replace(",", "").replace("$", "") or None
-    return boxed
+    """The last complete ``\\boxed{...}``/``\\fbox{...}`` content, else (if allowed) ``#### N``.
+
+    A box wins over ``####`` wherever that stands (``#### Check`` after a box is a heading). A
+    ``####`` answer is the rest of its line without "$", thousands separators and a final ".".
+    "" when the answer is stated but blank; None when there is none.
+    """
+    boxed = _last_boxed(text)
+    if boxed is not None or not allow_hash:
+        return boxed
+    hits = _HASH_RE.findall(text)
+    if not hits:
+        return None
+    answer = hits[-1].strip().rstrip(".").strip()
+    return _THOUSANDS_RE.sub("", answer.replace("$", "")).strip()
 
 
-def _last_boxed(text: str) -> tuple[str | None, int]:
-    starts = list(_BOX_RE.finditer(text))
-    for m in reversed(starts):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
+def _last_boxed(text: str) -> str | None:
+    """Trimmed argument of the last box that closes: braces nest, escaped braces do not count."""
+    for match in reversed(list(_BOX_RE.finditer(text))):
+        i = match.end()
+        while i < len(text) and text[i].isspace():
             i += 1
+        if i < len(text) and text[i] == "{":
+            close = _matching_brace(text, i)
+            if close is not None:
+                return text[i + 1 : close].strip()
+            continue
+        bare = _BARE_RE.match(text, match.end())
+        if bare:
+            return bare.group(1)
+    return None
+
+
+def _matching_brace(text: str, open_at: int) -> int | None:
+    depth, i = 0, open_at
+    while i < len(text):
+        if text[i] == "\\":  # an escaped brace such as \{ does not open or close a group
+            i += 2
+            continue
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
         if depth == 0:
-            return text[m.end() : i - 1].strip(), m.start()
-    return None, -1
+            return i
+        i += 1
+    return None
 
 
 def is_equivalent(answer: str, reference: str) -> bool:

@@ -84,7 +84,7 @@ def test_grade_never_raises_on_odd_output():
 
 def test_nested_braces_and_version():
     assert last_boxed("x \\boxed{a_{b_{c}}} y") == "a_{b_{c}}"
-    assert verifier_version().startswith("heal_batch.method.grading/1 math-verify==0.9")
+    assert verifier_version().startswith("heal_batch.method.grading/2 math-verify==0.9")
 
 
 @pytest.mark.parametrize(

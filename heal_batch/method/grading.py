@@ -3,8 +3,10 @@
 Inputs -> outputs: model output text + reference answer -> Grade(correct, reason, extracted).
 
 An answer counts only when the model states it: the last complete \\boxed{...} (or \\fbox{...}),
-or for GSM8K-style output the last "#### N" line. The last number of loose text is never taken as
-the answer: looping or truncated text would otherwise score by chance (design.md section 9).
+or for GSM8K-style output the last "#### N" line; where it stands is decided by
+``heal_batch.method.answers.final_answer_char_span``, the rule PURE scoring uses too. The last
+number of loose text is never taken as the answer: looping or truncated text would otherwise score
+by chance (design.md section 9). A "#### N" answer loses "$", thousands separators and a final ".".
 The extracted string and the reference are compared by math-verify (LaTeX and plain expressions,
 so \\frac{1}{2} equals 0.5 and 1,000 equals 1000).
 
@@ -23,13 +25,13 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
-Style = Literal["boxed", "gsm8k", "auto"]
-RULES_VERSION = 1  # bump when extraction or comparison rules change meaning
+from heal_batch.method.answers import Style, final_answer_char_span
 
-_BOX = re.compile(r"\\(?:boxed|fbox)\b")
-_GSM8K = re.compile(r"####[ \t]*([^\n]*)")
+# Bump when extraction or comparison rules change meaning. 2: the answers.py rule (escaped braces,
+# any whitespace before a box's brace).
+RULES_VERSION = 2
+
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 # 4.5e33: LaTeX would read e as a symbol, so it becomes 4.5 \times 10^{33}.
 _E_NOTATION = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
@@ -56,29 +58,25 @@ def verifier_version() -> str:
 
 
 def extract_answer(text: str, style: Style = "auto") -> str | None:
-    """The stated final answer, or None. style: "boxed", "gsm8k" or "auto" (boxed, else ####)."""
+    """The stated final answer, or None. style: "boxed", "gsm8k" or "auto" (boxed, else ####).
+
+    "" when the answer is stated but blank (``\\boxed{}``). Raises ValueError for another style.
+    """
     if not isinstance(text, str):
         return None
-    if style not in ("boxed", "gsm8k", "auto"):
-        raise ValueError(f"style {style!r} is not one of 'boxed', 'gsm8k', 'auto'")
-    if style in ("boxed", "auto"):
-        boxed = last_boxed(text)
-        if boxed is not None or style == "boxed":
-            return boxed
-    marks = _GSM8K.findall(text)
-    if not marks:
+    found = final_answer_char_span(text, style)
+    if found is None:
         return None
-    answer = marks[-1].strip().rstrip(".").strip()
+    answer = text[found.start : found.end]
+    if found.marker == "boxed":
+        return answer
+    answer = answer.rstrip(".").strip()
     return _THOUSANDS.sub("", answer.replace("$", "")).strip()
 
 
 def last_boxed(text: str) -> str | None:
     """Content of the last complete \\boxed{...}/\\fbox{...} (nested braces allowed), else None."""
-    for match in reversed(list(_BOX.finditer(text))):
-        content = _braced_after(text, match.end())
-        if content is not None:
-            return content.strip()
-    return None
+    return extract_answer(text, "boxed")
 
 
 def grade(text: str, reference: str, style: Style = "auto") -> Grade:
@@ -132,26 +130,3 @@ def _strip_units(answer: str) -> str:
 def _plain(s: str) -> str:
     s = re.sub(r"\\text\{([^{}]*)\}", r"\1", s)
     return re.sub(r"\s+|\$|\\[,;!]", "", s).rstrip(".").lower()
-
-
-def _braced_after(text: str, i: int) -> str | None:
-    """Content of the {...} group starting at text[i] (after spaces); None if unbalanced.
-
-    Also accepts "\\boxed 5" (a single bare token), as TeX does.
-    """
-    while i < len(text) and text[i] in " \t":
-        i += 1
-    if i >= len(text):
-        return None
-    if text[i] != "{":
-        bare = re.match(r"[^\s$.,;]+", text[i:])
-        return bare.group(0) if bare and text[i - 1] in " \t" else None
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j]
-    return None

@@ -30,7 +30,9 @@ utils = _load_utils()
         (r"\fbox{7}", False, "7"),
         ("16 - 3 - 4 = 9 eggs, 9 * 2 = 18\n#### 18", True, "18"),
         ("#### 1,000.", True, "1000"),
-        (r"#### 5 then \boxed{7}", True, "7"),  # whichever comes last
+        (r"#### 5 then \boxed{7}", True, "7"),  # a box wins over '####' ...
+        ("\\boxed{7}\n#### Check", True, "7"),  # ... wherever it stands (a markdown heading)
+        ("#### 3, 4.", True, "3, 4"),  # only thousands separators are dropped
         ("#### 18", False, None),  # '####' only counts for GSM8K
         ("so 2 + 2 = 4 and the total is 18", True, None),  # a loose number is no answer
         (r"\boxed{unclosed", False, None),
