@@ -7,14 +7,24 @@ so a chunk is either wholly there or absent.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from heal_batch.pipeline import failpoints
+from heal_batch.pipeline.progress import report
 from heal_batch.store.atomic import write_text_atomic
 from heal_batch.store.shards import ShardError, read_records, shard_path, write_records
 
+if TYPE_CHECKING:
+    from heal_batch.pipeline.contract import TaskIO
+
+T = TypeVar("T")
+
 
 class ChunkProgress:
+    """Chunk ``i`` of one task: ``load(i)`` gives its records or None, ``save(i, records)``."""
+
     def __init__(self, scratch: Path):
         self.dir = scratch / "chunks"
 
@@ -31,3 +41,26 @@ class ChunkProgress:
     def save(self, index: int, records: list[dict[str, Any]]) -> None:
         address = write_records(self.dir, records)
         write_text_atomic(self.dir / f"{index}.address", address + "\n")
+
+
+def resumable_chunks(
+    io: TaskIO, items: Sequence[T], size: int, compute: Callable[[Sequence[T]], list[dict]], unit: str
+) -> Iterator[tuple[Sequence[T], list[dict[str, Any]]]]:
+    """The one chunk-resume loop of generate, repair and score.
+
+    Yields ``(chunk, records)`` for consecutive chunks of ``size`` items: ``records`` are loaded
+    from the task's saved progress, or computed by ``compute(chunk)`` and saved before they are
+    yielded (then the ``chunk`` failpoint fires). After the caller has handled a chunk, progress
+    (``done/total unit``) is reported for the local executor's bar. ``compute`` is only called
+    for chunks not saved yet, so a model it needs can be loaded lazily (``functools.cache``).
+    """
+    progress = ChunkProgress(io.scratch)
+    for number, start in enumerate(range(0, len(items), size)):
+        chunk = items[start : start + size]
+        records = progress.load(number)
+        if records is None:
+            records = compute(chunk)
+            progress.save(number, records)
+            failpoints.hit(io.stage, io.index, "chunk")
+        yield chunk, records
+        report(io.scratch, min(start + size, len(items)), len(items), unit)

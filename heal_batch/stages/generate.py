@@ -19,14 +19,13 @@ its shard is identical to an uninterrupted run (samples are seeded per problem, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from heal_batch.pipeline import failpoints
-from heal_batch.pipeline.progress import report as report_progress
 from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref, Resources
-from heal_batch.pipeline.chunks import ChunkProgress
+from heal_batch.pipeline.chunks import resumable_chunks
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
 
@@ -79,22 +78,16 @@ class GenerateStage:
 
     def run(self, task: Task, io: TaskIO) -> Counters:
         problems = list(io.read(task.inputs[0]))
-        size = self.config.chunk_problems
-        progress = ChunkProgress(io.scratch)
-        teacher = None
+        teacher = functools.cache(lambda: _Teacher(self.teacher))
         counters = Counters()
-        for number, start in enumerate(range(0, len(problems), size)):
-            records = progress.load(number)
-            if records is None:
-                teacher = teacher or _Teacher(self.teacher)
-                records = teacher.rollouts(problems[start : start + size], self.config)
-                progress.save(number, records)
-                failpoints.hit(self.name, task.index, "chunk")
+        for _, records in resumable_chunks(
+            io, problems, self.config.chunk_problems,
+            lambda chunk: teacher().rollouts(chunk, self.config), "problems",
+        ):  # fmt: skip
             for record in records:
                 io.write(record)
                 counters.keep()
                 counters[f"graded_{record['grade_reason']}"] += 1
-            report_progress(io.scratch, min(start + size, len(problems)), len(problems), "problems")
         return counters
 
 

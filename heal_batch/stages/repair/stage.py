@@ -24,16 +24,15 @@ Progress is saved every ``chunk_problems`` problems (resume like generate).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from heal_batch.pipeline import failpoints
 from heal_batch.method.gear import GearConfig
 from heal_batch.method.hints import DEFAULT_ANSWER_GUIDED_TEMPLATE
-from heal_batch.pipeline.progress import report as report_progress
 from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref, Resources
-from heal_batch.pipeline.chunks import ChunkProgress
+from heal_batch.pipeline.chunks import resumable_chunks
 from heal_batch.stages.repair.jobs import group_by_problem, problem_bucket
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
@@ -136,30 +135,30 @@ class RepairStage:
         buckets = [
             problem_bucket(g, cfg.easy_min_pass_rate, cfg.corner_max_correct) for g in groups
         ]
-        progress = ChunkProgress(io.scratch)
-        worker = None
+        worker = functools.cache(self._worker)
         counters = Counters()
-        for number, start in enumerate(range(0, len(groups), cfg.chunk_problems)):
-            chunk = list(zip(groups, buckets))[start : start + cfg.chunk_problems]
-            records = progress.load(number)
-            if records is None:
-                todo = [(g, b) for g, b in chunk if cfg.augments(b)]
-                if todo:
-                    from heal_batch.stages.repair.teacher import RepairTeacher
-
-                    worker = worker or RepairTeacher(self.teacher, cfg)
-                records = worker.repair(todo) if todo else []
-                progress.save(number, records)
-                failpoints.hit(self.name, task.index, "chunk")
+        for chunk, records in resumable_chunks(
+            io, list(zip(groups, buckets)), cfg.chunk_problems,
+            lambda chunk: _repair_chunk(worker, chunk, cfg), "problems",
+        ):  # fmt: skip
             for _, b in chunk:
                 counters[f"bucket_{b}"] += 1
             for record in records:
                 io.write(record)
                 _count(counters, record)
-            done = min(start + cfg.chunk_problems, len(groups))
-            report_progress(io.scratch, done, len(groups), "problems")
         return counters
 
+
+    def _worker(self):
+        """The repair teacher (loaded only when a chunk has problems to augment)."""
+        from heal_batch.stages.repair.teacher import RepairTeacher
+
+        return RepairTeacher(self.teacher, self.config)
+
+
+def _repair_chunk(worker, chunk: Sequence[tuple[list[dict], str]], cfg: RepairConfig) -> list[dict]:
+    todo = [(g, b) for g, b in chunk if cfg.augments(b)]
+    return worker().repair(todo) if todo else []
 
 def _count(counters: Counters, record: dict[str, Any]) -> None:
     """Counters rebuilt from records alone, so a resumed task counts like an uninterrupted one."""
