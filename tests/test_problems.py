@@ -3,13 +3,8 @@ from collections import Counter
 
 import pytest
 
-from heal_batch.data.builtin import (
-    DEMO_EXAMPLES,
-    DEMO_SYSTEM_PROMPT,
-    demo_messages,
-    demo_prompt,
-    generate_problems,
-)
+from heal_batch.data.builtin import DEMO_EXAMPLES, generate_problems
+from heal_batch.stages.teacher import TeacherConfig, render_prompt
 
 
 def test_records_have_the_contract_fields_and_exact_answers():
@@ -69,18 +64,11 @@ def test_difficulty_grows_with_level():
     assert steps[1] < steps[2] < steps[3]
 
 
-def test_demo_prompt_shows_a_boxed_answer():
-    system, examples, user = demo_messages("What is 1 + 1?")
-    assert system == DEMO_SYSTEM_PROMPT and "\\boxed{}" in system
-    assert examples == DEMO_EXAMPLES and all("\\boxed{" in a for _, a in examples)
-    assert user == "What is 1 + 1?"
-
-
 def test_demo_prompt_renders_examples_and_prefix(tiny_llama):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_llama)
-    text = demo_prompt(tok, "What is 1 + 1?", assistant_prefix="1 + 1 = ")
+    text = render_prompt(tok, TeacherConfig(), "What is 1 + 1?", assistant_prefix="1 + 1 = ")
     assert text.count("\\boxed{") == 1 + len(DEMO_EXAMPLES)  # system line + examples
     assert text.endswith("What is 1 + 1?<|im_end|>\n<|im_start|>assistant\n1 + 1 = ")
 
@@ -99,7 +87,7 @@ def test_levels_separate_on_the_demo_teacher():
     gen = HFGenerator.from_spec("smollm2-135m-instruct", dtype="bfloat16", device="cpu")
     records = generate_problems(6, seed=0, levels=(1, 3))
     requests = [
-        SampleRequest(demo_prompt(gen.tokenizer, r["problem"]), i, 4) for i, r in enumerate(records)
+        SampleRequest(render_prompt(gen.tokenizer, TeacherConfig(), r["problem"]), i, 4) for i, r in enumerate(records)
     ]
     out = gen.generate(requests, GenerationParams(n=4, temperature=0.7, max_new_tokens=48))
     rate = {1: 0.0, 3: 0.0}

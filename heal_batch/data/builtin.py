@@ -4,8 +4,8 @@ Inputs -> outputs: (count, seed, levels, mix) -> problem records, deterministic 
     {"id": "arith-s0-0003", "problem": "What is 8 + 6?", "answer": "14",
      "source": "builtin/arith-L1", "meta": {"level": 1}}
 
-Levels are calibrated against the demo teacher (SmolLM2-135M-Instruct, bf16, demo_prompt, T=0.7)
-so that the demo fills all three HEAL buckets (design.md section 9; measurements in CALIBRATION):
+Levels are calibrated against the demo teacher (SmolLM2-135M-Instruct, bf16, the demo prompt, T=0.7; measured 2026-11-24 on CPU over
+36 problems, k=8, 96 new tokens) so that the demo fills all three HEAL buckets (design.md section 9):
   1  one sum of two digits ("What is 7 + 5?")          mostly solved      pass rate 0.62
   2  a sum then a difference ("What is 4 + 5 - 3?")    sometimes solved   pass rate 0.39
   3  a four-step shopping word problem                 almost never       pass rate 0.03
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
 
 # The demo prompt: a system line and two worked examples that end with \boxed{}. Without examples
 # SmolLM2-135M rarely writes \boxed{} at all (stack-2026-11-24.md section 4).
@@ -34,18 +33,6 @@ DEMO_EXAMPLES: tuple[tuple[str, str], ...] = (
     ("What is 2 + 5?", "2 + 5 = 7.\nThe answer is \\boxed{7}."),
     ("What is 3 + 4 - 2?", "3 + 4 = 7.\n7 - 2 = 5.\nThe answer is \\boxed{5}."),
 )
-
-# Measured 2026-11-24 on CPU: generate_problems(36, seed=0), 8 samples each, T=0.7, top_p=1,
-# max_new_tokens=96, SmolLM2-135M-Instruct bf16 via HFGenerator, graded by heal_batch.method.grading.
-CALIBRATION = {
-    "pass_rate": {1: 0.615, 2: 0.385, 3: 0.031},
-    "correct_of_8": {
-        1: [7, 4, 5, 1, 2, 0, 7, 7, 8, 5, 6, 7],
-        2: [0, 0, 5, 4, 0, 4, 4, 7, 5, 3, 5, 0],
-        3: [0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0],
-    },
-    "buckets": {"easy": 16, "hard": 3, "corner": 17},
-}
 
 _NAMES = ["Sara", "Tom", "Mia", "Leo", "Ana", "Ben", "Zoe", "Sam", "Eva", "Max", "Lily", "Omar"]
 
@@ -103,18 +90,6 @@ def heldout_problems(
         f"held-out arith: only {len(picked)} of {count} problems (seed {seed}, levels "
         f"{list(levels)}) are not among the {len(exclude)} excluded texts; lower the count"
     )
-
-
-def demo_messages(problem: str) -> tuple[str, tuple[tuple[str, str], ...], str]:
-    """(system, examples, user) for render_chat: the demo prompt around one problem."""
-    return DEMO_SYSTEM_PROMPT, DEMO_EXAMPLES, problem
-
-
-def demo_prompt(tokenizer: Any, problem: str, assistant_prefix: str | None = None) -> str:
-    """The demo prompt for one problem as chat-templated text (optionally mid-answer)."""
-    from heal_batch.backends.base import render_chat
-
-    return render_chat(tokenizer, DEMO_SYSTEM_PROMPT, problem, assistant_prefix, DEMO_EXAMPLES)
 
 
 def _level1(rng: random.Random) -> tuple[str, int]:
