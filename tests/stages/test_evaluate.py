@@ -15,9 +15,9 @@ from heal_batch.config import PipelineConfig
 from heal_batch.executors import make_executor
 from heal_batch.pipeline.launch import launch
 from heal_batch.pipeline.registry import STAGES
-from heal_batch.stages import evaluate as ev_stage
 from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref
-from heal_batch.stages.evaluate import TRAIN_STAGES, EvaluateConfig, EvaluateStage, resolve_data_dir
+from heal_batch.data import benchmarks
+from heal_batch.stages.evaluate import TRAIN_STAGES, EvaluateConfig, EvaluateStage
 from heal_batch.stages.train.stage import StudentConfig
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import Manifest, TaskEntry, load_manifest
@@ -142,15 +142,19 @@ def test_data_dir_order_config_env_repo(tmp_path, monkeypatch):
     configured, env, repo = (tmp_path / d for d in ("configured", "env", "repo"))
     for folder in (configured, env, repo):
         folder.mkdir()
-    monkeypatch.setattr(ev_stage, "REPO_DATA", repo)
+    monkeypatch.setattr(benchmarks, "REPO_DATA", repo)
     monkeypatch.setenv("HEAL_BATCH_DATA", str(env))
+
+    def resolve_data_dir(configured):
+        return EvaluateStage(EvaluateConfig(data_dir=configured)).data_dir()
+
     assert resolve_data_dir(str(configured)) == configured
     assert resolve_data_dir(None) == env
     monkeypatch.delenv("HEAL_BATCH_DATA")
     assert resolve_data_dir(None) == repo
     with pytest.raises(FileNotFoundError, match=r"evaluate.data_dir='/nope': no such folder"):
         resolve_data_dir("/nope")
-    monkeypatch.setattr(ev_stage, "REPO_DATA", tmp_path / "missing")
+    monkeypatch.setattr(benchmarks, "REPO_DATA", tmp_path / "missing")
     with pytest.raises(
         FileNotFoundError,
         match=r"tried evaluate.data_dir \(not set\), \$HEAL_BATCH_DATA "
