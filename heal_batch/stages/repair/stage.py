@@ -151,7 +151,7 @@ class RepairStage:
 
     def _worker(self):
         """The repair teacher (loaded only when a chunk has problems to augment)."""
-        from heal_batch.stages.repair.teacher import RepairTeacher
+        from heal_batch.stages.repair.rollouts import RepairTeacher
 
         return RepairTeacher(self.teacher, self.config)
 

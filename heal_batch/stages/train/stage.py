@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO, ref
 from heal_batch.stages.curriculum.sets import HEAL_SETS
-from heal_batch.stages.train.config import StudentConfig, TrainStageConfig
+from heal_batch.stages.train.settings import StudentConfig, TrainStageConfig
 from heal_batch.store.manifests import Manifest
 from heal_batch.training.config import TrainConfig
 
