@@ -88,6 +88,15 @@ def _add_ops_commands(commands) -> None:
                         help="comma-separated stages (default: all)")
     commands.add_subcommand("cancel", cancel, help="cancel queued and running tasks")
 
+    export = ArgumentParser(description="Export a stage's current run for training tools: "
+                            "curriculum as chat splits (messages + lineage), others as parquet.")
+    export.add_argument("--workdir", type=str, default="runs/demo")
+    export.add_argument("--stage", type=str, default="curriculum", help="stage name")
+    export.add_argument("--out", type=str, required=True, help="output folder (empty or new)")
+    export.add_argument("--format", type=str, default="parquet",
+                        help="parquet (per split), hf (DatasetDict + parquet) or chat (JSONL)")
+    commands.add_subcommand("export", export, help="export a stage as parquet / HF dataset / chat")
+
 
 def pipeline_from(ns: Namespace, parser: ArgumentParser | None = None) -> PipelineConfig:
     """Build the typed config from a parsed namespace (nested sections become dataclasses)."""
@@ -257,6 +266,18 @@ def cmd_cancel(ns: Namespace) -> int:
     return 0
 
 
+def cmd_export(ns: Namespace) -> int:
+    from heal_batch.export import export_stage
+
+    out = Path(ns.out)
+    files = export_stage(Path(ns.workdir), ns.stage, out, ns.format)
+    for name, rows in files.items():
+        print(f"{out / name}: {rows} rows")
+    if ns.format == "hf":
+        print(f"{out / 'hf'}: DatasetDict (datasets.load_from_disk)")
+    return 0
+
+
 def _write_sbatch(cfg: PipelineConfig, stages: list[str] | None, folder: Path) -> int:
     from heal_batch.executors.slurm.profiles import load_profile
     from heal_batch.pipeline.launch import launch
@@ -292,7 +313,8 @@ def _indices(text: str | None) -> list[int] | None:
 
 
 COMMANDS = {"run": cmd_run, "stage": cmd_stage, "rerun": cmd_rerun, "status": cmd_status, "inspect": cmd_inspect,
-            "report": cmd_report, "logs": cmd_logs, "cancel": cmd_cancel}
+            "report": cmd_report, "logs": cmd_logs, "cancel": cmd_cancel,
+            "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:
