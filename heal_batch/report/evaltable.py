@@ -16,7 +16,7 @@ from typing import Any
 from heal_batch.evaluation.harness import BENCHMARKS
 from heal_batch.report import plots
 from heal_batch.report.render import Figure, Table
-from heal_batch.report.sections import SET_LABELS, ordered
+from heal_batch.report.labels import SET_LABELS, ordered
 
 METRICS = (
     ("avg_at_n", "avg@n: pass@1 averaged over n samples"),

@@ -12,26 +12,19 @@ from collections import Counter
 
 from heal_batch.report import plots
 from heal_batch.report.collect import RunData
+from heal_batch.report.evaltable import evaluation_blocks
+from heal_batch.report.labels import SECTION_TITLES, ordered, rank
 from heal_batch.report.render import Figure, Pre, Section, Table
 
-TITLES = (
-    "Stages", "Counts and drop reasons", "Teacher pass rates",
-    "Corner cases: repaired and kept by PURE", "Entropy curves and breakpoints",
-    "Curriculum composition", "Training loss", "Evaluation",
-)  # fmt: skip
 ENTROPY_INTRO = (
     "Failed teacher trajectories that GEAR repaired: token entropy, the breakpoint where the repair "
     "replaced the rest, and the text around it (up to 3 problems; repairs kept by PURE first)."
 )
-SET_ORDER = ("base", "rs", "flat", "heal-1", "heal-2", "heal-3")
-SET_LABELS = {"base": "base student", "rs": "RS-SFT (rs)", "flat": "flat (all data)",
-              "heal-1": "HEAL stage I", "heal-2": "HEAL stage II", "heal-3": "HEAL stage III"}  # fmt: skip
-
 
 def build_sections(data: RunData) -> list[Section]:
     builders = (_stages, _counts, _pass_rates, _corner_cases, _entropy, _curriculum, _training,
                 _evaluation)  # fmt: skip
-    return [Section(title, _guarded(builder, data)) for title, builder in zip(TITLES, builders)]
+    return [Section(title, _guarded(builder, data)) for title, builder in zip(SECTION_TITLES, builders)]
 
 
 def _guarded(builder, data: RunData) -> list:
@@ -39,15 +32,6 @@ def _guarded(builder, data: RunData) -> list:
         return builder(data)
     except Exception as exc:  # noqa: BLE001 - one broken section must not hide the others
         return [f"Could not render this section: {type(exc).__name__}: {exc}"]
-
-
-def rank(name: str) -> int:
-    """Position of a set / checkpoint name in the report's row order (unknown names last)."""
-    return SET_ORDER.index(name) if name in SET_ORDER else len(SET_ORDER)
-
-
-def ordered(names) -> list[str]:
-    return sorted(names, key=lambda n: (rank(n), n))
 
 
 def _progress(data: RunData, *stages: str) -> list[str]:
@@ -261,6 +245,4 @@ def _training(data: RunData) -> list:
 def _evaluation(data: RunData) -> list:
     if data.evaluation is None:
         return _unavailable(data, "evaluation", "no lm-eval results (evaluate)")
-    from heal_batch.report.evaltable import evaluation_blocks
-
     return _progress(data, "evaluate") + evaluation_blocks(data.evaluation)

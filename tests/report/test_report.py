@@ -15,7 +15,7 @@ from heal_batch.pipeline.launch import launch
 from heal_batch.report import write_report
 from heal_batch.report.collect import collect
 from heal_batch.report.render import Figure, Section, Table, to_html, to_markdown
-from heal_batch.report.sections import TITLES
+from heal_batch.report.labels import SECTION_TITLES as TITLES
 from heal_batch.pipeline.registry import STAGES
 from tests.report.fake_run import CANNED, STAGE_NAMES, build_config
 
