@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from heal_batch.method.pure import PureConfig
 from heal_batch.stages.curriculum.stage import CurriculumConfig
 from heal_batch.stages.evaluate import EvaluateConfig
 from heal_batch.stages.generate import GenerateConfig
@@ -42,6 +43,7 @@ class PipelineConfig:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     repair: RepairConfig = field(default_factory=RepairConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    pure: PureConfig = field(default_factory=PureConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     train: TrainStageConfig = field(default_factory=TrainStageConfig)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from heal_batch.method.seeds import stable_seed
 
@@ -44,13 +44,25 @@ AUGMENTATION_FOR_BUCKET: dict[str, str | None] = {
 T = TypeVar("T")
 
 
+class BucketThresholds(Protocol):
+    """Where the bucket thresholds come from: ``PaceConfig`` or the pipeline's ``repair``
+    section (repair buckets the problems first; curriculum must agree with it)."""
+
+    @property
+    def easy_min_pass_rate(self) -> float: ...
+
+    @property
+    def corner_max_correct(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class PaceConfig:
     """PACE curriculum settings.
 
     Args:
         easy_min_pass_rate: a problem is easy when its teacher pass rate is at least this.
-        corner_max_correct: a non-easy problem with at most this many correct samples is a corner case.
+        corner_max_correct: a non-easy problem with at most this many correct samples is a corner
+            case.
         mode: cumulative (stages I, II, III in order on growing data), flat (one stage, all data)
             or stage-I-only (the rejection-sampling SFT baseline).
         max_natural_per_problem: cap on correct teacher samples kept per problem (null: no cap).

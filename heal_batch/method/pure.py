@@ -32,35 +32,46 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from heal_batch.method.steps import Step, check_aligned
+from heal_batch.records import CANDIDATE_KINDS
 
 KEPT = "kept"
 TOP_LAMBDA = "top_lambda"
 NO_STEPS_AFTER_CUT = "no_steps_after_cut"
 NO_BOXED_ANSWER = "no_boxed_answer"
 NO_REASONING = "no_reasoning_after_cut"
+POOLINGS = ("per_kind", "together")
 
 
 @dataclass(frozen=True)
 class PureConfig:
-    """PURE filter settings.
+    """PURE, in one place (the ``pure`` section): score computes R with ``eps``, curriculum
+    applies the rest, pooled over every score shard (``decide``).
 
     Args:
-        eps: epsilon in R = max PPL / (exp(U) + eps).
-        drop_top_fraction: lambda; this share of the pooled scored candidates with the highest R is
-            dropped (rounded up: any lambda > 0 drops at least one). 0 keeps all, 1 drops all.
+        eps: epsilon in R = max step PPL / (exp(U) + eps).
+        kinds: candidate kinds PURE filters (answer_guided, repair); other samples are not filtered.
+        pooling: per_kind (the top-lambda share and the reference rules are applied to each
+            kind's pool) or together (one pool for all kinds).
+        drop_top_fraction: lambda; this share of each pool's scored candidates with the highest R
+            is dropped (rounded up: any lambda > 0 drops at least one). 0 keeps all, 1 drops all.
         reference_percentile: also drop candidates whose R is above this percentile (linear
-            interpolation) of the naturally correct trajectories' R; None turns the rule off.
+            interpolation) of the naturally correct trajectories' R; null turns the rule off.
             With no reference ratios the rule is off as well.
         min_reasoning_tokens: drop candidates with fewer tokens than this between the cut and
-            the answer (0 = off; candidates that do not report the count are not checked).
+            the answer (a bare answer after the hint; 0: off; candidates that do not report the
+            count are not checked).
         answer_reference_percentile: drop candidates whose answer uncertainty U is above this
-            percentile of the naturally correct trajectories' U; None (or no reference) = off.
+            percentile of the naturally correct trajectories' U: the reasoning did not derive the
+            answer (null, or no reference: off).
     """
 
     eps: float = 0.01
+    kinds: list[str] = field(default_factory=lambda: list(CANDIDATE_KINDS))
+    pooling: Literal["per_kind", "together"] = "per_kind"
     drop_top_fraction: float = 0.2
     reference_percentile: float | None = 95.0
     min_reasoning_tokens: int = 8
@@ -69,6 +80,13 @@ class PureConfig:
     def __post_init__(self) -> None:
         if self.eps < 0:
             raise ValueError(f"pure.eps must be >= 0, got {self.eps}")
+        for kind in self.kinds:
+            if kind not in CANDIDATE_KINDS:
+                raise ValueError(
+                    f"pure.kinds: {kind!r} is not one of {', '.join(CANDIDATE_KINDS)}"
+                )
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pure.pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
         if not 0 <= self.drop_top_fraction <= 1:
             raise ValueError(
                 f"pure.drop_top_fraction must be in [0, 1], got {self.drop_top_fraction}"
@@ -83,7 +101,7 @@ class PureConfig:
             )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScoredCandidate:
     """One candidate's PURE score. ``ratio`` is None when it could not be scored; then
     ``unscored_reason`` says why (``no_steps_after_cut`` or ``no_boxed_answer``).
@@ -97,7 +115,7 @@ class ScoredCandidate:
     reasoning_tokens: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """Keep or drop one candidate; ``reason`` is ``kept`` or the rule that dropped it."""
 

@@ -160,8 +160,15 @@ def test_bad_inputs_are_rejected():
         decide([ScoredCandidate("x", 1.0), ScoredCandidate("x", 2.0)], [], PureConfig())
     with pytest.raises(ValueError, match="NaN"):
         decide([ScoredCandidate("x", math.nan)], [], PureConfig())
-    for bad in ({"drop_top_fraction": 1.5}, {"eps": -1.0}, {"reference_percentile": 101.0}):
-        with pytest.raises(ValueError, match="pure."):
+    for bad, key in (
+        ({"drop_top_fraction": 1.5}, "drop_top_fraction"),
+        ({"eps": -1.0}, "eps"),
+        ({"reference_percentile": 101.0}, "reference_percentile"),
+        ({"kinds": ["natural"]}, "kinds: 'natural' is not one of answer_guided, repair"),
+        ({"pooling": "mixed"}, "pooling 'mixed' is not one of per_kind, together"),
+        ({"min_reasoning_tokens": -1}, "min_reasoning_tokens"),
+    ):
+        with pytest.raises(ValueError, match=f"pure.{key}"):
             PureConfig(**bad)
 
 

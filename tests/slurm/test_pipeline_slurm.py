@@ -64,7 +64,8 @@ def write_config(tmp_path: Path, teacher: Path, student: Path, data: Path) -> Pa
                    "max_new_tokens": 12, "gear": {"strategy": "start"}},
         "score": {"reference_samples": 2},
         # the parrot's repairs have no reasoning for PURE to judge: keep them unfiltered
-        "curriculum": {"baselines": ["rs"], "pure_kinds": [], "benchmarks": ["gsm8k"], "data_dir": str(data)},
+        "pure": {"kinds": []},
+        "curriculum": {"baselines": ["rs"], "benchmarks": ["gsm8k"], "data_dir": str(data)},
         "student": {"model": str(student)},
         "train": {"max_steps": 1, "lr": 3e-3, "per_device_batch": 2, "max_seq_len": 96, "warmup_ratio": 0.0,
                   "save_every_steps": 0, "dtype": "fp32"},

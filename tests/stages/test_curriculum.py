@@ -1,7 +1,8 @@
-"""curriculum: stage membership, PURE pooling, caps, dedup, decontamination, modes, counters.
+"""curriculum: stage membership, PURE pooling, caps, dedup, decontamination, modes, counters,
+the ordered write through spill buckets, and run keys that hash benchmark contents.
 
 Upstream records are hand-made (generate-like trajectories, score-like candidates) and written as
-shards; the stage runs directly on them, and once through the launcher with stand-in upstream stages.
+shards; the stage runs directly on them, and through the launcher with stand-in upstream stages.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import jsonschema
 import pytest
 
 from heal_batch.config import PipelineConfig
-from heal_batch.stages.curriculum import stage as cur
+from heal_batch.data import benchmarks
+from heal_batch.method.pure import PureConfig
 from heal_batch.pipeline.contract import Counters, Task, TaskIO
+from heal_batch.stages.curriculum import stage as cur
 from heal_batch.stages.curriculum.stage import CurriculumConfig, CurriculumStage
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.layout import Layout
@@ -78,7 +81,7 @@ def reference(tid: str, ratio: float):
 
 
 def base_records():
-    """easy: 3/4 correct; hard: 2/5 (+4 answer-guided); corner: 0/4 (+5 repairs); plus references."""
+    """easy: 3/4 correct; hard: 2/5 (+4 answer-guided); corner: 0/4 (+5 repairs); references."""
     gen = [traj("easy", i, i < 3, 4, 3) for i in range(4)]
     gen += [traj("hard", i, i < 2, 5, 2) for i in range(5)]
     gen += [traj("corner", i, False, 4, 0) for i in range(4)]
@@ -93,10 +96,10 @@ def base_records():
 def no_data(monkeypatch, tmp_path):
     """No benchmark data anywhere (unless a test passes data_dir)."""
     monkeypatch.delenv("HEAL_BATCH_DATA", raising=False)
-    monkeypatch.setattr(cur, "REPO_DATA", tmp_path / "absent")
+    monkeypatch.setattr(benchmarks, "REPO_DATA", tmp_path / "absent")
 
 
-def run_all(tmp_path, gen, scored, cfg: CurriculumConfig, teacher=None, data=""):
+def run_all(tmp_path, gen, scored, cfg: CurriculumConfig, teacher=None, data="", pure=None):
     """Every task of the stage on the given shards: {set: (records, counters)}."""
     layout = Layout(tmp_path / "run")
     layout.store.mkdir(parents=True, exist_ok=True)
@@ -105,10 +108,10 @@ def run_all(tmp_path, gen, scored, cfg: CurriculumConfig, teacher=None, data="")
         write_records(layout.store, gen[len(gen) // 2 :]),
     ]
     shards.append(write_records(layout.store, scored))
-    stage = CurriculumStage(cfg, teacher or TeacherConfig(user_suffix=""))
+    stage = CurriculumStage(cfg, teacher or TeacherConfig(user_suffix=""), pure=pure)
     out = {}
     for index, name in enumerate(cfg.set_names()):
-        io = TaskIO(layout, "curriculum", "key", index)
+        io = TaskIO(layout, "curriculum", "c" * 64, index)
         counters = stage.run(Task("curriculum", index, (*shards, cur.DATA_PREFIX + data)), io)
         address, _ = io.close()
         out[name] = (list(io.read(address)), counters)
@@ -126,8 +129,8 @@ def check_counters(counters: Counters):
 
 def test_stage_membership_modes_and_pure(tmp_path, no_data):
     gen, scored = base_records()
-    cfg = CurriculumConfig(pure_reference_percentile=None)
-    sets = run_all(tmp_path, gen, scored, cfg)
+    no_q95 = PureConfig(reference_percentile=None)
+    sets = run_all(tmp_path, gen, scored, CurriculumConfig(), pure=no_q95)
     assert list(sets) == ["heal-1", "heal-2", "heal-3", "rs", "flat"]
     natural = ["easy#s0", "easy#s1", "easy#s2", "hard#s0", "hard#s1"]
     # top lambda = ceil(0.2 * 4) = 1 answer-guided (ratio 4) and ceil(0.2 * 5) = 1 repair (ratio 5)
@@ -171,13 +174,14 @@ def test_pure_reference_rule_unscored_and_pooling(tmp_path, no_data):
         tmp_path / "a",
         gen,
         scored,
-        CurriculumConfig(pure_pooling="together", pure_reference_percentile=None, **unbounded),
+        CurriculumConfig(**unbounded),
+        pure=PureConfig(pooling="together", reference_percentile=None),
     )["heal-3"]
     # 10 scored: top 2 are both answer-guided (13, 14); every repair survives
     assert together[1]["dropped_top_lambda"] == 2 and together[1]["kept_repair"] == 5
     assert together[1]["dropped_no_boxed_answer"] == 1
     per_kind = run_all(tmp_path / "b", gen, scored, CurriculumConfig(**unbounded))["heal-3"]
-    # per kind: top 1 of each; q95 of [1, 2, 3] = 2.9 drops the repairs 3 and 4, and every guided one
+    # per kind: top 1 of each; q95 of [1, 2, 3] = 2.9 drops the repairs 3 and 4 and every guided
     c = per_kind[1]
     assert c["dropped_top_lambda"] == 2 and c["dropped_above_reference_q95"] == 2 + 4
     assert ids(r for r in per_kind[0] if r["kind"] == "repair") == ["corner#s0#c0", "corner#s0#c1"]
@@ -187,20 +191,18 @@ def test_pure_reference_rule_unscored_and_pooling(tmp_path, no_data):
 def test_caps_are_seeded_by_id_not_by_shard_order(tmp_path, no_data):
     gen, _ = base_records()
     scored = [cand("corner", j, "repair", 1.0, "corner") for j in range(8)]
-    cfg = CurriculumConfig(
-        max_repairs_per_problem=3, pure_drop_top_fraction=0.0, baselines=["flat"]
-    )
-    first = run_all(tmp_path / "a", gen, scored, cfg)["flat"]
-    second = run_all(tmp_path / "b", gen, scored[::-1], cfg)["flat"]
+    cfg = CurriculumConfig(max_repairs_per_problem=3, baselines=["flat"])
+    keep_all = PureConfig(drop_top_fraction=0.0)
+    first = run_all(tmp_path / "a", gen, scored, cfg, pure=keep_all)["flat"]
+    second = run_all(tmp_path / "b", gen, scored[::-1], cfg, pure=keep_all)["flat"]
     assert first[1]["dropped_cap"] == 5 and first[1]["kept_repair"] == 3
     assert ids(first[0]) == ids(second[0])
     other_seed = run_all(
         tmp_path / "c",
         gen,
         scored,
-        CurriculumConfig(
-            max_repairs_per_problem=3, pure_drop_top_fraction=0.0, baselines=["flat"], seed=1
-        ),
+        CurriculumConfig(max_repairs_per_problem=3, baselines=["flat"], seed=1),
+        pure=keep_all,
     )["flat"]
     assert ids(other_seed[0]) != ids(first[0])  # 56 choices: a different seed picks differently
 
@@ -217,16 +219,13 @@ def test_exact_and_near_duplicates_keep_the_earliest_stage(tmp_path, no_data):
         traj("a", 1, True, 2, 1, "Guess. \\boxed{3}"),
     ]
     scored = [cand("p", 0, "repair", 1.0, "corner", text=same)]
-    cfg = CurriculumConfig(pure_drop_top_fraction=0.0, baselines=[])
-    sets = run_all(tmp_path, gen, scored, cfg)
+    keep_all = PureConfig(drop_top_fraction=0.0)
+    sets = run_all(tmp_path, gen, scored, CurriculumConfig(baselines=[]), pure=keep_all)
     records, counters = sets["heal-3"]
     assert ids(records) == ["a#s1", "p#s0", "p#s3"] and counters["dropped_incorrect"] == 1
     assert counters["dropped_duplicate"] == 2 and counters["dropped_near_duplicate"] == 1
     no_near = run_all(
-        tmp_path / "b",
-        gen,
-        scored,
-        CurriculumConfig(pure_drop_top_fraction=0.0, baselines=[], near_dedup=False),
+        tmp_path / "b", gen, scored, CurriculumConfig(baselines=[], near_dedup=False), pure=keep_all
     )["heal-3"]
     assert ids(no_near[0]) == ["a#s1", "p#s0", "p#s2", "p#s3"]
 
@@ -291,8 +290,8 @@ def test_user_suffix_system_prompt_modes_and_non_cumulative(tmp_path, no_data):
 def test_config_errors_name_the_key():
     with pytest.raises(ValueError, match="curriculum.baselines: unknown baseline 'dpo'"):
         CurriculumConfig(baselines=["dpo"])
-    with pytest.raises(ValueError, match="curriculum.pure_kinds"):
-        CurriculumConfig(pure_kinds=["natural"])
+    with pytest.raises(ValueError, match="curriculum.ignore_grams_in_problems"):
+        CurriculumConfig(ignore_grams_in_problems=-1)
     with pytest.raises(ValueError, match="curriculum.benchmarks: unknown 'mmlu'"):
         CurriculumConfig(benchmarks=["mmlu"])
 
@@ -396,7 +395,7 @@ def test_through_the_launcher_manifest_counts_every_drop(tmp_path, no_data, monk
     heal3 = list(read_records(shard_path(layout.store, manifest.tasks[2].output)))
     assert {r["set"] for r in heal3} == {"heal-3"} and len(heal3) == manifest.tasks[2].records == 11
     assert manifest.tasks[2].counters["dropped_top_lambda"] == 2
-    assert (layout.scratch("curriculum", plan.key, 2) / "fates.parquet").is_file()
+    assert not (layout.scratch("curriculum", plan.key, 2) / "spill").exists()  # cleaned up
 
 
 def test_real_repair_and_score_records(tmp_path, tiny_llama, no_data, monkeypatch):
@@ -437,7 +436,7 @@ def test_real_repair_and_score_records(tmp_path, tiny_llama, no_data, monkeypatc
 
 
 def test_bucket_thresholds_are_the_ones_repair_used():
-    from heal_batch.stages.curriculum.rows import sample_row
+    from heal_batch.stages.curriculum.rows import sample_bucket
     from heal_batch.stages.repair.stage import RepairConfig
 
     row = traj("p", 0, True, 4, 3)  # pass rate 0.75
@@ -445,6 +444,61 @@ def test_bucket_thresholds_are_the_ones_repair_used():
     strict = CurriculumStage(
         CurriculumConfig(), TeacherConfig(user_suffix=""), RepairConfig(easy_min_pass_rate=0.8)
     )
-    assert sample_row(row, default._pace, "")["bucket"] == "easy"
-    assert sample_row(row, strict._pace, "")["bucket"] == "hard"
+    assert sample_bucket(row, default._pace) == "easy"
+    assert sample_bucket(row, strict._pace) == "hard"
     assert "repair" in CurriculumStage.shared  # a threshold change re-runs curriculum
+
+
+def test_run_key_hashes_benchmark_contents_not_their_folder(tmp_path, no_data, monkeypatch):
+    """The same benchmark files in two folders (two checkouts) give one curriculum run key."""
+    from heal_batch.pipeline.launch import plan
+
+    for copy in ("a", "b", "other"):
+        (tmp_path / copy).mkdir()
+        text = BENCH_PROBLEM if copy != "other" else "Something else entirely."
+        (tmp_path / copy / "gsm8k_test.jsonl").write_text(json.dumps({"problem": text}) + "\n")
+
+    def key(data_dir: str | None) -> str:
+        curriculum = CurriculumConfig(benchmarks=["gsm8k"], data_dir=data_dir)
+        cfg = PipelineConfig(workdir=str(tmp_path / "run"), curriculum=curriculum)
+        plans = plan(cfg, ["ingest", "generate", "repair", "score", "curriculum"])
+        return next(p.key for p in plans if p.name == "curriculum")
+
+    configured = key(str(tmp_path / "a"))
+    assert key(str(tmp_path / "b")) == configured
+    monkeypatch.setenv("HEAL_BATCH_DATA", str(tmp_path / "b"))
+    assert key(None) == configured  # found through $HEAL_BATCH_DATA instead of the config
+    assert key(str(tmp_path / "other")) != configured
+
+
+def test_small_spill_buckets_write_the_same_shard(tmp_path, no_data, monkeypatch):
+    """The external sort: one example per bucket, or few big ones, gives the same set shard."""
+    from heal_batch.stages.curriculum import write
+
+    gen, scored = base_records()
+    cfg = CurriculumConfig(baselines=["flat"])
+    whole = run_all(tmp_path / "a", gen, scored, cfg)
+    monkeypatch.setattr(write, "SPILL_BYTES", 1)
+    tiny = run_all(tmp_path / "b", gen, scored, cfg)
+    monkeypatch.setattr(write, "MAX_BUCKETS", 2)
+    capped = run_all(tmp_path / "c", gen, scored, cfg)
+    assert whole == tiny == capped
+    assert [r["source_id"] for r in whole["flat"][0]][:3] == ["easy#s0", "easy#s1", "easy#s2"]
+
+
+def test_decontamination_is_frequent_grams_then_contaminated():
+    from heal_batch.method.decontam import (
+        build_ngram_index,
+        contaminated,
+        contaminated_texts,
+        frequent_grams,
+    )
+
+    stock = "where m and n are relatively prime positive integers find m plus n"
+    index = build_ngram_index([f"A cone of volume 3 {stock}", BENCH_PROBLEM], n=6)
+    texts = [f"Problem {i}: {stock}" for i in range(3)] + [f"Q: {BENCH_PROBLEM}", "Clean text."]
+    for ignore in (None, 1, 3, 4):
+        frequent = frequent_grams(set(texts), index, ignore) if ignore else frozenset()
+        expected = {t for t in texts if contaminated(t, index.without(frequent))}
+        assert contaminated_texts(texts, index, ignore) == expected
+    assert contaminated_texts(texts, index, 3) == {f"Q: {BENCH_PROBLEM}"}

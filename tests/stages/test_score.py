@@ -23,7 +23,7 @@ CANDIDATE = json.loads((MANIFESTS / "candidate.schema.json").read_text())
 STAGES = ["ingest", "generate", "repair", "score"]
 
 
-def scored_run(tmp_path, model, monkeypatch, repair=None, **score):
+def scored_run(tmp_path, model, monkeypatch, repair=None, pure=None, **score):
     """Scripted teacher for generate/repair; score uses the real tiny model of teacher.model."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     teacher = ScriptedTeacher(model)
@@ -36,6 +36,7 @@ def scored_run(tmp_path, model, monkeypatch, repair=None, **score):
         shards=1,
         score=ScoreConfig(**score),
         **({"repair": repair} if repair else {}),
+        **({"pure": pure} if pure else {}),
     )
     result = launch(cfg, make_executor("debug"), STAGES, echo=lambda *_: None)
     assert not result.failed
@@ -49,7 +50,7 @@ def scored_run(tmp_path, model, monkeypatch, repair=None, **score):
 
 
 def test_every_candidate_scored_and_references_present(tmp_path, tiny_llama, monkeypatch):
-    out, result = scored_run(tmp_path, tiny_llama, monkeypatch)
+    out, result = scored_run(tmp_path, tiny_llama, monkeypatch, pure=PureConfig(eps=0.05))
     records = out["score"]
     for record in records:
         jsonschema.validate(record, SCORED)
@@ -62,8 +63,9 @@ def test_every_candidate_scored_and_references_present(tmp_path, tiny_llama, mon
         assert (
             pure["unscored_reason"] is None and math.isfinite(pure["ratio"]) and pure["ratio"] > 0
         )
+        assert pure["eps"] == 0.05  # the shared pure section's epsilon
         assert pure["ratio"] == pytest.approx(
-            pure["max_step_ppl"] / (math.exp(pure["answer_nll"]) + 0.01)
+            pure["max_step_ppl"] / (math.exp(pure["answer_nll"]) + 0.05)
         )
         assert pure["max_step_ppl"] == max(pure["step_ppls"])
         # repairs: only the steps after the cut (prefix = 2 steps); answer-guided: all steps
@@ -129,7 +131,7 @@ def test_reference_sample_is_stable_and_only_correct():
     "kw,message",
     [
         ({"context": "student"}, "score.context"),
-        ({"eps": -1}, "eps"),
+        ({"reference_samples": -1}, "score.reference_samples"),
         ({"batch_size": 0}, "batch_size"),
     ],
 )

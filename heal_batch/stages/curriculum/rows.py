@@ -1,13 +1,22 @@
-"""The pool curriculum decides over: one row per sample, plus the PURE reference scores.
+"""The pool curriculum decides over, as light columns: one row per sample and no texts.
 
 Input: the records of every generate shard (natural trajectories, no ``kind``) and every score
 shard (``repair`` / ``answer_guided`` candidates with a ``pure`` block, ``reference`` records,
-summaries, which are skipped). Output: ``(rows, references)``; a row holds what the fate rules and
-the training example need (``curriculum_sets.ROW_SCHEMA``), a reference is a ``ScoredCandidate``
-with its ratio and answer NLL. Sample ids must be unique across the run (ValueError naming both
-shards otherwise).
+summaries, which are skipped). Output: a :class:`Pool`:
 
-    rows, refs = read_pool(addresses, io.read, PaceConfig(), user_suffix="")
+- ``table``: one row per sample (``LIGHT_SCHEMA``): what the fate rules read (kind, problem,
+  bucket, correct, PURE scores, 16-byte exact and near-duplicate keys) and where its texts are
+  (``shard``: index in the input list, ``line``: record number in that shard, ``size``:
+  characters of its messages). About 150 bytes a sample.
+- ``problems``: problem id -> problem text (decontamination is per problem, not per sample).
+- ``reference_ratios`` / ``reference_nlls``: R and U of the reference records that have them.
+
+A record's texts are dropped as soon as its keys are taken, so memory grows with the light
+columns only. Sample ids must be unique across the run (ValueError naming both shards).
+The texts are read again, for one set's samples only, by ``write.write_in_order`` with
+``sample_texts`` and ``sample_bucket``.
+
+    pool = read_pool(addresses, io.read, PaceConfig(), user_suffix="")
 """
 
 from __future__ import annotations
@@ -15,11 +24,44 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from heal_batch.method.decontam import near_duplicate_key
 from heal_batch.method.pace import PaceConfig, bucket
-from heal_batch.method.pure import ScoredCandidate
 from heal_batch.records import CANDIDATE_KINDS
+
+if TYPE_CHECKING:
+    import polars as pl
+
+LIGHT_SCHEMA = {
+    "id": "str",
+    "kind": "str",
+    "problem_id": "str",
+    "bucket": "str",
+    "correct": "bool",
+    "scored": "bool",
+    "ratio": "f64",
+    "answer_nll": "f64",
+    "reasoning_tokens": "i64",
+    "unscored_reason": "str",
+    "exact_key": "bin",
+    "near_key": "bin",
+    "shard": "u32",
+    "line": "u32",
+    "size": "u32",
+}
+BATCH_ROWS = 1 << 16  # rows gathered in Python lists before they become a polars frame
+
+
+@dataclass
+class Pool:
+    """The light pool of a run; see the module docstring."""
+
+    table: pl.DataFrame
+    problems: dict[str, str] = field(default_factory=dict)
+    reference_ratios: list[float] = field(default_factory=list)
+    reference_nlls: list[float] = field(default_factory=list)
 
 
 def read_pool(
@@ -27,63 +69,112 @@ def read_pool(
     read: Callable[[str], Iterable[dict[str, Any]]],
     pace: PaceConfig,
     user_suffix: str,
-) -> tuple[list[dict[str, Any]], list[ScoredCandidate]]:
-    """Sample rows (natural + candidates) and the reference PURE scores of every input shard."""
-    from heal_batch.method.decontam import near_duplicate_key
+) -> Pool:
+    """The light rows, problem texts and reference scores of every input shard, in input order."""
+    import polars as pl
 
-    rows: list[dict[str, Any]] = []
-    references: list[ScoredCandidate] = []
-    seen: dict[str, str] = {}
-    for address in shards:
-        for record in read(address):
+    pool = Pool(pl.DataFrame(schema=light_schema()))
+    frames: list[pl.DataFrame] = []
+    batch: dict[str, list] = {name: [] for name in LIGHT_SCHEMA}
+    for shard, address in enumerate(shards):
+        for line, record in enumerate(read(address)):
             kind = record.get("kind")
             if kind == "reference":
-                pure = record.get("pure") or {}
-                references.append(
-                    ScoredCandidate(record["id"], pure.get("ratio"), None, pure.get("answer_nll"))
-                )
-                continue
-            if kind not in (None, *CANDIDATE_KINDS):
-                continue  # repair summaries: counted by repair and score
-            row = sample_row(record, pace, user_suffix)
-            if row["id"] in seen:
-                raise ValueError(
-                    f"sample id {row['id']!r} appears twice (shards {seen[row['id']][:12]} and "
-                    f"{address[:12]}); ids must be unique across a run"
-                )
-            seen[row["id"]] = address
-            text = row["user"] + "\n" + row["assistant"]
-            row["near_key"] = near_duplicate_key(text)
-            row["exact_key"] = hashlib.sha256(
-                json.dumps([row["system"], row["user"], row["assistant"]]).encode()
-            ).hexdigest()
-            rows.append(row)
-    return rows, references
+                _add_reference(pool, record.get("pure") or {})
+            elif kind in (None, *CANDIDATE_KINDS):  # not summaries: repair and score count them
+                pool.problems[record["problem_id"]] = record["problem"]
+                for name, value in light_row(record, pace, user_suffix, shard, line).items():
+                    batch[name].append(value)
+                if len(batch["id"]) >= BATCH_ROWS:
+                    frames.append(_frame(batch))
+        if batch["id"]:
+            frames.append(_frame(batch))
+    if frames:
+        pool.table = pl.concat(frames, rechunk=True)
+    _check_unique(pool.table, shards)
+    return pool
 
 
-def sample_row(r: dict[str, Any], pace: PaceConfig, user_suffix: str) -> dict[str, Any]:
-    """One sample: a generate trajectory (no ``kind``; bucketed with ``pace``'s thresholds) or a
-    scored candidate (bucket as repair recorded it)."""
+def light_row(
+    r: dict[str, Any], pace: PaceConfig, user_suffix: str, shard: int, line: int
+) -> dict[str, Any]:
+    """One sample's light columns (``LIGHT_SCHEMA``)."""
+    system, user, assistant = sample_texts(r, user_suffix)
     kind = r.get("kind") or "natural"
-    natural = kind == "natural"
     pure = r.get("pure") or {}
-    problem_bucket = r.get("bucket")
-    if problem_bucket is None and r.get("k"):
-        problem_bucket = bucket(r["n_correct"], r["k"], pace)
-    user = None if natural else r.get("user_prompt")
+    exact = json.dumps([system, user, assistant]).encode()
     return {
         "id": r["id"],
         "kind": kind,
         "problem_id": r["problem_id"],
-        "problem": r["problem"],
-        "bucket": problem_bucket,
-        "system": r.get("system_prompt"),
-        "user": user or r["problem"] + user_suffix,
-        "assistant": r["completion"] if natural else r["text"],
-        "correct": bool(r.get("correct", not natural)),
+        "bucket": sample_bucket(r, pace),
+        "correct": bool(r.get("correct", kind != "natural")),
         "scored": r.get("pure") is not None,
         "ratio": pure.get("ratio"),
         "answer_nll": pure.get("answer_nll"),
         "reasoning_tokens": pure.get("reasoning_tokens"),
         "unscored_reason": pure.get("unscored_reason"),
+        "exact_key": hashlib.sha256(exact).digest()[:16],
+        "near_key": bytes.fromhex(near_duplicate_key(user + "\n" + assistant)),
+        "shard": shard,
+        "line": line,
+        "size": len(system or "") + len(user) + len(assistant),
     }
+
+
+def sample_texts(r: dict[str, Any], user_suffix: str) -> tuple[str | None, str, str]:
+    """(system, user, assistant) of a sample: a generate trajectory (no ``kind``: the problem
+    plus ``user_suffix``, its completion) or a candidate (its ``user_prompt``, its ``text``)."""
+    natural = (r.get("kind") or "natural") == "natural"
+    user = None if natural else r.get("user_prompt")
+    assistant = r["completion"] if natural else r["text"]
+    return r.get("system_prompt"), user or r["problem"] + user_suffix, assistant
+
+
+def sample_bucket(r: dict[str, Any], pace: PaceConfig) -> str | None:
+    """The problem's bucket: as repair recorded it, else from ``n_correct`` of ``k`` with
+    ``pace``'s thresholds (the ones repair used), else None."""
+    if r.get("bucket") is None and r.get("k"):
+        return bucket(r["n_correct"], r["k"], pace)
+    return r.get("bucket")
+
+
+def light_schema() -> dict:
+    import polars as pl
+
+    types = {
+        "str": pl.String, "bool": pl.Boolean, "f64": pl.Float64, "i64": pl.Int64,
+        "bin": pl.Binary, "u32": pl.UInt32,
+    }  # fmt: skip
+    return {name: types[t] for name, t in LIGHT_SCHEMA.items()}
+
+
+def _add_reference(pool: Pool, pure: dict[str, Any]) -> None:
+    if pure.get("ratio") is not None:
+        pool.reference_ratios.append(pure["ratio"])
+    if pure.get("answer_nll") is not None:
+        pool.reference_nlls.append(pure["answer_nll"])
+
+
+def _frame(batch: dict[str, list]) -> pl.DataFrame:
+    """The batch as a frame; the batch's lists are emptied."""
+    import polars as pl
+
+    frame = pl.DataFrame(batch, schema=light_schema())
+    for values in batch.values():
+        values.clear()
+    return frame
+
+
+def _check_unique(table: pl.DataFrame, shards: list[str]) -> None:
+    """ValueError at the first repeated sample id, naming the shards of both copies."""
+    import polars as pl
+
+    if table.height == table["id"].n_unique():
+        return
+    again = table.with_row_index("row").filter(~pl.col("id").is_first_distinct()).row(0, named=True)
+    first = table.filter(pl.col("id") == again["id"]).row(0, named=True)
+    raise ValueError(
+        f"sample id {again['id']!r} appears twice (shards {shards[first['shard']][:12]} and "
+        f"{shards[again['shard']][:12]}); ids must be unique across a run"
+    )

@@ -1,15 +1,16 @@
-"""The PACE training sets from one pooled table of samples: every sample's fate, then each set.
+"""The PACE training sets from one pooled light table of samples: every sample's fate, then a set.
 
-Inputs: sample rows (one per natural trajectory and per scored candidate, built by
-``curriculum.py``), the PURE scores of the reference trajectories (``ScoredCandidate``s: ratio and
-answer NLL), the contaminated problem ids and the config.
-Output: the row table (polars) with a ``fate`` column, ``"kept"`` or the first rule that dropped
-the sample, and per set the kept rows plus counters.
+Inputs: the light table of ``rows.read_pool`` (ids, kinds, buckets, PURE scores, dedup keys; no
+texts), the reference trajectories' ratios and answer NLLs, the contaminated problem ids, the
+curriculum config and the PURE section. Output: the table with a ``fate`` column, ``"kept"`` or
+the first rule that dropped the sample, and per set its kept rows (a select on ``kind`` and
+``fate``) plus counters. Everything here is polars over light columns; only PURE's pools and the
+rows of groups over a cap become Python objects.
 
 Fates are decided once for the whole pool, in this order (first match wins):
 
 1. ``incorrect``: a natural trajectory whose answer was wrong (rejection sampling).
-2. PURE (kinds in ``pure_kinds``): ``pure.decide`` over ALL scored candidates of the run, pooled
+2. PURE (kinds in ``pure.kinds``): ``pure.decide`` over ALL scored candidates of the run, pooled
    per kind (default; the top-lambda share is then a share of each kind: answer-guided samples
    are scored over the whole trajectory and repairs only after the cut, so their ratios are not
    on one scale) or all kinds together. Reasons: ``no_reasoning_after_cut``, ``top_lambda``,
@@ -26,7 +27,7 @@ heal-3) and a sample is in every set whose kinds include its kind. A set's count
 sample of the run once: ``kept``, ``dropped_<fate>``, or ``dropped_not_in_set`` for kinds the set
 does not train on.
 
-    table = assign_fates(rows, references, contaminated, cfg)
+    table = assign_fates(pool.table, (ratios, nlls), contaminated, cfg, PureConfig())
     kept, counters = select_set(table, SetSpec("heal-2", "cumulative", 2), cumulative=True)
 """
 
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from heal_batch.method.pace import (
     STAGE_OF_KIND,
@@ -53,26 +54,6 @@ KEPT = "kept"
 NOT_SCORED = "not_scored"
 HEAL_SETS = ("heal-1", "heal-2", "heal-3")
 BASELINE_MODES = {"rs": "stage-I-only", "flat": "flat"}
-ROW_SCHEMA = {
-    "id": "str",
-    "kind": "str",
-    "problem_id": "str",
-    "problem": "str",
-    "bucket": "str",
-    "system": "str",
-    "user": "str",
-    "assistant": "str",
-    "correct": "bool",
-    "scored": "bool",
-    "ratio": "f64",
-    "answer_nll": "f64",
-    "reasoning_tokens": "i64",
-    "unscored_reason": "str",
-    "exact_key": "str",
-    "near_key": "str",
-}
-
-
 @dataclass(frozen=True)
 class SetSpec:
     """One training set: its name, the PACE mode it belongs to and its stage in that mode."""
@@ -87,9 +68,8 @@ def set_specs(baselines: Sequence[str]) -> list[SetSpec]:
     specs = [SetSpec(name, "cumulative", i + 1) for i, name in enumerate(HEAL_SETS)]
     for name in baselines:
         if name not in BASELINE_MODES:
-            raise ValueError(
-                f"curriculum.baselines: unknown baseline {name!r}; valid: {', '.join(BASELINE_MODES)}"
-            )
+            valid = ", ".join(BASELINE_MODES)
+            raise ValueError(f"curriculum.baselines: unknown baseline {name!r}; valid: {valid}")
         specs.append(SetSpec(name, BASELINE_MODES[name], 1))
     return specs
 
@@ -102,21 +82,22 @@ def kinds_in(spec: SetSpec, cumulative: bool = True) -> tuple[str, ...]:
 
 
 def assign_fates(
-    rows: list[dict[str, Any]],
-    references: Sequence[ScoredCandidate],
+    table: pl.DataFrame,
+    references: tuple[Sequence[float], Sequence[float]],
     contaminated: Iterable[str],
     cfg: CurriculumConfig,
+    pure: PureConfig,
 ) -> pl.DataFrame:
-    """The pooled table with ``stage`` and ``fate`` columns, sorted by (stage, id)."""
+    """The pooled light table (``rows.LIGHT_SCHEMA``) with ``stage`` and ``fate`` columns, sorted
+    by (stage, id). ``references``: the reference trajectories' ratios and answer NLLs."""
     import polars as pl
 
-    table = pl.DataFrame(rows, schema=_schema())
     table = table.with_columns(
         stage=pl.col("kind").replace_strict(STAGE_OF_KIND, return_dtype=pl.Int8)
     ).sort("stage", "id")
-    pure = _pure_fates(table, references, cfg)
+    decided = _pure_fates(table, references, pure)
     bad = sorted(set(contaminated))
-    table = table.join(pure, on="id", how="left", maintain_order="left").with_columns(
+    table = table.join(decided, on="id", how="left", maintain_order="left").with_columns(
         fate=pl.when(~pl.col("correct"))
         .then(pl.lit("incorrect"))
         .when(pl.col("pure_fate").is_not_null() & (pl.col("pure_fate") != KEPT))
@@ -151,44 +132,26 @@ def select_set(
     return kept, counters
 
 
-def _schema() -> dict:
-    import polars as pl
-
-    types = {"str": pl.String, "bool": pl.Boolean, "f64": pl.Float64, "i64": pl.Int64}
-    return {name: types[t] for name, t in ROW_SCHEMA.items()}
-
-
 def _pure_fates(
-    table: pl.DataFrame, references: Sequence[ScoredCandidate], cfg: CurriculumConfig
+    table: pl.DataFrame, references: tuple[Sequence[float], Sequence[float]], pure: PureConfig
 ) -> pl.DataFrame:
-    """id -> PURE reason for every correct candidate of a kind in ``pure_kinds``."""
+    """id -> PURE reason for every correct candidate of a kind in ``pure.kinds``."""
     import polars as pl
 
-    pure_cfg = PureConfig(
-        drop_top_fraction=cfg.pure_drop_top_fraction,
-        reference_percentile=cfg.pure_reference_percentile,
-        min_reasoning_tokens=cfg.pure_min_reasoning_tokens,
-        answer_reference_percentile=cfg.pure_answer_reference_percentile,
-    )
-    ref_ratios = [r.ratio for r in references if r.ratio is not None]
-    ref_nlls = [r.answer_nll for r in references if r.answer_nll is not None]
-    columns = ("id", "ratio", "answer_nll", "reasoning_tokens", "unscored_reason", "scored")
-    pool = table.filter(pl.col("kind").is_in(list(cfg.pure_kinds)) & pl.col("correct"))
-    groups = [pool] if cfg.pure_pooling == "together" else list(pool.partition_by("kind"))
+    ref_ratios, ref_nlls = references
+    columns = ("id", "ratio", "answer_nll", "unscored_reason", "scored", "reasoning_tokens")
+    pool = table.filter(pl.col("kind").is_in(list(pure.kinds)) & pl.col("correct"))
+    groups = [pool] if pure.pooling == "together" else list(pool.partition_by("kind"))
     ids: list[str] = []
     fates: list[str] = []
     for group in groups:
         candidates = [
             ScoredCandidate(
-                r["id"],
-                r["ratio"],
-                answer_nll=r["answer_nll"],
-                unscored_reason=r["unscored_reason"] or (None if r["scored"] else NOT_SCORED),
-                reasoning_tokens=r["reasoning_tokens"],
+                cid, ratio, None, nll, reason or (None if scored else NOT_SCORED), tokens
             )
-            for r in group.select(*columns).iter_rows(named=True)
+            for cid, ratio, nll, reason, scored, tokens in group.select(*columns).iter_rows()
         ]
-        for d in decide(candidates, ref_ratios, pure_cfg, ref_nlls):
+        for d in decide(candidates, ref_ratios, pure, ref_nlls):
             ids.append(d.candidate_id)
             fates.append(d.reason)
     return pl.DataFrame(
@@ -208,18 +171,24 @@ def _mark_first(table: pl.DataFrame, key: str, reason: str) -> pl.DataFrame:
 
 
 def _apply_caps(table: pl.DataFrame, cfg: CurriculumConfig) -> pl.DataFrame:
-    """Rows of a kind beyond its per-problem cap drop with ``cap`` (seeded choice by id)."""
+    """Rows of a kind beyond its per-problem cap drop with ``cap`` (seeded choice by id).
+
+    Only the rows of (kind, problem) groups over their cap reach ``select_with_caps``: a group
+    within its cap keeps every row, so the light table never becomes Python rows wholesale.
+    """
     import polars as pl
 
     pace = cfg.pace()
     alive = table.filter(pl.col("fate").is_null()).select("id", "kind", "problem_id")
     capped: list[str] = []
     for kind in STAGE_OF_KIND:
-        rows = alive.filter(pl.col("kind") == kind).rows()
-        kept = select_with_caps(
-            rows, lambda r: r[2], pace.cap_for(kind), seed=pace.seed, ident=lambda r: r[0]
-        )
-        capped += sorted({r[0] for r in rows} - {r[0] for r in kept})
+        cap = pace.cap_for(kind)
+        if cap is None:
+            continue
+        rows = alive.filter(pl.col("kind") == kind)
+        over = rows.filter(pl.len().over("problem_id") > cap).rows()
+        kept = select_with_caps(over, lambda r: r[2], cap, seed=pace.seed, ident=lambda r: r[0])
+        capped += sorted({r[0] for r in over} - {r[0] for r in kept})
     return table.with_columns(
         fate=pl.when(pl.col("id").is_in(capped)).then(pl.lit("cap")).otherwise(pl.col("fate"))
     )

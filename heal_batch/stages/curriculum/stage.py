@@ -2,11 +2,16 @@
 
 Inputs: every generate shard (natural trajectories) and every score shard (repair and
 answer-guided candidates with their ``pure`` scores, summaries, reference ratios), plus the
-benchmark files for decontamination. One reduce: every task reads all of them into one pool
-(``curriculum_rows.py``), decides the fate of every sample in it (``curriculum_sets.py``:
-incorrect, PURE, contaminated, duplicate, near-duplicate, cap) and writes one set. Tasks: 0, 1, 2 = ``heal-1``, ``heal-2``, ``heal-3`` (PACE
+benchmark files for decontamination. Tasks: 0, 1, 2 = ``heal-1``, ``heal-2``, ``heal-3`` (PACE
 stages I, II, III, cumulative), then one task per ``baselines`` entry: ``rs`` (correct teacher
 samples only: the rejection-sampling SFT baseline) and ``flat`` (every kind in one stage).
+
+Each task decides the fate of every sample of the run (``sets.py``: incorrect, PURE,
+contaminated, duplicate, near-duplicate, cap) on light columns only (``rows.py``: ids, buckets,
+PURE scores, 16-byte dedup keys, where the texts are), so its set is a select on kind and fate;
+then it streams its set's texts from the input shards into its one output shard, in set order
+(``write.py``). Memory grows with the light columns (about 150 bytes a sample) and the distinct
+problem texts, not with the trajectories. Decontamination works on the distinct problem texts.
 Example record (chat messages; the student's chat template is applied at training time)::
 
     {"id": "heal-3:arith-s0-0005#s2#c1", "set": "heal-3", "kind": "repair", "bucket": "corner",
@@ -17,40 +22,48 @@ Example record (chat messages; the student's chat template is applied at trainin
 The user turn is the problem as the teacher saw it (``teacher.user_suffix`` appended; few-shot
 examples are not copied). Counters: ``kept``, ``kept_<kind>``, ``dropped_<fate>``,
 ``dropped_not_in_set``, ``reference_ratios``, ``benchmark_problems``; without benchmark data the
-decontamination is skipped, logged, and counted as ``decontamination_skipped_no_data``. Every
-sample's fate also goes to ``<task scratch>/fates.parquet``.
+decontamination is skipped, logged, and counted as ``decontamination_skipped_no_data``.
+PURE's settings are the shared ``pure`` section; the bucket thresholds are the shared ``repair``
+section's (the buckets repair acted on). The run key covers the benchmark files' contents, not
+their folder (``data_dir`` is left out of the keyed config; the task input names the folder).
 
     heal-batch stage curriculum --config jobs/demo.yaml --curriculum.max_repairs_per_problem 2
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from heal_batch.evaluation.harness import BENCHMARK_FILES, BENCHMARKS, DATA_BENCHMARKS, data_benchmarks
-from heal_batch.method.pace import PaceConfig
-from heal_batch.records import CANDIDATE_KINDS
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref, Resources
+from heal_batch.data.benchmarks import (
+    BENCHMARK_FILES,
+    BENCHMARKS,
+    DATA_BENCHMARKS,
+    data_benchmarks,
+    fingerprint,
+    resolve_data_dir,
+)
+from heal_batch.method.pace import BucketThresholds, PaceConfig
+from heal_batch.method.pure import PureConfig
+from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO, ref
 from heal_batch.stages.curriculum.sets import HEAL_SETS, set_specs
-from heal_batch.stages.repair.stage import RepairConfig
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
 
 DATA_PREFIX = "data_dir:"
 FROM_TEACHER = "@teacher"
-REPO_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 _log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class CurriculumConfig:
-    """PACE training sets: what goes into each stage, caps, PURE, deduplication, decontamination.
+    """PACE training sets: what goes into each stage, caps, deduplication, decontamination.
+
+    PURE's settings are the ``pure`` section; the bucket thresholds are repair's.
 
     Args:
         baselines: baseline sets after heal-1..3: rs (correct teacher samples only, the
@@ -60,24 +73,14 @@ class CurriculumConfig:
         max_answer_guided_per_problem: cap on answer-guided samples per problem (null: no cap).
         max_repairs_per_problem: cap on GEAR repairs per problem (null: no cap).
         seed: seed of the choice a cap makes.
-        pure_kinds: candidate kinds PURE filters (the rest are kept unfiltered).
-        pure_pooling: per_kind (top-lambda share and reference rule applied to each kind's pool)
-            or together (one pool for all kinds).
-        pure_drop_top_fraction: lambda, share of each pool with the highest ratio R dropped.
-        pure_reference_percentile: drop R above this percentile of naturally correct
-            trajectories' R (null: off).
-        pure_min_reasoning_tokens: drop candidates with fewer tokens than this between the cut
-            and the answer (a bare answer after the hint; 0: off).
-        pure_answer_reference_percentile: drop candidates whose answer NLL U is above this
-            percentile of naturally correct trajectories' U: the reasoning did not derive the
-            answer (null: off).
         near_dedup: drop near-duplicates (same text up to case, punctuation and whitespace).
         decontaminate: drop samples whose problem shares a word n-gram with a benchmark problem.
         benchmarks: benchmarks to decontaminate against (names as in evaluate; arith is skipped:
             evaluate draws it without the training problems).
         data_dir: folder with the benchmark JSONL files; null: $HEAL_BATCH_DATA, else
             ../shared/data next to the repository; when none exists decontamination is skipped
-            (and counted), a configured folder that does not exist is an error.
+            (and counted), a configured folder that does not exist is an error. The run key
+            hashes the files' contents, not this path.
         ngram: words per n-gram.
         ignore_grams_in_problems: ignore benchmark n-grams found in at least this many distinct
             training problems (stock phrases of competition problems; null: ignore none).
@@ -91,12 +94,6 @@ class CurriculumConfig:
     max_answer_guided_per_problem: int | None = 4
     max_repairs_per_problem: int | None = 4
     seed: int = 0
-    pure_kinds: list[str] = field(default_factory=lambda: list(CANDIDATE_KINDS))
-    pure_pooling: Literal["per_kind", "together"] = "per_kind"
-    pure_drop_top_fraction: float = 0.2
-    pure_reference_percentile: float | None = 95.0
-    pure_min_reasoning_tokens: int = 8
-    pure_answer_reference_percentile: float | None = 95.0
     near_dedup: bool = True
     decontaminate: bool = True
     benchmarks: list[str] = field(default_factory=lambda: list(DATA_BENCHMARKS))
@@ -109,15 +106,6 @@ class CurriculumConfig:
         set_specs(self.baselines)  # names
         if len(set(self.baselines)) != len(self.baselines):
             raise ValueError(f"curriculum.baselines has a repeated name: {self.baselines}")
-        for kind in self.pure_kinds:
-            if kind not in CANDIDATE_KINDS:
-                raise ValueError(
-                    f"curriculum.pure_kinds: {kind!r} is not one of {', '.join(CANDIDATE_KINDS)}"
-                )
-        if self.pure_pooling not in ("per_kind", "together"):
-            raise ValueError(
-                f"curriculum.pure_pooling {self.pure_pooling!r} is not per_kind or together"
-            )
         for name in self.benchmarks:
             if name not in BENCHMARK_FILES:
                 raise ValueError(
@@ -125,14 +113,20 @@ class CurriculumConfig:
                 )
         if self.ngram < 1:
             raise ValueError(f"curriculum.ngram must be >= 1, got {self.ngram}")
+        if self.ignore_grams_in_problems is not None and self.ignore_grams_in_problems < 0:
+            raise ValueError(
+                "curriculum.ignore_grams_in_problems must be >= 0 or null, got "
+                f"{self.ignore_grams_in_problems}"
+            )
         self.pace()  # validates the caps
 
-    def pace(self, repair: RepairConfig | None = None) -> PaceConfig:
-        """The PaceConfig of these caps and seed, with the bucket thresholds of ``repair``."""
-        repair = repair or RepairConfig()
+    def pace(self, buckets: BucketThresholds | None = None) -> PaceConfig:
+        """The PaceConfig of these caps and seed, with the bucket thresholds of ``buckets``
+        (the repair section; None: PaceConfig's defaults)."""
+        thresholds = buckets or PaceConfig()
         return PaceConfig(
-            easy_min_pass_rate=repair.easy_min_pass_rate,
-            corner_max_correct=repair.corner_max_correct,
+            easy_min_pass_rate=thresholds.easy_min_pass_rate,
+            corner_max_correct=thresholds.corner_max_correct,
             max_natural_per_problem=self.max_natural_per_problem,
             max_answer_guided_per_problem=self.max_answer_guided_per_problem,
             max_repairs_per_problem=self.max_repairs_per_problem,
@@ -144,19 +138,6 @@ class CurriculumConfig:
         return [spec.name for spec in set_specs(self.baselines)]
 
 
-def find_data_dir(configured: str | None) -> Path | None:
-    """The benchmark folder: ``configured`` (must exist), $HEAL_BATCH_DATA, ../shared/data, or None."""
-    if configured:
-        path = Path(configured).expanduser().resolve()
-        if not path.is_dir():
-            raise FileNotFoundError(f"curriculum.data_dir={configured!r}: no such folder")
-        return path
-    for candidate in (os.environ.get("HEAL_BATCH_DATA"), REPO_DATA):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate).resolve()
-    return None
-
-
 class CurriculumStage:
     name: ClassVar[str] = "curriculum"
     version: ClassVar[int] = 1
@@ -164,16 +145,26 @@ class CurriculumStage:
     section: ClassVar[str] = "curriculum"
     resources: ClassVar[Resources] = "array"
     # repair: the bucket thresholds, so a problem's bucket is the one repair acted on
-    shared: ClassVar[tuple[str, ...]] = ("teacher", "repair")
+    shared: ClassVar[tuple[str, ...]] = ("teacher", "repair", "pure")
 
     def __init__(
-        self, config: CurriculumConfig, teacher: TeacherConfig, repair: RepairConfig | None = None
+        self,
+        config: CurriculumConfig,
+        teacher: TeacherConfig,
+        repair: BucketThresholds | None = None,
+        pure: PureConfig | None = None,
     ):
-        self.config, self.teacher = config, teacher
+        # The keyed config leaves the folder out: fingerprint() hashes what is read from it.
+        self.data_setting = config.data_dir
+        self.config = dataclasses.replace(config, data_dir=None)
+        self.teacher, self.pure = teacher, pure or PureConfig()
         self._pace = config.pace(repair)
 
     def data_dir(self) -> Path | None:
-        return find_data_dir(self.config.data_dir) if self.config.decontaminate else None
+        """The benchmark folder (``heal_batch.data.benchmarks``' rule); None: not found or off."""
+        if not self.config.decontaminate:
+            return None
+        return resolve_data_dir(self.data_setting, "curriculum.data_dir", required=False)
 
     def fingerprint(self) -> str:
         """sha256 over the benchmark files decontamination reads: new benchmark data, new run."""
@@ -182,15 +173,8 @@ class CurriculumStage:
         data = self.data_dir()
         if data is None:
             return "decontamination-skipped:no-data"
-        sha = hashlib.sha256()
-        for name in data_benchmarks(self.config.benchmarks):  # arith is held out by construction
-            path = data / BENCHMARK_FILES[name]
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{path}: benchmark file for {name!r} missing (curriculum.benchmarks)"
-                )
-            sha.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-        return sha.hexdigest()
+        names = data_benchmarks(self.config.benchmarks)  # arith is held out by construction
+        return fingerprint(data / BENCHMARK_FILES[name] for name in names)
 
     def plan(self, upstream: Mapping[str, Manifest]) -> list[Task]:
         refs = tuple(ref(s, t.index) for s in self.upstream for t in upstream[s].tasks)
@@ -201,36 +185,39 @@ class CurriculumStage:
     def run(self, task: Task, io: TaskIO) -> Counters:
         from heal_batch.stages.curriculum.rows import read_pool
         from heal_batch.stages.curriculum.sets import assign_fates, select_set
+        from heal_batch.stages.curriculum.write import write_in_order
 
         shards = [v for v in task.inputs if not v.startswith(DATA_PREFIX)]
         data = next((v[len(DATA_PREFIX) :] for v in task.inputs if v.startswith(DATA_PREFIX)), "")
-        rows, references = read_pool(shards, io.read, self._pace, self.teacher.user_suffix)
+        pool = read_pool(shards, io.read, self._pace, self.teacher.user_suffix)
         counters = Counters()
-        bad = self._contaminated(rows, Path(data) if data else None, counters)
-        table = assign_fates(rows, references, bad, self.config)
+        bad = self._contaminated(pool.problems, Path(data) if data else None, counters)
+        references = (pool.reference_ratios, pool.reference_nlls)
+        table = assign_fates(pool.table, references, bad, self.config, self.pure)
         spec = set_specs(self.config.baselines)[task.index]
         kept, set_counters = select_set(table, spec, self.config.cumulative)
-        for row in kept.iter_rows(named=True):
-            io.write(self._example(spec.name, row))
+        del pool, table  # the set's light rows are all the texts are fetched by
+        write_in_order(
+            kept, shards, io.read, lambda r: self._example(spec.name, r), io.write,
+            io.scratch / "spill",
+        )  # fmt: skip
         counters.update(set_counters)
-        counters["reference_ratios"] += sum(r.ratio is not None for r in references)
-        table.select("id", "kind", "problem_id", "bucket", "ratio", "fate").write_parquet(
-            io.scratch / "fates.parquet"
-        )
+        counters["reference_ratios"] += len(references[0])
         return counters
 
-    def _contaminated(self, rows, data: Path | None, counters: Counters) -> set[str]:
+    def _contaminated(
+        self, problems: Mapping[str, str], data: Path | None, counters: Counters
+    ) -> set[str]:
         """Problem ids whose text shares an n-gram with a benchmark problem."""
-        from heal_batch.evaluation.harness import benchmark_problems
-        from heal_batch.method.decontam import build_ngram_index, contaminated, frequent_grams
+        from heal_batch.data.benchmarks import benchmark_problems
+        from heal_batch.method.decontam import build_ngram_index, contaminated_texts
 
         if not self.config.decontaminate:
             return set()
         if data is None:
             _log.warning(
-                "curriculum: no benchmark data folder (curriculum.data_dir, "
-                "$HEAL_BATCH_DATA, %s): decontamination skipped",
-                REPO_DATA,
+                "curriculum: no benchmark data folder (curriculum.data_dir, $HEAL_BATCH_DATA, "
+                "../shared/data): decontamination skipped"
             )
             counters["decontamination_skipped_no_data"] = 1
             return set()
@@ -238,32 +225,28 @@ class CurriculumStage:
         texts = [t for name in names for t in benchmark_problems(name, data)]
         counters["benchmark_problems"] = len(texts)
         index = build_ngram_index(texts, self.config.ngram)
-        problems = {r["problem_id"]: r["problem"] for r in rows}
-        if self.config.ignore_grams_in_problems:
-            distinct = set(problems.values())
-            index = index.without(
-                frequent_grams(distinct, index, self.config.ignore_grams_in_problems)
-            )
-        return {pid for pid, text in problems.items() if contaminated(text, index)}
+        flagged = contaminated_texts(problems.values(), index, self.config.ignore_grams_in_problems)
+        return {pid for pid, text in problems.items() if text in flagged}
 
-    def _example(self, set_name: str, row: dict[str, Any]) -> dict[str, Any]:
-        system = (
-            row["system"]
-            if self.config.system_prompt == FROM_TEACHER
-            else self.config.system_prompt
-        )
+    def _example(self, set_name: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The training example of one input record of the set."""
+        from heal_batch.stages.curriculum.rows import sample_bucket, sample_texts
+
+        system, user, assistant = sample_texts(record, self.teacher.user_suffix)
+        if self.config.system_prompt != FROM_TEACHER:
+            system = self.config.system_prompt
         messages = [{"role": "system", "content": system}] if system else []
         messages += [
-            {"role": "user", "content": row["user"]},
-            {"role": "assistant", "content": row["assistant"]},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": assistant},
         ]
         return {
-            "id": f"{set_name}:{row['id']}",
+            "id": f"{set_name}:{record['id']}",
             "set": set_name,
-            "kind": row["kind"],
-            "bucket": row["bucket"],
-            "problem_id": row["problem_id"],
-            "source_id": row["id"],
+            "kind": record.get("kind") or "natural",
+            "bucket": sample_bucket(record, self._pace),
+            "problem_id": record["problem_id"],
+            "source_id": record["id"],
             "messages": messages,
         }
 

@@ -24,11 +24,12 @@ from heal_batch.method.trajectory import steps_of, token_spans
 
 
 class PureScorer:
-    def __init__(self, cfg, teacher: TeacherConfig, steps: GearConfig):
-        """cfg: the ScoreConfig; steps: repair's GearConfig (step delimiter and minimum size)."""
+    def __init__(self, cfg, teacher: TeacherConfig, steps: GearConfig, eps: float):
+        """cfg: the ScoreConfig; steps: repair's GearConfig (step delimiter and minimum size);
+        eps: PURE's epsilon (``pure.eps``)."""
         from heal_batch.backends.models import load_model_and_tokenizer
 
-        self.cfg, self.teacher, self.steps = cfg, teacher, steps
+        self.cfg, self.teacher, self.steps, self.eps = cfg, teacher, steps, eps
         own = cfg.scorer == "teacher"
         self.name = teacher.model if own else cfg.scorer
         dtype = teacher.dtype if own else cfg.dtype
@@ -83,7 +84,7 @@ class PureScorer:
             steps,
             first,
             final_answer_span(text, spans),
-            self.cfg.eps,
+            self.eps,
             cut_token=first_token_at(spans, cut),
         )
         ratio, reason = _finite(result.ratio), result.unscored_reason
@@ -102,7 +103,7 @@ class PureScorer:
             "scorer": self.name,
             "with_hint": self.cfg.with_hint,
             "context": self.cfg.context,
-            "eps": self.cfg.eps,
+            "eps": self.eps,
         }
 
 

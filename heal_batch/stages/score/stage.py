@@ -15,26 +15,36 @@ curriculum over all shards. Output: candidates with a ``pure`` block, summaries 
               "unscored_reason": null, "scorer": "smollm2-135m-instruct", "with_hint": false,
               "context": "teacher", "eps": 0.01}}
 
+PURE's settings are the shared ``pure`` section (``heal_batch.method.pure.PureConfig``): score
+uses its ``eps``, curriculum the rest; the section is in both run keys.
+
     heal-batch stage score --config jobs/demo.yaml --score.scorer runs/demo/checkpoints/.../heal-1
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from heal_batch.pipeline import failpoints
+from heal_batch.method.gear import GearConfig
+from heal_batch.method.pure import PureConfig
 from heal_batch.method.seeds import stable_seed
-from heal_batch.pipeline.progress import report as report_progress
+from heal_batch.pipeline.chunks import resumable_chunks
+from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO, ref
 from heal_batch.records import CANDIDATE_KINDS
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref, Resources
-from heal_batch.pipeline.chunks import ChunkProgress
-from heal_batch.stages.repair.stage import RepairConfig
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
 
 CONTEXTS = ("teacher", "training")
+
+
+class HasGear(Protocol):
+    """The shared ``repair`` section, as score reads it: its GEAR step settings."""
+
+    @property
+    def gear(self) -> GearConfig: ...
 
 
 @dataclass(frozen=True)
@@ -42,15 +52,16 @@ class ScoreConfig:
     """PURE scoring of repair candidates (the keep/drop rule is applied, pooled, in curriculum).
 
     Steps are the ones GEAR cut: ``repair.gear.step_delimiter`` and ``repair.gear.min_step_tokens``
-    (shared with repair, so the two stages cannot disagree about where a step ends).
+    (shared with repair, so the two stages cannot disagree about where a step ends); R's epsilon
+    is ``pure.eps`` (the shared PURE section).
 
     Args:
         scorer: ``teacher`` (the teacher section's model) or a model spec (e.g. the student).
-        dtype: dtype of a non-teacher scorer (auto, float32, bfloat16); the teacher keeps teacher.dtype.
+        dtype: dtype of a non-teacher scorer (auto, float32, bfloat16); the teacher keeps
+            teacher.dtype.
         with_hint: score the continuation with the hint in context instead of the hint-free text.
         context: teacher (the teacher's prompt: system prompt and few-shot examples) or training
             (system prompt and user turn only, as the student is trained).
-        eps: epsilon in R = max step PPL / (exp(U) + eps).
         reference_samples: naturally correct trajectories per generate shard scored as the
             reference distribution (0 = none).
         chunk_positions: completion positions per LM-head chunk (memory).
@@ -63,7 +74,6 @@ class ScoreConfig:
     dtype: str = "auto"
     with_hint: bool = False
     context: str = "teacher"
-    eps: float = 0.01
     reference_samples: int = 32
     chunk_positions: int = 256
     batch_size: int = 8
@@ -73,8 +83,8 @@ class ScoreConfig:
     def __post_init__(self):
         if self.context not in CONTEXTS:
             raise ValueError(f"score.context {self.context!r} is not one of {', '.join(CONTEXTS)}")
-        if self.eps < 0 or self.reference_samples < 0:
-            raise ValueError("score.eps and score.reference_samples must be >= 0")
+        if self.reference_samples < 0:
+            raise ValueError(f"score.reference_samples must be >= 0, got {self.reference_samples}")
         for key in ("chunk_positions", "batch_size", "chunk_records"):
             if getattr(self, key) < 1:
                 raise ValueError(f"score.{key} must be >= 1, got {getattr(self, key)}")
@@ -86,11 +96,13 @@ class ScoreStage:
     upstream: ClassVar[tuple[str, ...]] = ("repair", "generate")
     section: ClassVar[str] = "score"
     resources: ClassVar[Resources] = "array"
-    shared: ClassVar[tuple[str, ...]] = ("teacher", "repair")
+    shared: ClassVar[tuple[str, ...]] = ("teacher", "repair", "pure")
 
-    def __init__(self, config: ScoreConfig, teacher: TeacherConfig, repair: RepairConfig):
-        """Steps are cut exactly as repair cut them: ``repair.gear``'s delimiter and minimum."""
-        self.config, self.teacher, self.steps = config, teacher, repair.gear
+    def __init__(
+        self, config: ScoreConfig, teacher: TeacherConfig, repair: HasGear, pure: PureConfig
+    ):
+        """Steps are cut exactly as repair cut them (``repair.gear``); R uses ``pure.eps``."""
+        self.config, self.teacher, self.steps, self.eps = config, teacher, repair.gear, pure.eps
 
     def fingerprint(self) -> str:
         return ""
@@ -138,22 +150,19 @@ class ScoreStage:
 
     def _pure_blocks(self, items: list[dict[str, Any]], index: int, io: TaskIO) -> dict:
         """(kind, id) -> pure block, computed in saved chunks (a rerun resumes)."""
-        size = self.config.chunk_records
-        progress = ChunkProgress(io.scratch)
-        worker = None
+        scorer = functools.cache(self._scorer)
         out: dict[tuple[str, str], dict[str, Any]] = {}
-        for number, start in enumerate(range(0, len(items), size)):
-            done = progress.load(number)
-            if done is None:
-                from heal_batch.stages.score.model import PureScorer
-
-                worker = worker or PureScorer(self.config, self.teacher, self.steps)
-                done = worker.score(items[start : start + size])
-                progress.save(number, done)
-                failpoints.hit(self.name, index, "chunk")
+        for _, done in resumable_chunks(
+            io, items, self.config.chunk_records, lambda chunk: scorer().score(chunk), "records"
+        ):
             out.update({(d["kind"], d["id"]): d["pure"] for d in done})
-            report_progress(io.scratch, min(start + size, len(items)), len(items), "records")
         return out
+
+    def _scorer(self):
+        """The exact scorer (loaded only when a chunk is not saved yet)."""
+        from heal_batch.stages.score.model import PureScorer
+
+        return PureScorer(self.config, self.teacher, self.steps, self.eps)
 
 
 def reference_sample(trajectories, n: int, seed: int) -> list[dict[str, Any]]:
