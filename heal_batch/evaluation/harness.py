@@ -7,6 +7,10 @@ and one flat record per benchmark, e.g.::
     {"benchmark": "math500", "model": "/ckpt/stage3", "greedy_acc": 0.41, "greedy_acc_stderr": 0.022,
      "avg_at_n": 0.39, "avg_at_n_stderr": 0.02, "pass_at_n": 0.55, "pass_at_n_stderr": 0.022,
      "answered_greedy": 0.97, "num_problems": 500, "n_samples": 4, "limit": None,
+     "pass_at_k": {"1": 0.39, "2": 0.47, "4": 0.55}, "pass_at_k_ci": {"1": [0.35, 0.43], ...},
+     "avg_at_n_ci": [0.35, 0.43], "correct_counts": [4, 0, 2, ...], "interval": {"method":
+     "percentile bootstrap over problems", "confidence": 0.95, "resamples": 10000, "seed": 0},
+     "seeds": {"lm_eval_random": 0, "numpy": 0, "torch": 0, "vllm": 0, "bootstrap": 0},
      "temperature": 0.6, "top_p": 0.95, "max_gen_toks": 4096, "backend": "vllm", ... (every
      EvalConfig field but `benchmarks`), "versions": {"lm_eval": "0.4.13", "vllm": "0.33.0", ...},
      "seconds": 812.3, "results_file": ".../results_<ts>.json", "samples_files": [...]}
@@ -24,6 +28,9 @@ the same files work from the CLI, and no HF datasets cache or network is touched
 Two lm-eval tasks per benchmark, run in one ``simple_evaluate`` call (one model load):
 ``heal_<b>_greedy`` (one greedy sample -> ``greedy_acc``) and ``heal_<b>_sampled`` (``repeats: n``
 samples per problem -> ``avg_at_n`` = pass@1 averaged over the n samples, and ``pass_at_n``).
+From each problem's count of correct samples the record also gets the unbiased pass@k for k = 1,
+2, 4, ..., n and bootstrap intervals over problems (:mod:`heal_batch.evaluation.metrics`); n can
+differ per benchmark (``n_samples_per_benchmark``: 32 samples of AIME's 30 problems, 4 of MATH's).
 ``run_benchmark`` overrides repeats and generation kwargs on the loaded tasks from the config; the
 YAML values are only defaults for CLI use. A keep-all filter hands every repeat to the grader, which
 takes the last ``\\boxed{}`` (or ``#### N`` for GSM8K) and compares it with math-verify.
@@ -76,6 +83,8 @@ class EvalConfig:
     data_dir: folder with the benchmark JSONL files; None: $HEAL_BATCH_DATA, else ../shared/data
         next to the checkout (heal_batch.data.benchmarks.resolve_data_dir).
     n_samples: samples per problem for avg@n (pass@1 averaged over n); 0 skips the sampled pass.
+    n_samples_per_benchmark: n for the benchmarks named here (e.g. {"aime24": 32}), n_samples
+        for the others.
     temperature, top_p: sampling parameters of the sampled pass.
     max_gen_toks: generation budget per response (both passes).
     limit: evaluate only the first `limit` problems of each benchmark (quick runs); None = all.
@@ -93,6 +102,7 @@ class EvalConfig:
     benchmarks: list[str] = field(default_factory=lambda: list(DATA_BENCHMARKS))
     data_dir: str | None = None
     n_samples: int = 4
+    n_samples_per_benchmark: dict[str, int] = field(default_factory=dict)
     temperature: float = 0.6
     top_p: float = 0.95
     max_gen_toks: int = 4096
@@ -112,10 +122,19 @@ class EvalConfig:
             check_benchmark(name)
         if self.backend not in BACKENDS:
             raise ValueError(f"EvalConfig.backend={self.backend!r}; expected one of {BACKENDS}")
-        if self.n_samples < 0 or (self.n_samples == 0 and not self.greedy):
+        for name, n in self.n_samples_per_benchmark.items():
+            check_benchmark(name)
+            if n < 0:
+                raise ValueError(f"n_samples_per_benchmark[{name!r}]={n}; expected n >= 0")
+        if self.n_samples < 0 or any(self.samples_for(b) == 0 and not self.greedy
+                                     for b in self.benchmarks):
             raise ValueError("EvalConfig: need n_samples >= 1 or greedy=True (nothing to evaluate)")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"EvalConfig.limit={self.limit}; expected a positive int or None")
+
+    def samples_for(self, benchmark: str) -> int:
+        """n of the sampled pass on ``benchmark`` (0: no sampled pass)."""
+        return self.n_samples_per_benchmark.get(benchmark, self.n_samples)
 
     def resolved_data_dir(self) -> Path:
         """The benchmark folder: ``data_dir`` by the one rule of ``heal_batch.data.benchmarks``."""
@@ -167,15 +186,16 @@ def run_benchmarks(
         torch_random_seed=cfg.seed,
     )
     seconds = round(time.monotonic() - start, 2)
+    samples = results.get("samples", {})
     files = _save(tracker, results, out_dir)
     common = _common_fields(model_dir, cfg, seconds, files)
-    return [_record(name, results, common) for name in benchmarks]
+    return [_record(name, results, common) | _sampled(name, samples, cfg) for name in benchmarks]
 
 
 def _load_tasks(manager, benchmarks: list[str], cfg: EvalConfig) -> list:
     """Build the greedy/sampled task objects and apply the config's n and generation kwargs."""
     names = [f"heal_{b}_greedy" for b in benchmarks if cfg.greedy]
-    names += [f"heal_{b}_sampled" for b in benchmarks if cfg.n_samples > 0]
+    names += [f"heal_{b}_sampled" for b in benchmarks if cfg.samples_for(b) > 0]
     tasks = manager.load(names)["tasks"]
     for name, task in tasks.items():
         sampled = name.endswith("_sampled")
@@ -183,7 +203,8 @@ def _load_tasks(manager, benchmarks: list[str], cfg: EvalConfig) -> list:
         if sampled:
             gen |= {"temperature": cfg.temperature, "top_p": cfg.top_p}
         task.set_config("generation_kwargs", gen)
-        task.set_config("repeats", cfg.n_samples if sampled else 1)
+        benchmark = name.removeprefix("heal_").removesuffix("_sampled")
+        task.set_config("repeats", cfg.samples_for(benchmark) if sampled else 1)
     return [tasks[n] for n in names]
 
 
@@ -265,6 +286,22 @@ def _record(benchmark: str, results: dict, common: dict) -> dict:
     prefix = f"samples_heal_{benchmark}_"
     mine = [f for f in common["samples_files"] if Path(f).name.startswith(prefix)]
     return rec | common | {"samples_files": mine}
+
+
+def _sampled(benchmark: str, samples: dict, cfg: EvalConfig) -> dict:
+    """This benchmark's n, the seeds, and the metrics of its per-problem correct counts (null
+    when the sampled pass is off). A sample's ``acc`` is its problem's share c/n of correct."""
+    from heal_batch.evaluation.metrics import sampled_metrics
+
+    n, seed = cfg.samples_for(benchmark), cfg.seed
+    seeds = {"lm_eval_random": seed, "numpy": seed, "torch": seed,
+             "vllm": seed if cfg.backend == "vllm" else None, "bootstrap": seed}
+    rows = {row["doc_id"]: row for row in samples.get(f"heal_{benchmark}_sampled", [])}
+    if n == 0 or not rows:
+        empty = dict.fromkeys(("correct_counts", "avg_at_n_ci", "pass_at_k", "pass_at_k_ci"))
+        return {"n_samples": n, "seeds": seeds, **empty, "interval": None}
+    counts = [round(rows[doc]["acc"] * n) for doc in sorted(rows)]
+    return {"n_samples": n, "seeds": seeds, **sampled_metrics(counts, n, seed)}
 
 
 def _number(value: Any) -> float | None:

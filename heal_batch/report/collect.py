@@ -37,7 +37,8 @@ TRAIN_STAGES = ("train-1", "train-2", "train-3", "train-baselines")
 EVAL_KEYS = ("checkpoint", "benchmark", "avg_at_n", "avg_at_n_stderr", "greedy_acc",
              "greedy_acc_stderr", "pass_at_n", "pass_at_n_stderr", "greedy_flex_acc",
              "greedy_flex_acc_stderr", "num_problems", "n_samples",
-             "temperature", "top_p", "max_gen_toks", "limit", "backend", "versions", "results_file")  # fmt: skip
+             "temperature", "top_p", "max_gen_toks", "limit", "backend", "versions", "results_file",
+             "avg_at_n_ci", "pass_at_k", "pass_at_k_ci", "interval", "seeds")  # fmt: skip
 
 
 @dataclass

@@ -4,28 +4,35 @@ Input: slim evaluate result records (``checkpoint``, ``benchmark``, ``avg_at_n``
 ``avg_at_n_stderr``, ``greedy_acc``, ...). Output: report blocks. Rows are ordered base, RS-SFT,
 flat, HEAL stage I/II/III, then any other checkpoint; columns follow heal_batch.evaluation.harness's
 benchmark order. stderr is lm-eval's standard error of the mean over problems (avg@n: of the
-per-problem mean over the n samples).
+per-problem mean over the n samples). Where the records carry them (``avg_at_n_ci``, ``pass_at_k``,
+``pass_at_k_ci``: :mod:`heal_batch.evaluation.metrics`), avg@n cells add the 95 % percentile-
+bootstrap interval over problems, and a pass@k table shows pass@1 and pass@n per benchmark (n may
+differ per benchmark) with its interval; the settings list the seeds and the interval method.
 
     blocks = evaluation_blocks([{"checkpoint": "base", "benchmark": "gsm8k", "avg_at_n": 0.3, ...}])
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from heal_batch.evaluation.harness import BENCHMARKS
 from heal_batch.report import plots
-from heal_batch.report.render import Figure, Table
 from heal_batch.report.labels import SET_LABELS, ordered
+from heal_batch.report.render import Figure, Table
 
 METRICS = (
     ("avg_at_n", "avg@n: pass@1 averaged over n samples"),
     ("greedy_acc", "greedy accuracy"),
     ("pass_at_n", "pass@n: any of the n samples correct"),
-    ("greedy_flex_acc", "greedy accuracy, lenient: the last number counts when there is no \\boxed{}"),
+    ("greedy_flex_acc",
+     "greedy accuracy, lenient: the last number counts when there is no \\boxed{}"),
 )
 CHART_METRICS = (("avg_at_n", "avg@n"), ("greedy_acc", "greedy accuracy"))
 SETTINGS = ("n_samples", "temperature", "top_p", "max_gen_toks", "limit", "backend")
+PASS_AT_K_TITLE = ("pass@k, the unbiased estimator of Chen et al. 2021, for k = 1 and k = n "
+                   "[95 % percentile-bootstrap interval over problems]:")
 
 
 def evaluation_blocks(records: list[dict[str, Any]]) -> list:
@@ -41,9 +48,13 @@ def evaluation_blocks(records: list[dict[str, Any]]) -> list:
         if all(v is None for v, _ in cells.values()):
             continue  # that pass was switched off (greedy: false or n_samples: 0)
         table = [
-            [SET_LABELS.get(c, c), *(_cell(cells.get((c, b))) for b in benchmarks)] for c in rows
-        ]
-        blocks += [f"{title} (± standard error):", Table(["checkpoint", *benchmarks], table)]
+            [SET_LABELS.get(c, c), *(_cell(cells.get((c, b)), by_cell.get((c, b), {}).get(
+                f"{metric}_ci")) for b in benchmarks)] for c in rows
+        ]  # fmt: skip
+        ci = any(r.get(f"{metric}_ci") for r in records)
+        note = " [95 % bootstrap interval over problems]" if ci else ""
+        blocks += [f"{title} (± standard error{note}):", Table(["checkpoint", *benchmarks], table)]
+    blocks += _pass_at_k(by_cell, rows, benchmarks)
     blocks += _settings(records, benchmarks)
     # the chart shows avg@n, or greedy accuracy when no sampled pass ran (the demo)
     metric, label = next(
@@ -64,18 +75,41 @@ def evaluation_blocks(records: list[dict[str, Any]]) -> list:
     return blocks
 
 
-def _cell(value: tuple[float | None, float | None] | None) -> str:
+def _cell(value: tuple[float | None, float | None] | None, ci: list | None = None) -> str:
     if value is None or value[0] is None:
         return "-"
     mean, stderr = value
-    return f"{mean:.3f} ± {stderr:.3f}" if stderr is not None else f"{mean:.3f}"
+    text = f"{mean:.3f} ± {stderr:.3f}" if stderr is not None else f"{mean:.3f}"
+    return text + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _pass_at_k(by_cell: dict, rows: list[str], benchmarks: list[str]) -> list:
+    """pass@1 and pass@n (the largest k recorded) per benchmark, each with its interval."""
+    columns = []
+    for b in benchmarks:
+        ks = {int(k) for (_, bb), r in by_cell.items() if bb == b for k in r.get("pass_at_k") or {}}
+        columns += [(b, k) for k in sorted({min(ks), max(ks)})] if ks else []
+    if not columns:
+        return []
+
+    def cell(c: str, b: str, k: int) -> str:
+        r = by_cell.get((c, b)) or {}
+        value = (r.get("pass_at_k") or {}).get(str(k))
+        if value is None:
+            return "-"
+        ci = (r.get("pass_at_k_ci") or {}).get(str(k))
+        return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+    table = [[SET_LABELS.get(c, c), *(cell(c, b, k) for b, k in columns)] for c in rows]
+    return [PASS_AT_K_TITLE, Table(["checkpoint", *(f"{b} pass@{k}" for b, k in columns)], table)]
 
 
 def _settings(records: list[dict[str, Any]], benchmarks: list[str]) -> list[str]:
     """What the numbers depend on: sampling settings, problems per benchmark, library versions."""
     combos = sorted({tuple(str(r.get(k)) for k in SETTINGS) for r in records})
-    lines = ["Settings: " + "; ".join(
-        ", ".join(f"{k}={v}" for k, v in zip(SETTINGS, combo)) for combo in combos)]  # fmt: skip
+    lines = ["Settings: " + "; ".join(", ".join(f"{k}={v}" for k, v in zip(SETTINGS, combo,
+                                                                          strict=True))
+                                      for combo in combos)]  # fmt: skip
     problems = {b: sorted({r.get("num_problems") for r in records if r["benchmark"] == b}, key=str)
                 for b in benchmarks}  # fmt: skip
     lines.append("Problems per benchmark: " + ", ".join(
@@ -83,4 +117,11 @@ def _settings(records: list[dict[str, Any]], benchmarks: list[str]) -> list[str]
     versions = sorted({", ".join(f"{k} {v}" for k, v in sorted((r.get("versions") or {}).items()))
                        for r in records})  # fmt: skip
     lines.append("Library versions: " + " | ".join(versions))
+    seeds = sorted({json.dumps(r["seeds"], sort_keys=True) for r in records if r.get("seeds")})
+    if seeds:
+        lines.append("Seeds: " + " | ".join(seeds))
+    intervals = sorted({json.dumps(r["interval"], sort_keys=True)
+                        for r in records if r.get("interval")})  # fmt: skip
+    if intervals:
+        lines.append("Intervals: " + " | ".join(intervals))
     return lines
