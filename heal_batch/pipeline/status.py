@@ -1,9 +1,12 @@
 """``heal-batch status``: per stage, how many tasks are done, running, pending, failed, missing.
 
-Reads ``refs/`` (the run each stage's current config points at), its manifest and receipts. Tasks
-submitted to Slurm that have no receipt yet are classified with one ``sacct`` call (pending,
-running, or failed with Slurm's reason, e.g. TIMEOUT or OUT_OF_MEMORY). Refreshing seals manifests
-whose tasks have all finished since the launcher last looked. Imports nothing heavy.
+Reads ``refs/`` (the run each stage's current config points at), its manifest and receipts, and
+writes nothing: unfinished manifests are refreshed from the receipts in memory (the next
+``heal-batch run`` seals them). Tasks submitted to Slurm that have no receipt yet are classified
+with one ``sacct`` call (pending, running, or failed with Slurm's reason, e.g. TIMEOUT or
+OUT_OF_MEMORY). A damaged receipt counts its task as missing and is listed with its path; a bad
+ref or a damaged manifest is listed on its stage's row, and the other stages are still shown.
+Imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pathlib import Path
 
 from heal_batch.pipeline.registry import STAGES
 from heal_batch.store.layout import Layout
-from heal_batch.store.manifests import load_manifest, refresh, save_manifest, seal_if_complete
+from heal_batch.store.manifests import read_manifest, refresh
+from heal_batch.store.names import RunFolderError
 
 SLURM_ACTIVE = {"PENDING": "pending", "RUNNING": "running", "REQUEUED": "pending",
                 "CONFIGURING": "pending", "COMPLETING": "running", "SUSPENDED": "pending"}
@@ -30,42 +34,59 @@ class TaskProblem:
 
 @dataclass
 class StageStatus:
+    """One stage's current run. ``sealed``: every task is done (the manifest is sealed, or the
+    next run seals it). ``failures``: failed tasks, and missing ones with a reason (a damaged
+    receipt, a lost shard). ``problem``: why the stage could not be read (bad ref, damaged
+    manifest), counts then empty."""
+
     stage: str
     run_key: str
     manifest: str
     sealed: bool
     counts: dict[str, int]
     failures: list[TaskProblem] = field(default_factory=list)
+    problem: str | None = None
 
 
 def collect(workdir: Path) -> list[StageStatus]:
+    """Every stage with a current run, in DAG order; reads the run folder, writes nothing."""
     layout = Layout(workdir)
     rows = []
     for name in STAGES:
-        key = layout.read_ref(name)
-        if key is None or not layout.manifest(name, key).is_file():
-            continue
-        manifest = load_manifest(layout.manifest(name, key))
-        was_sealed = manifest.sealed
-        if not was_sealed:
-            refresh(layout, manifest)
-            if not seal_if_complete(layout, manifest):
-                save_manifest(layout, manifest)
-        states = {t.index: t.state for t in manifest.tasks}
-        submitted = {t.index: t.job_id for t in manifest.tasks if t.state == "submitted" and t.job_id}
-        failures = [TaskProblem(t.index, t.error or "failed", t.log_path)
-                    for t in manifest.tasks if t.state == "failed"]
-        for index, (state, reason) in _slurm_states(submitted).items():
-            states[index] = state
-            if state == "failed":
-                entry = manifest.tasks[index]
-                failures.append(TaskProblem(index, f"Slurm: {reason}", entry.log_path))
-        counts = {s: 0 for s in ("done", "running", "pending", "failed", "missing")}
-        for state in states.values():
-            counts["pending" if state == "submitted" else state] += 1
-        rows.append(StageStatus(name, key, str(layout.manifest(name, key)), manifest.sealed, counts,
-                                sorted(failures, key=lambda f: f.index)))
+        try:
+            row = _stage_status(layout, name)
+        except RunFolderError as exc:
+            row = StageStatus(name, "?", str(layout.ref(name)), False, dict.fromkeys(_COUNTS, 0),
+                              problem=str(exc))
+        if row is not None:
+            rows.append(row)
     return rows
+
+
+_COUNTS = ("done", "running", "pending", "failed", "missing")
+
+
+def _stage_status(layout: Layout, name: str) -> StageStatus | None:
+    key = layout.read_ref(name)
+    manifest = read_manifest(layout, name, key) if key else None
+    if manifest is None:
+        return None
+    if not manifest.sealed:
+        refresh(layout, manifest)  # in memory only
+    states = {t.index: t.state for t in manifest.tasks}
+    submitted = {t.index: t.job_id for t in manifest.tasks if t.state == "submitted" and t.job_id}
+    failures = [TaskProblem(t.index, t.error or "failed", t.log_path) for t in manifest.tasks
+                if t.state == "failed" or (t.state == "missing" and t.error)]
+    for index, (state, reason) in _slurm_states(submitted).items():
+        states[index] = state
+        if state == "failed":
+            failures.append(TaskProblem(index, f"Slurm: {reason}", manifest.tasks[index].log_path))
+    counts = dict.fromkeys(_COUNTS, 0)
+    for state in states.values():
+        counts["pending" if state == "submitted" else state] += 1
+    complete = manifest.sealed or counts["done"] == len(manifest.tasks)
+    return StageStatus(name, key, str(layout.manifest(name, key)), complete, counts,
+                       sorted(failures, key=lambda f: f.index))
 
 
 def _slurm_states(submitted: dict[int, str]) -> dict[int, tuple[str, str]]:
@@ -74,7 +95,8 @@ def _slurm_states(submitted: dict[int, str]) -> dict[int, tuple[str, str]]:
         return {}
     try:
         out = subprocess.run(
-            ["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(sorted(set(submitted.values())))],
+            ["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j",
+             ",".join(sorted(set(submitted.values())))],
             capture_output=True, text=True, timeout=20, check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
@@ -111,17 +133,28 @@ def queued_jobs(job_ids: set[str]) -> set[str]:
 
 
 def render(rows: list[StageStatus]) -> str:
+    """The status table, then per stage its problem or failed tasks (reason, log) and the rerun
+    command."""
     if not rows:
         return "no stage runs found (is --workdir right? run `heal-batch run` first)"
-    head = f"{'stage':<17}{'run':<14}{'done':>6}{'running':>9}{'pending':>9}{'failed':>8}{'missing':>9}  sealed"
+    head = (f"{'stage':<17}{'run':<14}{'done':>6}{'running':>9}{'pending':>9}{'failed':>8}"
+            f"{'missing':>9}  sealed")
     lines = [head]
     for r in rows:
         c = r.counts
-        lines.append(f"{r.stage:<17}{r.run_key[:12]:<14}{c['done']:>6}{c['running']:>9}{c['pending']:>9}"
-                     f"{c['failed']:>8}{c['missing']:>9}  {'yes' if r.sealed else 'no'}")
+        if r.problem:
+            lines.append(f"{r.stage:<17}{'?':<14}  cannot be read (see below)")
+            continue
+        lines.append(f"{r.stage:<17}{r.run_key[:12]:<14}{c['done']:>6}{c['running']:>9}"
+                     f"{c['pending']:>9}{c['failed']:>8}{c['missing']:>9}  "
+                     + ("yes" if r.sealed else "no"))
     for r in rows:
+        if r.problem:
+            lines.append(f"  {r.stage}: {r.problem}")
         for f in r.failures:
-            lines.append(f"  {r.stage} task {f.index}: {f.reason}" + (f"\n      log: {f.log_path}" if f.log_path else ""))
+            lines.append(f"  {r.stage} task {f.index}: {f.reason}")
+            if f.log_path:
+                lines.append(f"      log: {f.log_path}")
         if r.failures:
             lines.append(f"  rerun with: heal-batch rerun {r.manifest}")
     return "\n".join(lines)

@@ -4,7 +4,7 @@
     <workdir>/runs/<stage>/<run_key>/tasks/<i>.json    one receipt per task
     <workdir>/runs/<stage>/<run_key>/started/<i>.json  who started the task (host, pid)
     <workdir>/runs/<stage>/<run_key>/logs/             executor logs
-    <workdir>/runs/<stage>/<run_key>/work/<i>/         a task's private scratch (resume chunks, checkpoints)
+    <workdir>/runs/<stage>/<run_key>/work/<i>/         a task's scratch (resume chunks, checkpoints)
     <workdir>/manifests/<stage>/<run_key>.json         the stage run's manifest
     <workdir>/refs/<stage>                             the run key the current config points at
     <workdir>/checkpoints/<run_key>/<set>/             a training task's checkpoints and HF model
@@ -20,7 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from heal_batch.store.names import check_index, check_key, check_plain, check_stage
+from heal_batch.store.names import (
+    RunFolderError,
+    check_index,
+    check_key,
+    check_plain,
+    check_stage,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -69,4 +75,8 @@ class Layout:
         path = self.ref(stage)
         if not path.is_file():
             return None
-        return check_key(path.read_text(encoding="utf-8", errors="replace").strip(), path)
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+        try:
+            return check_key(text, path)
+        except RunFolderError as exc:
+            raise RunFolderError(f"{exc}; `heal-batch run` with your config rewrites it") from None

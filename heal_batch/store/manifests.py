@@ -4,7 +4,11 @@ A manifest exists from the moment the launcher plans a stage run and lists every
 ``done`` (with its output address), ``failed`` (reason and log path), ``submitted`` (a job id,
 no receipt yet) or ``missing``. ``heal-batch rerun MANIFEST`` resubmits exactly its failed and
 missing tasks. It is *sealed* once every task has a good receipt; sealing is idempotent, so
-the launcher or the last finishing array task may do it.
+the launcher or the last finishing array task may do it, and a sealed manifest is never rewritten
+unless one of its output shards is gone or fails verification (it is then unsealed).
+
+A manifest file that cannot be read or holds wrong types or names raises :class:`ManifestError`
+naming the file; its ``sealed`` says whether the file claims to be sealed (None: unreadable).
 """
 
 from __future__ import annotations
@@ -13,20 +17,22 @@ import dataclasses
 import hashlib
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from heal_batch.store.atomic import read_json, write_json_atomic
 from heal_batch.store.layout import Layout
-from heal_batch.store.receipts import Receipt, read_receipts, receipt_problem
+from heal_batch.store.manifest_checks import ManifestError, check_manifest
+from heal_batch.store.receipts import Receipt, receipt_state, scan_receipts
+from heal_batch.store.shards import ShardError, shard_path, verify
 
 SCHEMA = "heal_batch/manifest/v1"
 TASK_STATES = ("done", "failed", "submitted", "missing")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass
@@ -71,9 +77,9 @@ class Manifest:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: Path | None = None) -> Manifest:
-        if data.get("schema") != SCHEMA:
-            raise ValueError(f"{source}: not a {SCHEMA} manifest (schema={data.get('schema')!r})")
+    def from_dict(cls, data: Any, source: Path | None = None) -> Manifest:
+        """Check every field (types, names, task order) first; raises ManifestError."""
+        check_manifest(data, source, SCHEMA, TASK_STATES)
         data = dict(data)
         data["tasks"] = [TaskEntry(**t) for t in data["tasks"]]
         return cls(**data)
@@ -87,9 +93,26 @@ class Manifest:
 
 
 def load_manifest(path: Path) -> Manifest:
+    """The manifest in ``path``; FileNotFoundError without one, ManifestError if it is damaged."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such manifest")
-    return Manifest.from_dict(read_json(path), path)
+    try:
+        data = read_json(path)
+    except (ValueError, OSError) as exc:
+        raise ManifestError(path, str(exc).removeprefix(f"{path}:").strip(), None) from None
+    return Manifest.from_dict(data, path)
+
+
+def read_manifest(layout: Layout, stage: str, key: str) -> Manifest | None:
+    """The manifest of a stage run (None if there is none), checked to be that run's."""
+    path = layout.manifest(stage, key)
+    if not path.is_file():
+        return None
+    manifest = load_manifest(path)
+    if (manifest.stage, manifest.run_key) != (stage, key):
+        raise ManifestError(path, f"it describes {manifest.stage} run {manifest.run_key[:12]}",
+                            manifest.sealed)
+    return manifest
 
 
 def save_manifest(layout: Layout, manifest: Manifest) -> Path:
@@ -105,26 +128,53 @@ def manifest_digest(layout: Layout, stage: str, key: str) -> str | None:
 
 
 def refresh(layout: Layout, manifest: Manifest, deep: bool = False) -> dict[int, Receipt]:
-    """Update every task entry from its receipt; returns the receipts that were read.
+    """Update every task entry from its receipt (in memory); returns the good receipts.
 
-    Entries already ``submitted`` with no receipt stay ``submitted``.
+    Entries already ``submitted`` with no receipt stay ``submitted``. A damaged receipt, or a done
+    one whose output shard is gone (or, with ``deep``, fails verification), makes its task
+    ``missing`` with the reason (naming the file) in ``error``.
     """
-    receipts = read_receipts(layout, manifest.stage, manifest.run_key)
+    receipts, damaged = scan_receipts(layout, manifest.stage, manifest.run_key)
     for entry in manifest.tasks:
         receipt = receipts.get(entry.index)
-        problem = receipt_problem(layout, receipt, deep=deep)
         if receipt is None:
-            if entry.state != "submitted":
+            if entry.state != "submitted" or entry.index in damaged:
                 entry.state = "missing"
+            entry.output, entry.error = None, damaged.get(entry.index, entry.error)
             continue
-        entry.state = "done" if problem is None else "failed"
-        entry.output = receipt.output if problem is None else None
+        entry.state, entry.error = receipt_state(layout, receipt, deep)
+        entry.output = receipt.output if entry.state == "done" else None
         entry.records, entry.counters = receipt.records, receipt.counters
         entry.seconds, entry.attempt, entry.host = receipt.seconds, receipt.attempt, receipt.host
         entry.job_id = receipt.job_id or entry.job_id
-        entry.error = None if problem is None else problem
         entry.log_path = receipt.log_path
     return receipts
+
+
+def sealed_outputs_hold(layout: Layout, manifest: Manifest, deep: bool = False) -> bool:
+    """Whether a sealed manifest still holds: every output shard is in the store (and, with
+    ``deep``, passes its sha256 check). If not, the manifest is unsealed (in memory) and refreshed;
+    the tasks whose shards do not hold become ``missing`` with the reason, so they rerun."""
+    bad: dict[int, str] = {}
+    for entry in manifest.tasks:
+        path = shard_path(layout.store, entry.output) if entry.output else None
+        if path is None or not path.is_file():
+            bad[entry.index] = f"output shard {str(entry.output)[:12]}… is missing from the store"
+        elif deep:
+            try:
+                verify(path, entry.output)
+            except ShardError as exc:
+                bad[entry.index] = f"output shard failed verification: {exc}"
+    if not bad:
+        return True
+    outputs = {index: manifest.tasks[index].output for index in bad}
+    manifest.sealed, manifest.sealed_at = False, None
+    refresh(layout, manifest)
+    for index, reason in bad.items():
+        entry = manifest.tasks[index]
+        if entry.state == "done" and entry.output == outputs[index]:
+            entry.state, entry.output, entry.error = "missing", None, reason
+    return False
 
 
 def seal_if_complete(layout: Layout, manifest: Manifest) -> bool:

@@ -27,6 +27,8 @@ from typing import Any
 
 import zstandard
 
+from heal_batch.store.names import RunFolderError, check_address
+
 SUFFIX = ".jsonl.zst"
 ZSTD_LEVEL = 3
 _READ_CHUNK = 1 << 20
@@ -38,23 +40,25 @@ class ShardError(Exception):
 
 def canonical_line(record: dict[str, Any]) -> bytes:
     """The canonical serialisation of one record, newline included."""
-    return (
-        json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        + "\n"
-    ).encode("utf-8")
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)  # fmt: skip
+    return (text + "\n").encode("utf-8")
 
 
 def shard_path(store_dir: Path | str, address: str) -> Path:
-    """Where the shard with this address lives inside a store folder."""
+    """Where the shard with this address lives inside a store folder; an address that is not 64
+    lowercase hex digits raises :class:`~heal_batch.store.names.RunFolderError`."""
+    check_address(address)
     return Path(store_dir) / address[:2] / f"{address}{SUFFIX}"
 
 
 def address_of(path: Path | str) -> str:
     """The address a shard file claims by its name."""
     name = Path(path).name
-    if not name.endswith(SUFFIX) or len(name) != 64 + len(SUFFIX):
-        raise ShardError(f"{path}: not a shard file name (expected <sha256>{SUFFIX})")
-    return name[: -len(SUFFIX)]
+    try:
+        return check_address(name.removesuffix(SUFFIX) if name.endswith(SUFFIX) else None)
+    except RunFolderError:
+        raise ShardError(f"{path}: not a shard file name (expected <sha256>{SUFFIX})") from None
 
 
 class ShardWriter:
@@ -74,7 +78,8 @@ class ShardWriter:
         fd, tmp = tempfile.mkstemp(dir=tmp_dir, suffix=".part")
         self._tmp = Path(tmp)
         self._raw = os.fdopen(fd, "wb")
-        self._zst = zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_writer(self._raw, closefd=False)
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self._zst = compressor.stream_writer(self._raw, closefd=False)
         self._sha = hashlib.sha256()
 
     def write(self, record: dict[str, Any]) -> None:
