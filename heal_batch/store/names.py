@@ -7,7 +7,7 @@ Everything under ``<workdir>`` is addressed by three kinds of names: run keys an
 names the file the value came from; :class:`~heal_batch.store.layout.Layout` checks again, so no
 path is ever built from an unchecked name.
 
-    check_key(text, source=ref_path)        # -> text, or RunFolderError "refs/generate: run key ..."
+    check_key(text, source=ref_path)       # -> text, or RunFolderError "refs/generate: run key …"
     check_stage(manifest["stage"], path)    # -> the name, or RunFolderError listing valid stages
 """
 
