@@ -131,9 +131,18 @@ def cmd_run(ns: Namespace) -> int:
     if ns.dry_run:
         _print_sbatch(cfg, [p.name for p in result.plans if p.todo])
         return 0
+    return _finish(result, cfg, wait)
+
+
+def _finish(result, cfg: PipelineConfig, wait: bool) -> int:
+    """Exit status of a launch: each failed task's reason and log, else the report (``wait``)."""
+    from heal_batch.pipeline.plan_text import failure_lines
+
     if result.failed or result.blocked:
-        print(f"some tasks failed: `heal-batch status --workdir {cfg.workdir}` lists them and "
-              "their logs; `heal-batch run` with the same config reruns only them")
+        print("some tasks failed:")
+        for line in failure_lines(result):
+            print(line)
+        print("`heal-batch run` with the same config reruns only them (and what reads them)")
         return 1
     if wait:
         from heal_batch.report import write_report
@@ -155,24 +164,25 @@ def cmd_stage(ns: Namespace) -> int:
 
 def cmd_rerun(ns: Namespace) -> int:
     from heal_batch.pipeline.launch import launch
-    from heal_batch.pipeline.registry import downstream_of
-    from heal_batch.store.layout import Layout
-    from heal_batch.store.manifests import load_manifest
+    from heal_batch.pipeline.plan_text import ranges
+    from heal_batch.pipeline.rerun import check_keys, rerun_request
 
-    manifest = load_manifest(Path(ns.manifest))
-    cfg = config_from_dict(manifest.pipeline)
-    cfg.workdir = str(Path(ns.manifest).resolve().parents[2])
-    cfg.executor = ns.executor or cfg.executor
-    cfg.cluster = ns.cluster or cfg.cluster
-    indices = {t.index for t in manifest.tasks if t.state != "done"}
-    print(f"rerun {manifest.stage} (run {manifest.run_key[:12]}): tasks {sorted(indices) or 'none'} "
-          "as listed failed or missing in the manifest")
+    request = rerun_request(ns.manifest)
+    record = {**request.pipeline, "workdir": str(request.workdir)}
+    record["executor"] = ns.executor or request.manifest.executor
+    record["cluster"] = ns.cluster or record.get("cluster")
+    cfg = config_from_dict(record)
+    indices = check_keys(cfg, request)
+    head = f"rerun {request.manifest.stage} (run {request.manifest.run_key[:12]})"
+    for name in request.skipped:
+        print(f"{head}: leaving out {name}: its current run reads another upstream run")
+    if not indices:
+        print(f"{head}: nothing to rerun, every task is done (receipts and shards checked)")
+        return 0
+    print(f"{head}: tasks {ranges(indices)}, failed or missing, and the tasks that read them")
     wait = ns.wait if ns.wait is not None else cfg.executor != "slurm"
-    # Downstream stages that were already planned in this run folder wait on these tasks: rerun them too.
-    layout = Layout(Path(cfg.workdir))
-    stages = [s for s in downstream_of({manifest.stage}) if s == manifest.stage or layout.read_ref(s)]
-    result = launch(cfg, _executor(cfg), stages, only={manifest.stage: indices}, wait=wait)
-    return 1 if result.failed or result.blocked else 0
+    result = launch(cfg, _executor(cfg), request.stages, only=request.only, wait=wait)
+    return _finish(result, cfg, wait=False)
 
 
 def cmd_status(ns: Namespace) -> int:

@@ -112,7 +112,8 @@ def plan(cfg, stages: list[str] | None = None, only: dict[str, set[int]] | None 
         if name not in selected and p.todo:
             raise PlanError(
                 f"stage {name!r} (run {key[:12]}) has {len(p.todo)} unfinished task(s) "
-                f"{[t.index for t in p.todo][:20]}; include it in --stages or run it first"
+                f"{[t.index for t in p.todo][:20]}; include it in --stages or run it first "
+                f"(heal-batch rerun {layout.manifest(name, key)})"
             )
         plans.append(p)
     return plans
