@@ -136,3 +136,23 @@ def test_a_run_sweeps_temp_files_that_killed_writers_left(tmp_path):
     launch(cfg, make_executor("debug"), ["ingest"], echo=lines.append)
     assert not stale.exists()
     assert "store: removed 1 stale temp file(s), 2.0 MB, of killed writers" in lines
+
+
+def test_verify_reaches_sealed_stages_and_reruns_a_bad_shard_and_its_readers(tmp_path, toy_dag):
+    from heal_batch.store.shards import shard_path, verify
+
+    cfg = make_cfg(tmp_path, "debug", shards=3)
+    first = run(cfg, DAG)
+    layout = Layout(cfg.workdir)
+    ingest = load_manifest(layout.manifest("ingest", first.plans[0].key))
+    victim = shard_path(layout.store, ingest.tasks[1].output)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    assert run(cfg, DAG).submitted == {}  # without --verify a sealed stage is trusted
+    lines = []
+    result = launch(cfg, make_executor("debug"), DAG, verify=True, echo=lines.append)
+    assert result.submitted == {"ingest": [1], "toy": [1]}
+    assert any("task 1: output shard failed verification" in line for line in lines)
+    assert verify(victim) == ingest.tasks[1].records  # the same records, whole again
+    assert all(load_manifest(layout.manifest(p.name, p.key)).sealed for p in result.plans)
