@@ -333,10 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     from heal_batch.pipeline.launch import PlanError
     from heal_batch.data.problem_files import ProblemFileError
+    from heal_batch.store.lock import WorkdirBusy
 
     try:
         return COMMANDS[ns.command](ns[ns.command])
-    except (PlanError, ProblemFileError, FileNotFoundError, ValueError) as exc:
+    except (PlanError, ProblemFileError, WorkdirBusy, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -233,9 +233,9 @@ def _launch(layout: Layout, cfg, executor, stages, only, wait: bool, verify: boo
     result = LaunchResult(plans)
     if problems := preflight.model_problems(cfg, plans):
         raise PlanError("; ".join(problems) + "; nothing was written")
+    preflight.refuse_in_flight(layout, plans)
     for line in describe(plans):
         echo(line)
-    preflight.refuse_in_flight(layout, plans)
     removed, freed = sweep_stale_parts(layout.store) if sweep else (0, 0)
     if removed:  # safe now: this launcher holds the lock and no task of the plan is in flight
         echo(f"store: removed {removed} stale temp file(s), {freed / 1e6:.1f} MB, "

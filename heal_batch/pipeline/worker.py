@@ -17,6 +17,7 @@ from heal_batch.executors.environment import TaskEnv, prepare_task
 from heal_batch.pipeline import failpoints
 from heal_batch.pipeline.contract import Stage, Task, TaskIO, parse_ref
 from heal_batch.store.layout import Layout
+from heal_batch.store.markers import write_start_marker
 from heal_batch.store.receipts import Receipt, read_receipts, receipt_problem, write_receipt
 
 
@@ -71,6 +72,8 @@ def execute(job: TaskJob, env: TaskEnv | None = None) -> dict[str, Any]:
         job_id=env.job_id, array_job_id=env.array_job_id, array_task_id=env.array_task_id,
     )  # fmt: skip
     io = TaskIO(layout, name, job.run_key, index, rank=env.rank, world_size=env.world_size)
+    if env.is_main:  # host and pid, so a launcher does not start this task again beside it
+        write_start_marker(layout, name, job.run_key, index)
     start = time.time()
     try:
         failpoints.hit(name, index, "before-run")
