@@ -34,6 +34,7 @@ from heal_batch.store.manifests import (
     read_manifest,
     refresh,
     save_manifest,
+    seal_if_complete,
     sealed_outputs_hold,
 )  # fmt: skip
 from heal_batch.store.names import RunFolderError
@@ -240,8 +241,8 @@ def _launch(layout: Layout, cfg, executor, stages, only, wait: bool, verify: boo
     if removed:  # safe now: this launcher holds the lock and no task of the plan is in flight
         echo(f"store: removed {removed} stale temp file(s), {freed / 1e6:.1f} MB, "
              "of killed writers")
-    for p in plans:
-        if not p.manifest.sealed:
+    for p in plans:  # a sealed manifest is not rewritten; a complete one is sealed now
+        if not p.manifest.sealed and not seal_if_complete(layout, p.manifest):
             p.manifest.executor = cfg.executor  # who holds its submitted tasks now
             save_manifest(layout, p.manifest)
         _point_ref(layout, p.name, p.key)

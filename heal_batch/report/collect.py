@@ -29,6 +29,7 @@ from heal_batch.report.records import (
 )
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import load_manifest, refresh
+from heal_batch.store.names import RunFolderError
 from heal_batch.store.shards import read_records, shard_path
 
 DAG_ORDER = ("ingest", "generate", "repair", "score", "curriculum",
@@ -96,11 +97,14 @@ def stage_runs(layout: Layout) -> dict[str, StageRun]:
                    key=lambda n: (DAG_ORDER.index(n) if n in DAG_ORDER else len(DAG_ORDER), n))  # fmt: skip
     runs = {}
     for name in names:
-        key = layout.read_ref(name)
-        path = layout.manifest(name, key) if key else None
-        if path is None or not path.is_file():
+        try:  # a bad ref or damaged manifest leaves its stage out (`heal-batch status` names it)
+            key = layout.read_ref(name)
+            path = layout.manifest(name, key) if key else None
+            if path is None or not path.is_file():
+                continue
+            manifest = load_manifest(path)
+        except RunFolderError:
             continue
-        manifest = load_manifest(path)
         if not manifest.sealed:
             refresh(layout, manifest)  # in memory only
         done = [t for t in manifest.tasks if t.state == "done" and t.output]
