@@ -35,6 +35,13 @@ class SleepStage(ToyStage):
         raise AssertionError("the sleeping task should have been cancelled")
 
 
+# Task processes check stage names against the registry; they import this module when they unpickle
+# their SleepStage, and register it when the test asked for it (the env var reaches the processes).
+REGISTER = "HEAL_BATCH_TEST_SLEEP_STAGE"
+if os.environ.get(REGISTER):
+    STAGES.setdefault("toy", SleepStage)
+
+
 def _wait_for_log(workdir: Path, stage: str, index: int, text: str, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -52,6 +59,7 @@ def test_logs_and_cancel_on_slurm(slurm_cluster, tmp_path, monkeypatch, capsys):
     from tests.fixtures.slurm import wait_for_jobs
 
     monkeypatch.setitem(STAGES, "toy", SleepStage)
+    monkeypatch.setenv(REGISTER, "1")
     problems = write_problems(tmp_path / "problems.jsonl", n=4)
     cfg = ToyPipeline(workdir=str(tmp_path / "run"), executor="slurm", cluster="local",
                       ingest=IngestConfig(paths=[str(problems)], num_shards=2))
@@ -98,6 +106,7 @@ launch(cfg, LocalExecutor(parallelism=1, show_progress=False), ["ingest", "toy"]
 
 def test_logs_and_cancel_local_tasks(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(STAGES, "toy", SleepStage)
+    monkeypatch.setenv(REGISTER, "1")
     # The launcher script is named heal-batch, as the console script is: cancel stops it first.
     driver = tmp_path / "heal-batch"
     driver.write_text(DRIVER)
