@@ -1,4 +1,9 @@
-"""Small-file helpers: atomic writes (temp file in the same folder, fsync, rename), file hashes."""
+"""Small-file helpers: atomic writes (temp file in the same folder, fsync, rename), file hashes.
+
+Files written here get the permissions a plain ``open(path, "w")`` would give (``0o666`` less the
+umask, e.g. ``-rw-r--r--`` under umask 022), not ``mkstemp``'s owner-only ``0o600``: a run folder
+on a shared file system stays readable by the group when the umask says so.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        honour_umask(fd)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -22,6 +28,24 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def honour_umask(fd: int) -> None:
+    """Give a ``mkstemp`` file (mode 0o600) the mode ``open()`` would: 0o666 less the umask."""
+    os.fchmod(fd, 0o666 & ~_umask())
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (/proc/self/status)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but brief)
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import zstandard
 
+from heal_batch.store.atomic import honour_umask
 from heal_batch.store.names import RunFolderError, check_address
 
 SUFFIX = ".jsonl.zst"
@@ -77,6 +78,7 @@ class ShardWriter:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir, suffix=".part")
         self._tmp = Path(tmp)
+        honour_umask(fd)
         self._raw = os.fdopen(fd, "wb")
         compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
         self._zst = compressor.stream_writer(self._raw, closefd=False)
