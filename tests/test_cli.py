@@ -127,3 +127,15 @@ def test_inspect_plots_a_trajectory_entropy(tmp_path, capsys):
     assert main(["inspect", address, "--workdir", str(tmp_path), "--head", "0", "--plot", "p#s0", "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["inspect", address, "--workdir", str(tmp_path), "--plot", "nope"]) == 2
+
+
+def test_run_ends_with_each_failed_task_reason_and_log(tmp_path, monkeypatch, capsys):
+    problems = write_problems(tmp_path / "p.jsonl", n=6)
+    args = ["run", "--executor", "local", "--workdir", str(tmp_path / "run"), "--stages", "ingest",
+            "--ingest.paths", f"[{problems}]", "--ingest.num_shards", "2"]
+    monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", "ingest/1@before-run=raise")
+    assert main(args) == 1
+    tail = capsys.readouterr().out.split("some tasks failed:")[1].splitlines()
+    assert tail[1].strip() == "ingest task 1: FailpointError: failpoint ingest/1@before-run"
+    log = tail[2].strip().removeprefix("log: ")
+    assert log.endswith("_log.err") and "FailpointError" in Path(log).read_text()
