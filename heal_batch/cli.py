@@ -158,7 +158,8 @@ def cmd_stage(ns: Namespace) -> int:
     cfg = pipeline_from(ns)
     picks = [ns.task] if ns.task is not None else _indices(ns.shards)
     only = {ns.name: set(picks)} if picks is not None else None
-    result = launch(cfg, DebugExecutor(), [ns.name], only=only)
+    # plain-sbatch array elements run this side by side: no launcher lock, no temp-file sweep
+    result = launch(cfg, DebugExecutor(), [ns.name], only=only, exclusive=False)
     return 1 if result.failed or result.blocked else 0
 
 

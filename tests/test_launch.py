@@ -156,3 +156,32 @@ def test_verify_reaches_sealed_stages_and_reruns_a_bad_shard_and_its_readers(tmp
     assert any("task 1: output shard failed verification" in line for line in lines)
     assert verify(victim) == ingest.tasks[1].records  # the same records, whole again
     assert all(load_manifest(layout.manifest(p.name, p.key)).sealed for p in result.plans)
+
+
+def test_a_sealed_manifest_is_not_rewritten_by_later_runs(tmp_path):
+    cfg = make_cfg(tmp_path, "debug", shards=2)
+    first = run(cfg, ["ingest"])
+    path = Layout(cfg.workdir).manifest("ingest", first.plans[0].key)
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    assert run(dataclasses.replace(cfg, executor="local"), ["ingest"]).submitted == {}
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+def test_only_the_launcher_sweeps_temp_files(tmp_path):
+    import os
+    import time
+
+    from heal_batch.cli import main
+
+    cfg = make_cfg(tmp_path, "debug", shards=2)
+    stale = Layout(cfg.workdir).store / ".tmp" / "killed.part"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    args = ["--workdir", cfg.workdir, "--ingest.paths", f"[{cfg.ingest.paths[0]}]",
+            "--ingest.num_shards", "2"]
+    assert main(["stage", "ingest", *args, "--task", "0"]) == 0  # an array element: no sweep
+    assert stale.exists()
+    assert main(["run", "--executor", "debug", "--stages", "ingest", *args]) == 0
+    assert not stale.exists()
