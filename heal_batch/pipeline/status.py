@@ -23,6 +23,10 @@ from heal_batch.store.names import RunFolderError
 
 SLURM_ACTIVE = {"PENDING": "pending", "RUNNING": "running", "REQUEUED": "pending",
                 "CONFIGURING": "pending", "COMPLETING": "running", "SUSPENDED": "pending"}
+# What a final Slurm state means for the task, in words (the state name stays in front).
+SLURM_REASONS = {"TIMEOUT": "time limit reached (raise the profile's time_min or max_requeues)",
+                 "OUT_OF_MEMORY": "out of memory (raise the profile's mem_gb)",
+                 "NODE_FAIL": "its node failed", "PREEMPTED": "preempted and not requeued"}
 
 
 @dataclass
@@ -80,7 +84,8 @@ def _stage_status(layout: Layout, name: str) -> StageStatus | None:
     for index, (state, reason) in _slurm_states(submitted).items():
         states[index] = state
         if state == "failed":
-            failures.append(TaskProblem(index, f"Slurm: {reason}", manifest.tasks[index].log_path))
+            words = f"{reason}: {SLURM_REASONS[reason]}" if reason in SLURM_REASONS else reason
+            failures.append(TaskProblem(index, f"Slurm: {words}", manifest.tasks[index].log_path))
     counts = dict.fromkeys(_COUNTS, 0)
     for state in states.values():
         counts["pending" if state == "submitted" else state] += 1

@@ -8,6 +8,8 @@ resumes from whatever progress the stage saved in its scratch folder.
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,18 +86,52 @@ def execute(job: TaskJob, env: TaskEnv | None = None) -> dict[str, Any]:
         failpoints.hit(name, index, "after-shard")
     except BaseException as exc:
         io.abort()
+        if _requeued(exc):
+            raise  # not over: the same task runs again in its next allocation
         base.seconds = round(time.time() - start, 3)
-        base.error = f"{type(exc).__name__}: {exc}"
+        base.error = _error_text(exc)
         if env.is_main:
-            write_receipt(layout, base)
+            write_receipt(layout, dataclasses.replace(base, **compute_used()))
         raise
     done = dataclasses.replace(
         base, state="done", output=address, records=count,
-        counters=dict(counters), seconds=round(time.time() - start, 3),
+        counters=dict(counters), seconds=round(time.time() - start, 3), **compute_used(),
     )  # fmt: skip
     if env.is_main:
         write_receipt(layout, done)
     return done.to_dict()
+
+
+def compute_used() -> dict[str, Any]:
+    """The receipt's ``threads`` (torch's intra-op threads, else OMP_NUM_THREADS) and ``device``
+    (``cpu``, or the GPUs this process saw): what a shard's exact floats can depend on."""
+    torch = sys.modules.get("torch")  # a stage that never imported torch used none of it
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if torch is None:
+        return {"threads": int(omp) if omp.isdigit() else None, "device": "cpu"}
+    gpus = torch.cuda.device_count()
+    name = torch.cuda.get_device_name() if torch.cuda.is_initialized() else "cuda"
+    return {"threads": torch.get_num_threads(), "device": f"{gpus} x {name}" if gpus else "cpu"}
+
+
+def _requeued(exc: BaseException) -> bool:
+    """submitit's signal handler (time limit, preemption) requeued this task and exits it."""
+    tb = exc.__traceback__ if isinstance(exc, SystemExit) else None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "checkpoint_and_try_requeue":
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if "timed-out too many times" in text:  # submitit, past the profile's max_requeues
+        return (
+            "time limit: the task reached its Slurm time limit once more than max_requeues "
+            f"allows; raise the profile's time_min or max_requeues ({text})"
+        )
+    return text
 
 
 try:

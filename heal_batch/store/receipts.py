@@ -36,6 +36,7 @@ _TYPES: dict[str, Any] = {
     "records": int, "counters": dict, "seconds": (int, float), "attempt": int, "host": str,
     "job_id": _TEXT, "array_job_id": _TEXT, "array_task_id": _TEXT, "error": _TEXT,
     "log_path": _TEXT, "finished_at": str, "schema": str,
+    "threads": (int, type(None)), "device": _TEXT,
 }  # fmt: skip
 
 
@@ -57,6 +58,8 @@ class Receipt:
     array_task_id: str | None = None
     error: str | None = None
     log_path: str | None = None
+    threads: int | None = None  # torch/OpenMP threads the task ran with (exact floats depend on it)
+    device: str | None = None  # "cpu" or "<n> x <GPU name>"
     finished_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     schema: str = SCHEMA
 
