@@ -7,6 +7,7 @@ import torch, vLLM, DeepSpeed or lm-eval inside ``run``.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import sys
@@ -340,6 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[ns.command](ns[ns.command])
     except (PlanError, ProblemFileError, WorkdirBusy, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise  # a real bug or system fault keeps its traceback
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror}{where}: free space (or quota) on that file system and run "
+              "again; finished tasks are kept and are not rerun", file=sys.stderr)
         return 2
 
 

@@ -25,8 +25,10 @@ def write_text_atomic(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # name the file (ENOSPC, EIO)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

@@ -111,10 +111,16 @@ class ShardWriter:
         return address
 
     def abort(self) -> None:
-        """Drop the temp file; nothing becomes visible."""
-        if self.address is None and not self._raw.closed:
-            self._raw.close()
-        self._tmp.unlink(missing_ok=True)
+        """Drop the temp file; nothing becomes visible. Never raises for a failing close (a full
+        disk fails the flush): the data is discarded anyway, and the caller's error is the one
+        that counts."""
+        try:
+            if self.address is None and not self._raw.closed:
+                self._raw.close()
+        except OSError:
+            pass
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> ShardWriter:
         return self

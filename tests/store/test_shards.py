@@ -109,3 +109,19 @@ def test_sweep_removes_only_stale_temp_files_of_dead_writers(tmp_path):
     live.close()  # the live writer was left alone and still publishes its shard
     assert list(read_records(live.path)) == [{"id": "a"}]
     assert sweep_stale_parts(tmp_path / "no-store") == (0, 0)
+
+
+def test_abort_removes_the_temp_file_even_when_closing_fails(tmp_path):
+    import errno
+
+    writer = ShardWriter(tmp_path)
+    writer.write({"a": 1})
+    raw_close = writer._raw.close
+
+    def full_disk():
+        raw_close()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    writer._raw.close = full_disk
+    writer.abort()
+    assert os.listdir(tmp_path / ".tmp") == []
