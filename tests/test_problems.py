@@ -124,3 +124,48 @@ def test_heldout_problems_say_when_the_space_is_exhausted():
 
     with pytest.raises(ValueError, match=r"only \d+ of 90 problems"):
         heldout_problems(90, seed=0, levels=[1])  # level 1 has 9 x 9 questions
+
+
+GOOD = '{"id": "a", "problem": "1+1?", "answer": "2"}'
+
+
+@pytest.mark.parametrize("line,says", [
+    ('{"id": "b", "problem": "x?", "answer": NaN}', "field 'answer' is nan"),
+    ('{"id": "b", "problem": "x?", "answer": 1e999}', "field 'answer' is inf"),
+    ('{"id": "b", "problem": "x?", "answer": "1", "extra": {"w": [1, -Infinity]}}',
+     "field 'extra.w[1]' is -inf"),
+    ('{"id": "b", "problem": "x\\ud800?", "answer": "1"}', "field 'problem' holds a lone surrogate"),
+    ('{"id": "b", "problem": "x?", "answer": "1", "meta": ' + "[" * 100 + "]" * 100 + "}",
+     "nested deeper than 64 levels"),
+    ('{"id": "b", "problem": "x?", "answer": "1", "meta": ' + "[" * 5000 + "]" * 5000 + "}",
+     "nested deeper than 64 levels"),
+], ids=["nan", "1e999", "inf-in-extra", "lone-surrogate", "deep", "deeper-than-json"])  # fmt: skip
+def test_values_canonical_json_cannot_store_are_refused_with_file_and_line(tmp_path, line, says):
+    from heal_batch.data.problem_files import ProblemFileError, iter_problems
+
+    path = tmp_path / "p.jsonl"
+    path.write_text(GOOD + "\n" + line + "\n")
+    with pytest.raises(ProblemFileError, match=re.escape(f"{path}:2: ") + ".*" + re.escape(says)):
+        list(iter_problems([str(path)]))
+
+
+def test_nan_in_a_parquet_file_is_refused_with_file_and_row(tmp_path):
+    import polars as pl
+
+    from heal_batch.data.problem_files import ProblemFileError, iter_problems
+
+    path = tmp_path / "p.parquet"
+    pl.DataFrame({"id": ["a", "b"], "problem": ["x?", "y?"], "answer": [1.0, float("nan")]}
+                 ).write_parquet(path)  # fmt: skip
+    with pytest.raises(ProblemFileError, match=re.escape(f"{path}:row 2: field 'answer' is nan")):
+        list(iter_problems([str(path)]))
+
+
+def test_a_directory_is_reported_as_a_directory(tmp_path):
+    from heal_batch.data.problem_files import ProblemFileError, fingerprint, iter_problems
+
+    folder = tmp_path / "data.jsonl"
+    folder.mkdir()
+    for read in (lambda: fingerprint(str(folder)), lambda: list(iter_problems([str(folder)]))):
+        with pytest.raises(ProblemFileError, match="is a directory, not a problem file"):
+            read()

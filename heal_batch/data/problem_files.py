@@ -1,7 +1,10 @@
 """Reading and validating problem files (JSONL, parquet, or the built-in generator).
 
 Every problem becomes ``{"id", "problem", "answer", "solution"?, "source", "meta"}``. Bad input
-raises :class:`ProblemFileError` naming the file and line and saying what was expected.
+raises :class:`ProblemFileError` naming the file and line and saying what was expected: besides
+missing or mistyped fields, any value that cannot be stored as canonical JSON (NaN or an infinite
+number such as ``1e999``, a lone surrogate such as ``"\ud800"``) and nesting deeper than
+:data:`MAX_DEPTH` levels.
 
     for where, record in iter_problems(["data/train.jsonl", "builtin:arith?count=48&seed=0"]): ...
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from urllib.parse import parse_qsl
 BUILTIN = "builtin:"
 REQUIRED = {"id": str, "problem": str, "answer": (str, int, float)}
 OPTIONAL = {"solution": (str, type(None)), "source": (str, type(None)), "meta": (dict, type(None))}
+MAX_DEPTH = 64  # nesting levels of objects and lists in one problem record
 
 
 class ProblemFileError(ValueError):
@@ -29,6 +34,9 @@ def fingerprint(spec: str) -> str:
     if spec.startswith(BUILTIN):
         return hashlib.sha256(spec.encode()).hexdigest()
     path = Path(spec)
+    if path.is_dir():
+        raise ProblemFileError(f"{spec}: is a directory, not a problem file (from ingest.paths); "
+                               "list the JSONL or parquet files inside it")
     if not path.is_file():
         raise FileNotFoundError(f"{spec}: no such problem file (from ingest.paths)")
     sha = hashlib.sha256()
@@ -53,6 +61,7 @@ def normalise(raw: Any, where: str, default_source: str) -> dict[str, Any]:
     """Check types and fold unknown fields into ``meta``."""
     if not isinstance(raw, dict):
         raise ProblemFileError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    _check_values(raw, where)
     for key, kind in REQUIRED.items():
         if key not in raw:
             raise ProblemFileError(f"{where}: missing field {key!r} (required: id, problem, answer)")
@@ -74,6 +83,29 @@ def normalise(raw: Any, where: str, default_source: str) -> dict[str, Any]:
     return record
 
 
+def _check_values(value: Any, where: str, field: str = "", depth: int = 0) -> None:
+    """Refuse what canonical JSON cannot store: NaN/inf, lone surrogates, too deep nesting."""
+    if depth > MAX_DEPTH:
+        raise ProblemFileError(f"{where}: nested deeper than {MAX_DEPTH} levels (at {field!r})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProblemFileError(f"{where}: field {field!r} is {value} (NaN or a number too large "
+                               "for a float, e.g. 1e999); write it as a string or a finite number")
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ProblemFileError(f"{where}: field {field!r} holds a lone surrogate "
+                                   f"{value[exc.start]!r} (not valid Unicode; an unpaired "
+                                   "\\ud800-\\udfff escape?)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(key, where, f"{field}.{key}".lstrip("."), depth + 1)
+            _check_values(item, where, f"{field}.{key}".lstrip("."), depth + 1)
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            _check_values(item, where, f"{field}[{number}]", depth + 1)
+
+
 def _names(kind) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join({"str": "a string", "int": "an integer", "float": "a number", "dict": "an object",
@@ -81,8 +113,7 @@ def _names(kind) -> str:
 
 
 def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    if not path.is_file():
-        raise ProblemFileError(f"{path}: no such problem file")
+    _check_is_file(path)
     count = 0
     with path.open("rb") as fh:
         for lineno, raw_line in enumerate(fh, start=1):
@@ -98,6 +129,8 @@ def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             except json.JSONDecodeError as exc:
                 raise ProblemFileError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno}); "
                                        "expected one JSON object per line") from None
+            except RecursionError:
+                raise ProblemFileError(f"{where}: nested deeper than {MAX_DEPTH} levels") from None
             count += 1
             yield where, normalise(raw, where, path.stem)
     if count == 0:
@@ -107,8 +140,7 @@ def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 def _parquet(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     import polars as pl
 
-    if not path.is_file():
-        raise ProblemFileError(f"{path}: no such problem file")
+    _check_is_file(path)
     try:
         frame = pl.read_parquet(path)
     except Exception as exc:  # polars raises several types for a bad file
@@ -118,6 +150,14 @@ def _parquet(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     for row_number, row in enumerate(frame.iter_rows(named=True), start=1):
         where = f"{path}:row {row_number}"
         yield where, normalise({k: v for k, v in row.items() if v is not None}, where, path.stem)
+
+
+def _check_is_file(path: Path) -> None:
+    if path.is_dir():
+        raise ProblemFileError(f"{path}: is a directory, not a problem file; list the JSONL or "
+                               "parquet files inside it in ingest.paths")
+    if not path.is_file():
+        raise ProblemFileError(f"{path}: no such problem file")
 
 
 def _builtin_param(key: str, value: str) -> tuple[str, Any]:
