@@ -21,8 +21,10 @@ Example record (chat messages; the student's chat template is applied at trainin
 
 The user turn is the problem as the teacher saw it (``teacher.user_suffix`` appended; few-shot
 examples are not copied). Counters: ``kept``, ``kept_<kind>``, ``dropped_<fate>``,
-``dropped_not_in_set``, ``reference_ratios``, ``benchmark_problems``; without benchmark data the
-decontamination is skipped, logged, and counted as ``decontamination_skipped_no_data``.
+``dropped_not_in_set``, ``reference_ratios``, ``benchmark_problems``, and in the heal-3 task
+PURE against the oracle on built-in problems (``oracle.py``: ``oracle_kept``,
+``oracle_kept_derived``, ...); without benchmark data the decontamination is skipped, logged,
+and counted as ``decontamination_skipped_no_data``.
 PURE's settings are the shared ``pure`` section; the bucket thresholds are the shared ``repair``
 section's (the buckets repair acted on). The run key covers the benchmark files' contents, not
 their folder (``data_dir`` is left out of the keyed config; the task input names the folder).
@@ -183,19 +185,24 @@ class CurriculumStage:
         return [Task(self.name, i, inputs) for i in range(len(self.config.set_names()))]
 
     def run(self, task: Task, io: TaskIO) -> Counters:
+        from heal_batch.stages.curriculum.oracle import labels_reader, oracle_counters
         from heal_batch.stages.curriculum.rows import read_pool
         from heal_batch.stages.curriculum.sets import assign_fates, select_set
         from heal_batch.stages.curriculum.write import write_in_order
 
         shards = [v for v in task.inputs if not v.startswith(DATA_PREFIX)]
         data = next((v[len(DATA_PREFIX) :] for v in task.inputs if v.startswith(DATA_PREFIX)), "")
-        pool = read_pool(shards, io.read, self._pace, self.teacher.user_suffix)
+        labels: dict[str, str] = {}  # oracle labels of built-in problems' candidates
+        read = labels_reader(io.read, labels)
+        pool = read_pool(shards, read, self._pace, self.teacher.user_suffix)
         counters = Counters()
         bad = self._contaminated(pool.problems, Path(data) if data else None, counters)
         references = (pool.reference_ratios, pool.reference_nlls)
         table = assign_fates(pool.table, references, bad, self.config, self.pure)
         spec = set_specs(self.config.baselines)[task.index]
         kept, set_counters = select_set(table, spec, self.config.cumulative)
+        if spec.name == HEAL_SETS[-1]:  # once per run: the fates do not depend on the set
+            counters.update(oracle_counters(table, labels, self.pure.kinds))
         del pool, table  # the set's light rows are all the texts are fetched by
         write_in_order(
             kept, shards, io.read, lambda r: self._example(spec.name, r), io.write,

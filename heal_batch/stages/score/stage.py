@@ -15,6 +15,10 @@ curriculum over all shards. Output: candidates with a ``pure`` block, summaries 
               "unscored_reason": null, "scorer": "smollm2-135m-instruct", "with_hint": false,
               "context": "teacher", "eps": 0.01}}
 
+A candidate of a built-in problem (``source`` ``builtin/...``) also gets ``"oracle": "derived"``
+(or ``shortcut``, ``wrong_step``, ...): ``heal_batch.method.oracle``'s label of its text after the
+cut, which curriculum sets PURE's decisions against; counted as ``oracle_<label>``.
+
 PURE's settings are the shared ``pure`` section (``heal_batch.method.pure.PureConfig``): score
 uses its ``eps``, curriculum the rest; the section is in both run keys.
 
@@ -92,7 +96,7 @@ class ScoreConfig:
 
 class ScoreStage:
     name: ClassVar[str] = "score"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: the oracle label
     upstream: ClassVar[tuple[str, ...]] = ("repair", "generate")
     section: ClassVar[str] = "score"
     resources: ClassVar[Resources] = "array"
@@ -131,6 +135,7 @@ class ScoreStage:
         for record in records:
             if record["kind"] in CANDIDATE_KINDS:
                 record = {**record, "pure": pure[(record["kind"], record["id"])]}
+                record |= oracle_field(record, counters)
                 counters.keep()
                 _count_pure(counters, record["pure"])
             else:
@@ -171,6 +176,18 @@ def reference_sample(trajectories, n: int, seed: int) -> list[dict[str, Any]]:
     correct = [{**t, "kind": "reference"} for t in trajectories if t["correct"]]
     correct.sort(key=lambda t: stable_seed(seed, "reference", t["id"]))
     return correct[:n]
+
+
+def oracle_field(candidate: dict[str, Any], counters: Counters) -> dict[str, str]:
+    """``{"oracle": label}`` for a candidate of a built-in problem (counted), else ``{}``."""
+    from heal_batch.method.oracle import is_builtin, oracle_label
+
+    if not is_builtin(candidate.get("source")):
+        return {}
+    after = candidate["text"][candidate["cut_char"] :]
+    label = oracle_label(after, candidate["reference_answer"], candidate["problem"])
+    counters[f"oracle_{label}"] += 1
+    return {"oracle": label}
 
 
 def _count_pure(counters: Counters, pure: dict[str, Any]) -> None:
