@@ -170,6 +170,9 @@ def _manifest_for(
     """
     try:
         manifest = read_manifest(layout, p.name, p.key)
+        if manifest is not None and len(manifest.tasks) != len(p.tasks):
+            raise ManifestError(layout.manifest(p.name, p.key), f"it lists {len(manifest.tasks)} "
+                                f"tasks, the stage plans {len(p.tasks)}", manifest.sealed)
     except ManifestError as exc:
         if exc.sealed is not False:
             raise PlanError(str(exc)) from None

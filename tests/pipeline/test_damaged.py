@@ -81,3 +81,14 @@ def test_a_damaged_sealed_manifest_says_which_file_to_remove(ingest_cli, capsys,
     path.unlink()
     assert main(args) == 0  # rebuilt from the receipts, nothing rerun
     assert "nothing to do" in capsys.readouterr().out and json.loads(path.read_text())["sealed"]
+
+
+def test_an_unsealed_manifest_with_too_few_tasks_is_rebuilt(ingest_cli, capsys):
+    args, layout, key = ingest_cli
+    path = layout.manifest("ingest", key)
+    data = json.loads(path.read_text())
+    data["tasks"] = data["tasks"][:1]
+    path.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "it lists 1 tasks, the stage plans 3" in capsys.readouterr().out
