@@ -90,8 +90,8 @@ class Receipt:
         if data["state"] == "done":
             check_address(data.get("output"), source)
         counters = data.get("counters", {}).items()
-        if not all(isinstance(k, str) and isinstance(v, int) for k, v in counters):
-            raise RunFolderError(f"{source}: receipt counters must map names to integers")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for _, v in counters):
+            raise RunFolderError(f"{source}: receipt counters must map names to numbers")
         return cls(**data)
 
 
