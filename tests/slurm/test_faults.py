@@ -15,7 +15,6 @@ first chunk); a requeued job starts again about 20 s later (``cred_expire=10``).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -23,99 +22,47 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from heal_batch.cli import main
+from heal_batch.executors.slurm.executor import SlurmExecutor
+from heal_batch.executors.slurm.profiles import load_profile
 from heal_batch.pipeline import status
+from heal_batch.pipeline.launch import launch
 from heal_batch.pipeline.registry import STAGES
+from heal_batch.stages.generate import GenerateConfig
+from heal_batch.stages.ingest import IngestConfig
+from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.layout import Layout
-from heal_batch.store.manifests import read_manifest
-from heal_batch.store.receipts import read_receipts
 from tests.fixtures.held_generate import ENV as HOLD
-from tests.fixtures.held_generate import HeldGenerateStage, marker, wait_for_hold
+from tests.fixtures.held_generate import (
+    AfterGenerateStage,
+    HeldGenerateStage,
+    marker,
+    wait_for_hold,
+)  # fmt: skip
 from tests.fixtures.slurm import wait_for_jobs
-from tests.fixtures.toy_stage import write_problems
+from tests.fixtures.slurm_runs import (
+    GENERATE,
+    cancel_jobs_under,
+    cli,
+    ended,
+    follow,
+    job_processes,
+    output,
+    receipts,
+    rows,
+    sacct_states,
+    task_info,
+    teacher_section,
+    write_config,
+    write_profile,
+)  # fmt: skip
+from tests.fixtures.toy_stage import ToyPipeline, write_problems
 
 pytestmark = pytest.mark.slurm
-REPO = Path(__file__).resolve().parents[2]
-GENERATE = {"k": 2, "max_new_tokens": 8, "chunk_problems": 2}
-# One time-limit requeue at most a minute apart: USR2 30-60 s in (module docstring).
 STAGES_RUN = "ingest,generate"
+# A one-minute limit with the warning signal as late as Slurm sends it: USR2 30-60 s in.
 TIME_LIMITED = {"time_min": 1, "additional": {"signal": "USR2@1"}}
-
-
-def write_profile(folder: Path, name: str, **keys) -> Path:
-    """The local cluster's profile with ``keys`` changed, as ``<folder>/<name>.yaml``."""
-    data = yaml.safe_load((REPO / "slurm" / "profiles" / "local.yaml").read_text())
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({**data, "name": name, **keys}))
-    return path
-
-
-def write_config(
-    folder: Path,
-    teacher: Path,
-    cluster: Path | str,
-    shards: int = 1,
-    executor: str = "slurm",
-    **sections,
-) -> Path:
-    """A pipeline YAML for ingest -> generate (-> repair) on 4 problems."""
-    problems = write_problems(folder / "problems.jsonl", n=4)
-    config = {
-        "workdir": str(folder / "run"), "executor": executor, "cluster": str(cluster),
-        "teacher": {"model": str(teacher), "system_prompt": None, "examples": [], "batch_size": 8},
-        "ingest": {"paths": [str(problems)], "num_shards": shards},
-        "generate": GENERATE, **sections,
-    }  # fmt: skip
-    path = folder / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def cli(capsys, *argv: str) -> str:
-    """stdout of ``heal-batch ARGV`` run in this process (exit code 0 asserted)."""
-    capsys.readouterr()
-    code = main(list(argv))
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return out
-
-
-def rows(workdir: Path) -> dict[str, status.StageStatus]:
-    return {row.stage: row for row in status.collect(workdir)}
-
-
-def follow(workdir: Path, stage: str, done, timeout: float, seen: list | None = None):
-    """Poll status until ``done(row)``; ``seen`` collects every count of ``stage`` on the way."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = rows(workdir).get(stage)
-        if row is not None:
-            if seen is not None:
-                seen.append(dict(row.counts))
-            if done(row):
-                return row
-        time.sleep(2)
-    table = status.render(list(rows(workdir).values()))
-    pytest.fail(f"{stage} did not get there in {timeout}s:\n{table}")
-
-
-def ended(row) -> bool:
-    return row.counts["running"] == 0 and row.counts["pending"] == 0
-
-
-def task_info(workdir: Path, stage: str, index: int = 0) -> tuple[Path, str]:
-    """(scratch folder, Slurm job id ``<array>_<index>``) of a submitted task."""
-    layout = Layout(workdir)
-    key = layout.read_ref(stage)
-    entry = read_manifest(layout, stage, key).tasks[index]
-    return layout.scratch(stage, key, index), entry.job_id
-
-
-def output(workdir: Path, stage: str = "generate", index: int = 0) -> str:
-    layout = Layout(workdir)
-    return read_receipts(layout, stage, layout.read_ref(stage))[index].output
 
 
 def resumed_from_chunk_zero(scratch: Path) -> bool:
@@ -123,18 +70,6 @@ def resumed_from_chunk_zero(scratch: Path) -> bool:
     held = marker(scratch, "chunk").stat().st_mtime
     chunks = scratch / "chunks"
     return (chunks / "0.address").stat().st_mtime <= held < (chunks / "1.address").stat().st_mtime
-
-
-def sacct_states(job: str) -> list[str]:
-    """Every state the job went through (``sacct -D``: requeues included), oldest first."""
-    wait_for_jobs([job], timeout=60)  # sacct lags slurmctld by a few seconds
-    out = subprocess.run(
-        ["sacct", "-n", "-X", "-D", "-P", "-j", job, "-o", "State"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -164,15 +99,7 @@ def held(monkeypatch):
 def cancel_leftovers(tmp_path):
     """A failed test must not leave jobs on the shared cluster: cancel this test's jobs."""
     yield
-    jobs = set()
-    for path in tmp_path.glob("**/manifests/*/*.json"):
-        jobs |= {
-            t["job_id"].split("_")[0]
-            for t in json.loads(path.read_text())["tasks"]
-            if t.get("job_id")
-        }
-    if jobs:
-        subprocess.run(["scancel", *sorted(jobs)], check=False, capture_output=True)
+    cancel_jobs_under(tmp_path)
 
 
 def test_time_limit_requeues_and_resumes_then_fails_past_max_requeues(
@@ -196,8 +123,8 @@ def test_time_limit_requeues_and_resumes_then_fails_past_max_requeues(
     assert resumed_from_chunk_zero(scratch)
     assert not any(c["failed"] for c in seen), f"a requeued task read as failed: {seen}"
     assert sacct_states(job) == ["REQUEUED", "COMPLETED"]
-    log = Path(row_log(runs["A"] / "run")).read_text()
-    assert "this job is timed-out" in log
+    log = Path(receipts(runs["A"] / "run", "generate")[0].log_path).read_text()
+    assert "this job is timed-out" in log  # submitit's handler, on Slurm's USR2
 
     row = follow(runs["B"] / "run", "generate", ended, 180)
     (failure,) = row.failures
@@ -205,11 +132,6 @@ def test_time_limit_requeues_and_resumes_then_fails_past_max_requeues(
     assert failure.log_path and Path(failure.log_path).is_file()
     table = cli(capsys, "status", "--workdir", str(runs["B"] / "run"))
     assert "generate task 0: time limit" in table
-
-
-def row_log(workdir: Path, stage: str = "generate", index: int = 0) -> str:
-    layout = Layout(workdir)
-    return read_receipts(layout, stage, layout.read_ref(stage))[index].log_path
 
 
 def test_preempted_task_runs_again_and_resumes_from_its_chunks(
@@ -232,47 +154,48 @@ def test_preempted_task_runs_again_and_resumes_from_its_chunks(
 
 
 def test_cancelled_stage_shows_in_status_and_run_resubmits_only_it_and_downstream(
-    slurm_cluster, tmp_path, tiny_llama, held, capsys, cancel_leftovers
+    slurm_cluster, tmp_path, tiny_llama, held, monkeypatch, capsys, cancel_leftovers
 ):
-    repair = {"paths_per_problem": 1, "continuations_per_path": 1, "guided_per_problem": 0,
-              "max_new_tokens": 8, "gear": {"strategy": "start"}}  # fmt: skip
-    config = write_config(tmp_path, tiny_llama, "local", shards=2, repair=repair)
-    workdir = tmp_path / "run"
+    monkeypatch.setitem(STAGES, "toy", AfterGenerateStage)  # a cheap stage reading generate i
+    problems = write_problems(tmp_path / "problems.jsonl", n=4)
+    cfg = ToyPipeline(
+        workdir=str(tmp_path / "run"), executor="slurm", cluster="local",
+        teacher=TeacherConfig(**teacher_section(tiny_llama)), generate=GenerateConfig(**GENERATE),
+        ingest=IngestConfig(paths=[str(problems)], num_shards=2),
+    )  # fmt: skip
+    workdir, stages = tmp_path / "run", ["ingest", "generate", "toy"]
+
+    def run(echo=lambda *_: None):  # what `heal-batch run` does with this config
+        return launch(cfg, SlurmExecutor(load_profile("local")), stages, wait=False, echo=echo)
+
     held("1@chunk")  # generate task 1 runs until it is cancelled
-    cli(capsys, "run", "--config", str(config), "--stages", "ingest,generate,repair")
+    run()
     scratch, job = task_info(workdir, "generate", 1)
     wait_for_hold(scratch, "chunk")
     follow(workdir, "generate", lambda r: r.counts["done"] == 1, 120)
     subprocess.run(["scancel", job.split("_")[0]], check=True)  # the running stage's array
-    assert wait_for_jobs([job], timeout=60) == {job: "CANCELLED"}
+    assert wait_for_jobs([job], timeout=60)[job] == "CANCELLED"
 
-    row = follow(workdir, "repair", ended, 180)  # repair 0 ran; repair 1 lacks its input
+    row = follow(workdir, "toy", ended, 120)  # toy 0 ran; toy 1 lacks its input
     assert (row.counts["done"], row.counts["failed"]) == (1, 1)
-    assert "generate/1" in row.failures[0].reason
+    assert "generate/1" in row.failures[0].reason, row.failures
     (failure,) = rows(workdir)["generate"].failures
-    assert failure.index == 1 and "CANCELLED" in failure.reason
+    assert failure.index == 1 and failure.reason.startswith("Slurm: CANCELLED"), failure
     assert failure.log_path and Path(failure.log_path).is_file()
     table = cli(capsys, "status", "--workdir", str(workdir))
     assert "generate task 1: Slurm: CANCELLED" in table and failure.log_path in table
 
-    before = {s: receipts(workdir, s) for s in ("ingest", "generate", "repair")}
+    before = {stage: receipts(workdir, stage) for stage in stages}
     held(None)
-    out = cli(capsys, "run", "--config", str(config), "--stages", "ingest,generate,repair")
-    assert "submitting tasks 1\n" in out.split("generate", 1)[1], out
-    assert "ingest" in out and "nothing to submit" in out.split("generate")[0], out
-    follow(workdir, "repair", lambda r: r.sealed, 180)
-    after = {s: receipts(workdir, s) for s in ("ingest", "generate", "repair")}
-    for stage in before:  # task 0 of every stage kept its receipt; only task 1s ran again
+    lines: list[str] = []
+    assert run(lines.append).submitted == {"generate": [1], "toy": [1]}, lines
+    assert any(line.startswith("ingest") and "nothing to submit" in line for line in lines)
+    follow(workdir, "toy", lambda r: r.sealed, 120)
+    after = {stage: receipts(workdir, stage) for stage in stages}
+    for stage in stages:  # task 0 of every stage kept its receipt; the task 1s ran again
         assert after[stage][0] == before[stage][0], stage
-    assert after["generate"][1] != before["generate"].get(1)
-    assert after["repair"][1] != before["repair"][1]
-
-
-def receipts(workdir: Path, stage: str) -> dict[int, str]:
-    """{task index: finished_at} of a stage's current run."""
-    layout = Layout(workdir)
-    found = read_receipts(layout, stage, layout.read_ref(stage))
-    return {index: receipt.finished_at for index, receipt in found.items()}
+    assert after["generate"][1].finished_at > before["toy"][1].finished_at
+    assert after["toy"][1].state == "done" != before["toy"][1].state
 
 
 def test_node_loss_mid_write_leaves_no_shard_and_a_rerun_gives_the_same_address(
@@ -286,13 +209,7 @@ def test_node_loss_mid_write_leaves_no_shard_and_a_rerun_gives_the_same_address(
     pid, _ = wait_for_hold(scratch, "write")
 
     # The node goes away: every process of the job dies at once, nothing cleans up.
-    raw = subprocess.run(
-        ["squeue", "-h", "-j", job, "-o", "%A"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    listed = subprocess.run(
-        ["scontrol", "listpids", raw], capture_output=True, text=True, check=True
-    ).stdout.split("\n")[1:]
-    pids = [int(line.split()[0]) for line in listed if line.strip()]
+    pids = job_processes(job)
     assert pid in pids
     for each in pids:
         with contextlib.suppress(ProcessLookupError):  # exited between listpids and kill

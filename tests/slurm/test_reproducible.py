@@ -30,8 +30,8 @@ from heal_batch.store.layout import Layout
 from heal_batch.store.receipts import read_receipts
 from heal_batch.store.shards import read_records, shard_path
 from heal_batch.training.logs import read_log
+from tests.fixtures.slurm_runs import write_profile
 from tests.fixtures.toy_stage import write_problems
-from tests.slurm.test_faults import write_profile
 from tests.stages.test_curriculum import FakeGenerate, FakeScore, FakeUpstreamConfig, base_records
 from tests.stages.test_train import TrainPipeline
 
