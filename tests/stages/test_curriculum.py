@@ -408,7 +408,7 @@ def test_real_repair_and_score_records(tmp_path, tiny_llama, no_data, monkeypatc
     from tests.fixtures.toy_stage import write_problems
 
     teacher = ScriptedTeacher(tiny_llama)
-    monkeypatch.setattr("heal_batch.stages.teacher.make_generator", lambda cfg: teacher)
+    monkeypatch.setattr("heal_batch.stages.teacher.make_generator", lambda cfg, *_: teacher)
     cfg = make_pipeline(
         tmp_path / "run", tiny_llama, write_problems(tmp_path / "p.jsonl", n=6), shards=2,
         score=ScoreConfig(reference_samples=3),

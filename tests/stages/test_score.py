@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 
 from heal_batch.executors import make_executor
-from heal_batch.pipeline.launch import launch
 from heal_batch.method.pure import PureConfig, ScoredCandidate, decide
+from heal_batch.pipeline.launch import launch
 from heal_batch.stages.score.stage import ScoreConfig, reference_sample
 from heal_batch.store.layout import Layout
 from heal_batch.store.shards import read_records, shard_path
@@ -27,7 +27,7 @@ def scored_run(tmp_path, model, monkeypatch, repair=None, pure=None, **score):
     """Scripted teacher for generate/repair; score uses the real tiny model of teacher.model."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     teacher = ScriptedTeacher(model)
-    monkeypatch.setattr("heal_batch.stages.teacher.make_generator", lambda cfg: teacher)
+    monkeypatch.setattr("heal_batch.stages.teacher.make_generator", lambda cfg, *_: teacher)
     score = {"reference_samples": 3, "chunk_records": 4, **score}
     cfg = make_pipeline(
         tmp_path / "run",

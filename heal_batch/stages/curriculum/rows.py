@@ -5,9 +5,9 @@ shard (``repair`` / ``answer_guided`` candidates with a ``pure`` block, ``refere
 summaries, which are skipped). Output: a :class:`Pool`:
 
 - ``table``: one row per sample (``LIGHT_SCHEMA``): what the fate rules read (kind, problem,
-  bucket, correct, PURE scores, 16-byte exact and near-duplicate keys) and where its texts are
+  correct, PURE scores, 128-bit exact and near-duplicate keys) and where its texts are
   (``shard``: index in the input list, ``line``: record number in that shard, ``size``:
-  characters of its messages). About 150 bytes a sample.
+  characters of its messages). About 100 bytes a sample with ids of about 20 characters.
 - ``problems``: problem id -> problem text (decontamination is per problem, not per sample).
 - ``reference_ratios`` / ``reference_nlls``: R and U of the reference records that have them.
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from heal_batch.method.decontam import near_duplicate_key
-from heal_batch.method.pace import PaceConfig, bucket
+from heal_batch.method.pace import STAGE_OF_KIND, PaceConfig, bucket
 from heal_batch.records import CANDIDATE_KINDS
 
 if TYPE_CHECKING:
@@ -36,17 +36,16 @@ if TYPE_CHECKING:
 
 LIGHT_SCHEMA = {
     "id": "str",
-    "kind": "str",
+    "kind": "kind",
     "problem_id": "str",
-    "bucket": "str",
     "correct": "bool",
     "scored": "bool",
     "ratio": "f64",
     "answer_nll": "f64",
-    "reasoning_tokens": "i64",
-    "unscored_reason": "str",
-    "exact_key": "bin",
-    "near_key": "bin",
+    "reasoning_tokens": "i32",
+    "unscored_reason": "cat",
+    "exact_key": "u128",
+    "near_key": "u128",
     "shard": "u32",
     "line": "u32",
     "size": "u32",
@@ -70,7 +69,8 @@ def read_pool(
     pace: PaceConfig,
     user_suffix: str,
 ) -> Pool:
-    """The light rows, problem texts and reference scores of every input shard, in input order."""
+    """The light rows (plus ``stage``, the PACE stage of the kind; sorted by stage, then id: the
+    order duplicates are resolved in), problem texts and reference scores of every input shard."""
     import polars as pl
 
     pool = Pool(pl.DataFrame(schema=light_schema()))
@@ -89,33 +89,36 @@ def read_pool(
                     frames.append(_frame(batch))
         if batch["id"]:
             frames.append(_frame(batch))
-    if frames:
-        pool.table = pl.concat(frames, rechunk=True)
+    if frames:  # chunks, not copied: the sort below writes the one contiguous table
+        pool.table = pl.concat(frames, rechunk=False)
+    del frames
     _check_unique(pool.table, shards)
+    stage = pl.col("kind").replace_strict(STAGE_OF_KIND, return_dtype=pl.Int8)
+    pool.table = pool.table.with_columns(stage=stage).sort("stage", "id")
     return pool
 
 
 def light_row(
     r: dict[str, Any], pace: PaceConfig, user_suffix: str, shard: int, line: int
 ) -> dict[str, Any]:
-    """One sample's light columns (``LIGHT_SCHEMA``)."""
+    """One sample's light columns (``LIGHT_SCHEMA``); the keys are the first 128 bits of
+    sha256 of (system, user, assistant) and ``decontam.near_duplicate_key`` of user + assistant."""
     system, user, assistant = sample_texts(r, user_suffix)
     kind = r.get("kind") or "natural"
     pure = r.get("pure") or {}
-    exact = json.dumps([system, user, assistant]).encode()
+    exact = hashlib.sha256(json.dumps([system, user, assistant]).encode()).digest()[:16]
     return {
         "id": r["id"],
         "kind": kind,
         "problem_id": r["problem_id"],
-        "bucket": sample_bucket(r, pace),
         "correct": bool(r.get("correct", kind != "natural")),
         "scored": r.get("pure") is not None,
         "ratio": pure.get("ratio"),
         "answer_nll": pure.get("answer_nll"),
         "reasoning_tokens": pure.get("reasoning_tokens"),
         "unscored_reason": pure.get("unscored_reason"),
-        "exact_key": hashlib.sha256(exact).digest()[:16],
-        "near_key": bytes.fromhex(near_duplicate_key(user + "\n" + assistant)),
+        "exact_key": int.from_bytes(exact, "big"),
+        "near_key": int(near_duplicate_key(user + "\n" + assistant), 16),
         "shard": shard,
         "line": line,
         "size": len(system or "") + len(user) + len(assistant),
@@ -143,8 +146,9 @@ def light_schema() -> dict:
     import polars as pl
 
     types = {
-        "str": pl.String, "bool": pl.Boolean, "f64": pl.Float64, "i64": pl.Int64,
-        "bin": pl.Binary, "u32": pl.UInt32,
+        "str": pl.String, "kind": pl.Enum(list(STAGE_OF_KIND)), "bool": pl.Boolean,
+        "f64": pl.Float64, "i32": pl.Int32, "cat": pl.Categorical, "u128": pl.UInt128,
+        "u32": pl.UInt32,
     }  # fmt: skip
     return {name: types[t] for name, t in LIGHT_SCHEMA.items()}
 

@@ -88,16 +88,15 @@ def assign_fates(
     cfg: CurriculumConfig,
     pure: PureConfig,
 ) -> pl.DataFrame:
-    """The pooled light table (``rows.LIGHT_SCHEMA``) with ``stage`` and ``fate`` columns, sorted
-    by (stage, id). ``references``: the reference trajectories' ratios and answer NLLs."""
+    """``table`` (``rows.read_pool``'s: sorted by stage, then id) with a ``fate`` column.
+    ``references``: the reference trajectories' ratios and answer NLLs. Columns are added, never
+    copied: the light table is held once (plus the PURE pool and the rows over a cap)."""
     import polars as pl
 
-    table = table.with_columns(
-        stage=pl.col("kind").replace_strict(STAGE_OF_KIND, return_dtype=pl.Int8)
-    ).sort("stage", "id")
-    decided = _pure_fates(table, references, pure)
+    ids, reasons = _pure_fates(table, references, pure)
+    decided = pl.col("id").replace_strict(ids, reasons, default=None, return_dtype=pl.String)
     bad = sorted(set(contaminated))
-    table = table.join(decided, on="id", how="left", maintain_order="left").with_columns(
+    table = table.with_columns(pure_fate=decided).with_columns(
         fate=pl.when(~pl.col("correct"))
         .then(pl.lit("incorrect"))
         .when(pl.col("pure_fate").is_not_null() & (pl.col("pure_fate") != KEPT))
@@ -115,7 +114,8 @@ def assign_fates(
 def select_set(
     table: pl.DataFrame, spec: SetSpec, cumulative: bool = True
 ) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The set's kept rows (sorted by stage, problem, id) and its counters."""
+    """The set's kept rows (stage, problem_id, id, kind and where the texts are: shard, line,
+    size), sorted by stage, problem, id, and its counters."""
     import polars as pl
 
     kinds = list(kinds_in(spec, cumulative))
@@ -126,7 +126,10 @@ def select_set(
     for r, n in counts.iter_rows():
         counters["kept" if r == KEPT else f"dropped_{r}"] = n
     counters.setdefault("kept", 0)
-    kept = table.filter(member & (pl.col("fate") == KEPT)).sort("stage", "problem_id", "id")
+    kept = table.filter(member & (pl.col("fate") == KEPT))
+    kept = kept.select("stage", "problem_id", "id", "kind", "shard", "line", "size").sort(
+        "stage", "problem_id", "id"
+    )
     for kind, n in kept.group_by("kind").len().iter_rows():
         counters[f"kept_{kind}"] = n
     return kept, counters
@@ -134,8 +137,8 @@ def select_set(
 
 def _pure_fates(
     table: pl.DataFrame, references: tuple[Sequence[float], Sequence[float]], pure: PureConfig
-) -> pl.DataFrame:
-    """id -> PURE reason for every correct candidate of a kind in ``pure.kinds``."""
+) -> tuple[list[str], list[str]]:
+    """(ids, PURE reasons) of every correct candidate of a kind in ``pure.kinds``."""
     import polars as pl
 
     ref_ratios, ref_nlls = references
@@ -154,9 +157,7 @@ def _pure_fates(
         for d in decide(candidates, ref_ratios, pure, ref_nlls):
             ids.append(d.candidate_id)
             fates.append(d.reason)
-    return pl.DataFrame(
-        {"id": ids, "pure_fate": fates}, schema={"id": pl.String, "pure_fate": pl.String}
-    )
+    return ids, fates
 
 
 def _mark_first(table: pl.DataFrame, key: str, reason: str) -> pl.DataFrame:

@@ -10,8 +10,9 @@ Each task decides the fate of every sample of the run (``sets.py``: incorrect, P
 contaminated, duplicate, near-duplicate, cap) on light columns only (``rows.py``: ids, buckets,
 PURE scores, 16-byte dedup keys, where the texts are), so its set is a select on kind and fate;
 then it streams its set's texts from the input shards into its one output shard, in set order
-(``write.py``). Memory grows with the light columns (about 150 bytes a sample) and the distinct
-problem texts, not with the trajectories. Decontamination works on the distinct problem texts.
+(``write.py``). Memory grows with the light columns (about 100 bytes a sample; peak about 4x
+that, from building and sorting them) and the distinct problem texts, not with the trajectories
+(``tests/bench/bench_curriculum.py``). Decontamination works on the distinct problem texts.
 Example record (chat messages; the student's chat template is applied at training time)::
 
     {"id": "heal-3:arith-s0-0005#s2#c1", "set": "heal-3", "kind": "repair", "bucket": "corner",
