@@ -3,9 +3,9 @@
 Input: a work directory (as written by ``heal-batch run``; any subset of stages may have run).
 Output: ``<workdir>/report/report.md`` with its PNG figures beside it, and
 ``<workdir>/report/report.html`` with the same figures embedded (base64), so the HTML file alone
-is the report. Sections, in order: Stages, Counts and drop reasons, Teacher pass rates, Corner
-cases: repaired and kept by PURE, Entropy curves and breakpoints, Curriculum composition,
-Training loss, Evaluation. A section whose stage has not run says "Not run yet".
+is the report. Sections, in order: What HEAL added, Stages, Counts and drop reasons, Teacher
+pass rates, Corner cases: repaired and kept by PURE, Entropy curves and breakpoints, Curriculum
+composition, Training loss, Evaluation. A section whose stage has not run says "Not run yet".
 
 The report reads what the refs point at (the runs of the config last launched in that folder)
 and never writes to manifests or receipts.

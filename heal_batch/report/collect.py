@@ -11,6 +11,7 @@ that). Shards are streamed and only what the report shows is kept, so big runs f
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,7 +40,8 @@ EVAL_KEYS = ("checkpoint", "benchmark", "avg_at_n", "avg_at_n_stderr", "greedy_a
              "greedy_acc_stderr", "pass_at_n", "pass_at_n_stderr", "greedy_flex_acc",
              "greedy_flex_acc_stderr", "num_problems", "n_samples",
              "temperature", "top_p", "max_gen_toks", "limit", "backend", "versions", "results_file",
-             "avg_at_n_ci", "pass_at_k", "pass_at_k_ci", "interval", "seeds")  # fmt: skip
+             "avg_at_n_ci", "pass_at_k", "pass_at_k_ci", "interval", "seeds",
+             "correct_counts")  # fmt: skip
 
 
 @dataclass
@@ -84,6 +86,7 @@ class RunData:
     curriculum: dict[str, Counter] | None = None  # set -> kind -> records
     set_counters: dict[str, dict[str, int]] | None = None  # set -> its curriculum task's counters
     kept_ids: dict[str, set[str]] | None = None  # kind -> source ids that made it into a set
+    set_digests: dict[str, tuple[int, int]] | None = None  # set -> (examples, ids_digest)
     examples: list[EntropyExample] = field(default_factory=list)
     training: list[TrainingRun] | None = None
     evaluation: list[dict[str, Any]] | None = None
@@ -151,16 +154,26 @@ def _curriculum(layout: Layout, data: RunData) -> None:
     run = data.stages["curriculum"]
     sets: dict[str, Counter] = {}
     kept: dict[str, set[str]] = {}
-    set_counters = {}
+    set_counters, digests = {}, {}
     for address, counters in zip(run.outputs, run.task_counters):
-        name = None
+        name, digest = None, 0
         for record in read_records(shard_path(layout.store, address), address):
             kind, name = record.get("kind", "?"), record.get("set", "?")
             sets.setdefault(name, Counter())[kind] += 1
             if record.get("source_id"):
                 kept.setdefault(kind, set()).add(record["source_id"])
-        set_counters[name or f"(empty set {len(set_counters)})"] = counters
+                digest = (digest + ids_digest(record["source_id"])) % 2**64
+        name = name or f"(empty set {len(set_counters)})"
+        set_counters[name] = counters
+        digests[name] = (sum(sets.get(name, Counter()).values()), digest)
     data.curriculum, data.kept_ids, data.set_counters = sets, kept, set_counters
+    data.set_digests = digests
+
+
+def ids_digest(source_id: str) -> int:
+    """A 64-bit hash of one id; summed mod 2**64 over a set, equal sets give equal sums (in
+    any order), so sets are compared without holding their ids."""
+    return int.from_bytes(hashlib.blake2b(source_id.encode(), digest_size=8).digest(), "big")
 
 
 def _repair(layout: Layout, data: RunData) -> None:
@@ -170,7 +183,8 @@ def _repair(layout: Layout, data: RunData) -> None:
 
 def _score(layout: Layout, data: RunData) -> None:
     if _has(data, "score"):
-        data.score = score_data(iter_records(layout, data.stages["score"]))
+        kept = None if data.kept_ids is None else data.kept_ids.get("repair", set())
+        data.score = score_data(iter_records(layout, data.stages["score"]), kept)
 
 
 def _generate(layout: Layout, data: RunData) -> None:

@@ -8,6 +8,8 @@ per-problem mean over the n samples). Where the records carry them (``avg_at_n_c
 ``pass_at_k_ci``: :mod:`heal_batch.evaluation.metrics`), avg@n cells add the 95 % percentile-
 bootstrap interval over problems, and a pass@k table shows pass@1 and pass@n per benchmark (n may
 differ per benchmark) with its interval; the settings list the seeds and the interval method.
+``compare`` adds each checkpoint minus RS-SFT on the same problems (paired) and the optimizer
+steps and examples behind each row.
 
     blocks = evaluation_blocks([{"checkpoint": "base", "benchmark": "gsm8k", "avg_at_n": 0.3, ...}])
 """
@@ -19,7 +21,9 @@ from typing import Any
 
 from heal_batch.evaluation.harness import BENCHMARKS
 from heal_batch.report import plots
+from heal_batch.report.compare import budget_blocks, paired_blocks
 from heal_batch.report.labels import SET_LABELS, ordered
+from heal_batch.report.records import TrainingRun
 from heal_batch.report.render import Figure, Table
 
 METRICS = (
@@ -35,7 +39,11 @@ PASS_AT_K_TITLE = ("pass@k, the unbiased estimator of Chen et al. 2021, for k = 
                    "[95 % percentile-bootstrap interval over problems]:")
 
 
-def evaluation_blocks(records: list[dict[str, Any]]) -> list:
+def evaluation_blocks(
+    records: list[dict[str, Any]], training: list[TrainingRun] | None = None
+) -> list:
+    """The tables, then each checkpoint vs RS-SFT on the same problems and what each row
+    trained on (``compare``: from ``training``, the checkpoints' runs), settings, chart."""
     by_cell = {(r["checkpoint"], r["benchmark"]): r for r in records}
     rows = ordered({c for c, _ in by_cell})
     benchmarks = [b for b in BENCHMARKS if any(bb == b for _, bb in by_cell)]
@@ -55,6 +63,7 @@ def evaluation_blocks(records: list[dict[str, Any]]) -> list:
         note = " [95 % bootstrap interval over problems]" if ci else ""
         blocks += [f"{title} (± standard error{note}):", Table(["checkpoint", *benchmarks], table)]
     blocks += _pass_at_k(by_cell, rows, benchmarks)
+    blocks += paired_blocks(records) + budget_blocks(training)
     blocks += _settings(records, benchmarks)
     # the chart shows avg@n, or greedy accuracy when no sampled pass ran (the demo)
     metric, label = next(

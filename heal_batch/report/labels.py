@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 SECTION_TITLES = (
+    "What HEAL added",
     "Stages",
     "Counts and drop reasons",
     "Teacher pass rates",

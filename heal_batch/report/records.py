@@ -18,6 +18,8 @@ from typing import Any
 
 MAX_EXAMPLE_CANDIDATES = 500  # repairs remembered for picking entropy examples (memory bound)
 CONTEXT_CHARS = 160
+PURE_EXAMPLES = 3  # repairs shown in and out of the training sets
+PURE_EXAMPLE_CHARS = 120
 TRAJECTORY_KEYS = ("id", "completion", "offsets", "entropies", "entropy_method", "correct",
                    "extracted_answer")  # fmt: skip
 
@@ -33,10 +35,24 @@ class RepairData:
 
 @dataclass
 class ScoreData:
-    """score: PURE ratios by record kind (repair, answer_guided, reference) and unscored reasons."""
+    """score: PURE ratios by record kind (repair, answer_guided, reference), unscored reasons, and
+    a few repairs in and out of the training sets (``PureExample``)."""
 
     ratios: dict[str, list[float]]
     unscored: Counter
+    examples: list[PureExample] = field(default_factory=list)
+
+
+@dataclass
+class PureExample:
+    """A scored repair: its text after the cut (short), the oracle's label, whether it is in a
+    training set (None: curriculum has not run)."""
+
+    candidate_id: str
+    after_cut: str
+    oracle: str | None
+    ratio: float | None
+    kept: bool | None
 
 
 @dataclass
@@ -47,6 +63,8 @@ class TrainingRun:
     final_loss: float | None
     path: str | None
     log: list[tuple[int, float]]  # (step, loss)
+    examples: int | None = None  # examples of its set
+    base: str | None = None  # the student spec or the previous stage's set name
 
 
 @dataclass
@@ -88,25 +106,49 @@ def repair_data(records: Iterable[dict[str, Any]]) -> RepairData:
     return RepairData(summaries, candidates, examples)
 
 
-def score_data(records: Iterable[dict[str, Any]]) -> ScoreData:
+def score_data(
+    records: Iterable[dict[str, Any]], kept: set[str] | None = None, n: int = PURE_EXAMPLES
+) -> ScoreData:
+    """Ratios and unscored reasons; up to ``n`` repairs of distinct problems in a training set
+    (``kept``: repair ids that are) and ``n`` not in one (with ``kept`` None: ``n`` repairs)."""
     ratios: dict[str, list[float]] = {}
     unscored: Counter = Counter()
+    picked: dict[bool | None, list[PureExample]] = {}
+    problems: set[tuple[bool | None, str]] = set()
     for record in records:
         pure = record.get("pure")
         if not isinstance(pure, dict):
             continue
+        if record.get("kind") == "repair":
+            _pick(record, kept, picked, problems, n)
         if isinstance(pure.get("ratio"), (int, float)):
             ratios.setdefault(record.get("kind", "?"), []).append(float(pure["ratio"]))
         else:
             unscored[pure.get("unscored_reason") or "unscored"] += 1
-    return ScoreData(ratios, unscored)
+    examples = [*picked.get(True, []), *picked.get(False, []), *picked.get(None, [])]
+    return ScoreData(ratios, unscored, examples)
+
+
+def _pick(record: dict, kept: set[str] | None, picked: dict, problems: set, n: int) -> None:
+    """Add ``record`` to its group's examples unless the group is full or has its problem."""
+    state = None if kept is None else record["id"] in kept
+    group = picked.setdefault(state, [])
+    if len(group) >= n or (state, record.get("problem_id")) in problems:
+        return
+    problems.add((state, record.get("problem_id")))
+    text = record.get("text") or ""
+    after = text[record.get("cut_char") or 0 :].strip()
+    short = after if len(after) <= PURE_EXAMPLE_CHARS else after[:PURE_EXAMPLE_CHARS] + "…"
+    ratio = record["pure"].get("ratio")
+    group.append(PureExample(record["id"], short, record.get("oracle"), ratio, state))
 
 
 def training_run(stage: str, record: dict[str, Any]) -> TrainingRun:
     return TrainingRun(
         stage=stage, set=record.get("set", "?"), steps=record.get("steps"),
         final_loss=record.get("final_loss"), path=record.get("path"),
-        log=read_train_log(record.get("train_log")),
+        log=read_train_log(record.get("train_log")), examples=record.get("examples"),
+        base=record.get("base"),
     )  # fmt: skip
 
 

@@ -1,10 +1,10 @@
 """Write a list of sections as report.md (PNGs beside it) and a self-contained report.html.
 
-Inputs: :class:`Section` s whose blocks are plain paragraphs (str), :class:`Table`, :class:`Figure`
-(PNG bytes) or :class:`Pre` (preformatted text). Outputs: ``<out>/report.md`` referencing
-``<out>/<figure>.png``, and ``<out>/report.html`` with the same PNGs inlined as base64 data URIs,
-so the HTML file can be mailed or copied alone. All text is escaped; nothing is interpreted as
-markup.
+Inputs: :class:`Section` s whose blocks are plain paragraphs (str; one wrapped in ``**`` is a
+bold warning), :class:`Table`, :class:`Figure` (PNG bytes) or :class:`Pre` (preformatted text).
+Outputs: ``<out>/report.md`` referencing ``<out>/<figure>.png``, and ``<out>/report.html`` with
+the same PNGs inlined as base64 data URIs, so the HTML file can be mailed or copied alone. All
+text is escaped; nothing is interpreted as markup but a bold paragraph's ``**``.
 
     write_files([Section("Stages", ["2 stages", Table(["a"], [["1"]])])], out, "HEAL run report", "runs/x")
 """
@@ -139,5 +139,7 @@ def _html_block(block) -> str:
                 f"<figcaption>{esc(block.caption)}</figcaption></figure>")  # fmt: skip
     if isinstance(block, Pre):
         return f"<pre>{esc(block.text)}</pre>"
+    if len(block) > 4 and block.startswith("**") and block.endswith("**"):  # a warning
+        return f"<p><strong>{esc(block[2:-2])}</strong></p>"
     css = ' class="empty"' if block.startswith(("Not run yet", "Could not read")) else ""
     return f"<p{css}>{esc(block)}</p>"

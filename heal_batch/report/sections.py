@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 from heal_batch.report import plots
+from heal_batch.report.added import heal_added_blocks
 from heal_batch.report.collect import RunData
 from heal_batch.report.evaltable import evaluation_blocks
 from heal_batch.report.labels import SECTION_TITLES, ordered, rank
@@ -22,8 +23,8 @@ ENTROPY_INTRO = (
 )
 
 def build_sections(data: RunData) -> list[Section]:
-    builders = (_stages, _counts, _pass_rates, _corner_cases, _entropy, _curriculum, _training,
-                _evaluation)  # fmt: skip
+    builders = (heal_added_blocks, _stages, _counts, _pass_rates, _corner_cases, _entropy,
+                _curriculum, _training, _evaluation)  # fmt: skip
     return [Section(title, _guarded(builder, data)) for title, builder in zip(SECTION_TITLES, builders)]
 
 
@@ -245,4 +246,4 @@ def _training(data: RunData) -> list:
 def _evaluation(data: RunData) -> list:
     if data.evaluation is None:
         return _unavailable(data, "evaluation", "no lm-eval results (evaluate)")
-    return _progress(data, "evaluate") + evaluation_blocks(data.evaluation)
+    return _progress(data, "evaluate") + evaluation_blocks(data.evaluation, data.training)

@@ -20,10 +20,10 @@ from heal_batch.pipeline.registry import STAGES
 from tests.report.fake_run import CANNED, STAGE_NAMES, build_config
 
 
-def make_run(tmp_path, monkeypatch, stages=STAGE_NAMES):
+def make_run(tmp_path, monkeypatch, stages=STAGE_NAMES, kept_repairs=3):
     for name in stages:
         monkeypatch.setitem(STAGES, name, CANNED[name])
-    cfg = build_config(tmp_path, stages)
+    cfg = build_config(tmp_path, stages, kept_repairs)
     launch(cfg, make_executor("debug"), list(stages), echo=lambda *_: None)
     return tmp_path / "run"
 
@@ -105,7 +105,7 @@ def test_partial_run_reports_progress_and_missing_stages(tmp_path, monkeypatch):
     sections = sections_of((write_report(run).parent / "report.md").read_text())
     rates = sections["Teacher pass rates"]
     assert "generate: 1/2 tasks done" in rates and "3 problems, 15 teacher trajectories" in rates
-    for title in TITLES[3:]:
+    for title in (TITLES[0], *TITLES[4:]):
         assert "Not run yet" in sections[title], title
 
 
@@ -182,3 +182,73 @@ def test_greedy_only_evaluation_charts_greedy_accuracy_and_lists_the_lenient_tab
     assert any(t.startswith("greedy accuracy, lenient") for t in titles)
     tables = [b for b in blocks if isinstance(b, Table)]
     assert ["HEAL stage III", "0.133 ± 0.050"] in tables[0].rows
+
+
+def test_report_leads_with_what_heal_added(full_run):
+    md = (write_report(full_run).parent / "report.md").read_text()
+    assert md.index("## What HEAL added") < md.index("## Stages")
+    added = sections_of(md)["What HEAL added"]
+    assert "| set | natural | answer-guided | repaired | total |" in added
+    assert "| HEAL stage II | 12 | 3 | 0 | 15 |" in added
+    assert "| HEAL stage III | 12 | 3 | 3 | 18 |" in added
+    assert "Warning" not in added  # every HEAL set adds to the one before it
+    assert "(4 candidates: derived 3, shortcut 1;" in added
+    assert "PURE kept 3, 2 of them derived. Precision 0.67" in added and "recall 0.67" in added
+    assert "| top_lambda | 1 | 1 |" in added and "| (kept) | 3 | 2 |" in added
+    assert "| in a set | p3#s1#c0 | derived | 1.50 | 3 + 4 = 7. \\boxed{7} |" in added
+    assert "| in no set | p5#s1#c1 | derived | 4.50 | 2 + 5 = 7 gives \\boxed{7} |" in added
+
+
+def test_warns_when_a_heal_set_adds_nothing(tmp_path, monkeypatch):
+    run = make_run(tmp_path, monkeypatch, kept_repairs=0)
+    html = write_report(run).read_text()
+    added = sections_of((run / "report" / "report.md").read_text())["What HEAL added"]
+    assert added.strip().startswith("**Warning: heal-3 equals heal-2 (the same 15 examples): no "
+                                    "GEAR repair made it into stage III")  # fmt: skip
+    assert "PURE's drops in heal-3: top_lambda 1.**" in added
+    assert "<p><strong>Warning: heal-3 equals heal-2" in html and "**" not in html
+
+
+def test_warns_when_heal_equals_rejection_sampling(tmp_path):
+    from collections import Counter
+
+    from heal_batch.report.added import heal_added_blocks
+    from heal_batch.report.collect import RunData, ids_digest
+
+    digest = sum(ids_digest(i) for i in ("a#s0", "b#s1")) % 2**64
+    assert digest == sum(ids_digest(i) for i in ("b#s1", "a#s0")) % 2**64  # order-free
+    sets = {name: Counter(natural=2) for name in ("heal-1", "heal-2", "heal-3", "rs")}
+    data = RunData(workdir=tmp_path, stages={}, curriculum=sets,
+                   set_digests=dict.fromkeys(sets, (2, digest)))  # fmt: skip
+    warnings = [b for b in heal_added_blocks(data) if isinstance(b, str) and "Warning" in b]
+    assert [w.split(":")[1] for w in warnings] == [
+        " heal-2 equals heal-1 (the same 2 examples)",
+        " heal-3 equals heal-2 (the same 2 examples)",
+        " heal-3 equals rs (the same 2 examples)",
+    ]
+    assert "HEAL and RS-SFT differ in their training schedule only" in warnings[2]
+
+
+def test_evaluation_pairs_checkpoints_with_rs_and_names_unequal_budgets(full_run):
+    evaluation = sections_of((write_report(full_run).parent / "report.md").read_text())[
+        "Evaluation"
+    ]
+    assert "| checkpoint | gsm8k vs RS-SFT |" in evaluation  # math500 has no per-problem counts
+    assert "| HEAL stage III | +0.300 [+0.000, +0.600] |" in evaluation
+    assert "| base student | -0.100 [" in evaluation and "| RS-SFT (rs) | +" not in evaluation
+    assert "| HEAL stage III | heal-1 → heal-2 → heal-3 | 5 | 15 | 18 |" in evaluation
+    assert "| RS-SFT (rs) | rs | 5 | 5 | 12 |" in evaluation
+    assert ("**Unequal step budgets: RS-SFT trained 5 optimizer steps in all, but HEAL stage II "
+            "10, HEAL stage III 15;") in evaluation  # fmt: skip
+
+
+def test_paired_comparison_needs_per_problem_counts():
+    from heal_batch.report.compare import paired_blocks
+
+    greedy = [{"checkpoint": c, "benchmark": "arith", "correct_counts": None}
+              for c in ("rs", "heal-3")]  # fmt: skip
+    assert "sampled pass is off" in paired_blocks(greedy)[0]
+    assert "RS-SFT (rs) was not evaluated" in paired_blocks(greedy[1:])[0]
+    uneven = [{"checkpoint": name, "benchmark": "arith", "correct_counts": counts, "n_samples": 1}
+              for name, counts in (("rs", [1, 0]), ("heal-3", [1]))]  # fmt: skip
+    assert paired_blocks(uneven)[1].rows == [["HEAL stage III", "-"]]  # not the same problems
