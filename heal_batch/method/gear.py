@@ -15,7 +15,8 @@ first step is longer than the search window) every strategy cuts at step 0.
 - ``max-entropy``: the candidate with the highest step entropy.
 - ``random``: a uniform candidate, from ``random.Random(seed)``.
 - ``start``: step 0 (the whole trajectory is replaced; the hint comes first).
-Ties go to the earliest step.
+Ties go to the earliest step. ``backoff_steps`` then moves the cut back: 1 (default) cuts right
+before the chosen step, 2 also removes the step before it, and so on (never before step 0).
 
 Example::
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from heal_batch.method.hints import DEFAULT_HINT_TEMPLATE, DEFAULT_LEAK_PHRASES
 from heal_batch.method.steps import (
@@ -41,6 +42,7 @@ from heal_batch.method.steps import (
     delimiter_pattern,
     step_means,
 )
+from heal_batch.store.runkeys import OMIT_AT_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class GearConfig:
             line break; for teachers that write one step per line, where blank lines are rare).
         hint_template: inline hint text; ``{answer}`` is replaced by the reference answer.
         leak_phrases: a continuation that contains any of these (case-insensitive) is rejected.
+        backoff_steps: how many steps the cut backs up from the chosen step: 1 cuts right
+            before it (the paper), 2 also drops the step before it, ... (stops at step 0).
     """
 
     strategy: str = "entropy-surge"
@@ -67,9 +71,12 @@ class GearConfig:
     step_delimiter: str = DEFAULT_DELIMITER
     hint_template: str = DEFAULT_HINT_TEMPLATE
     leak_phrases: tuple[str, ...] = DEFAULT_LEAK_PHRASES
+    backoff_steps: int = field(default=1, metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self) -> None:
         get_strategy(self.strategy)
+        if self.backoff_steps < 1:
+            raise ValueError(f"gear.backoff_steps must be >= 1, got {self.backoff_steps}")
         if self.window < 1:
             raise ValueError(f"gear.window must be >= 1, got {self.window}")
         if not 0 < self.search_fraction <= 1:
@@ -88,9 +95,11 @@ class GearConfig:
 class Breakpoint:
     """Where to cut: keep tokens ``[0, token_index)`` = text ``[0, char_index)``.
 
-    ``step_index`` is the first step removed. ``surge`` is the surge of that step (None for step 0
-    or an empty trajectory). ``reason`` says how it was chosen: max_surge, fallback_max_entropy,
-    max_entropy, random, start, no_candidates or empty_trajectory.
+    ``step_index`` is the first step removed: the step the strategy chose, less
+    ``backoff_steps - 1`` (``backoff`` says how many steps it moved back). ``surge`` is the
+    surge of the chosen step (None for step 0 or an empty trajectory). ``reason`` says how it was
+    chosen: max_surge, fallback_max_entropy, max_entropy, random, start, no_candidates or
+    empty_trajectory.
     """
 
     step_index: int
@@ -101,6 +110,7 @@ class Breakpoint:
     surge: float | None
     step_entropies: tuple[float, ...]
     surges: tuple[float | None, ...]
+    backoff: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,10 +151,10 @@ def find_breakpoint(
     k, reason = strategy(inputs)
     if not 0 <= k < len(steps):
         raise ValueError(f"strategy {cfg.strategy!r} returned step {k} of {len(steps)}")
-    step = steps[k]
-    return Breakpoint(
-        k, step.token_start, step.char_start, cfg.strategy, reason, surges[k], step_ent, surges
-    )
+    cut = max(0, k - (cfg.backoff_steps - 1))
+    step = steps[cut]
+    return Breakpoint(cut, step.token_start, step.char_start, cfg.strategy, reason, surges[k],
+                      step_ent, surges, k - cut)  # fmt: skip
 
 
 def step_surges(step_entropies: Sequence[float], window: int) -> list[float | None]:

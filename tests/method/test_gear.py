@@ -160,3 +160,22 @@ def test_one_line_per_step_teachers_get_a_real_breakpoint_with_the_line_delimite
 def test_a_bad_step_delimiter_names_its_config_key():
     with pytest.raises(ValueError, match=r"^gear\.step_delimiter: unknown step delimiter"):
         GearConfig(step_delimiter="tab")
+
+
+@pytest.mark.parametrize("backoff, cut", [(1, 2), (2, 1), (3, 0), (9, 0)])
+def test_backoff_steps_moves_the_cut_back_from_the_chosen_step(backoff, cut):
+    ent = [0.5, 0.5, 2.0, 0.6] + [0.5] * 8
+    text, bp = _bp(ent, cfg=dataclasses.replace(CFG, backoff_steps=backoff))
+    _, steps = make_steps(TWELVE)
+    assert (bp.step_index, bp.backoff, bp.reason) == (cut, 2 - cut, "max_surge")
+    assert bp.surge == pytest.approx(1.5)  # the chosen step's surge, not the cut step's
+    assert (bp.token_index, bp.char_index) == (steps[cut].token_start, steps[cut].char_start)
+
+
+def test_backoff_steps_must_be_positive_and_stays_out_of_run_keys_at_its_default():
+    from heal_batch.store.runkeys import to_plain
+
+    with pytest.raises(ValueError, match="backoff_steps"):
+        GearConfig(backoff_steps=0)
+    assert "backoff_steps" not in to_plain(GearConfig())
+    assert to_plain(GearConfig(backoff_steps=2))["backoff_steps"] == 2

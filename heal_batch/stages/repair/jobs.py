@@ -6,8 +6,9 @@ candidate record or a drop reason, and one ``repair_summary`` per problem.
 
 - corner case -> up to ``paths_per_problem`` failed trajectories; each is cut at its GEAR
   breakpoint; the teacher continues from ``prompt + prefix + hint``.
-- hard (``guided_buckets``) -> ``guided_per_problem`` answer-guided samples, the answer in the user
-  prompt (``guided_placement: prompt``) or as a hint at the start of the answer (``start``).
+- hard (``guided_buckets``; corner too with ``guided_for_corner``) -> ``guided_per_problem``
+  answer-guided samples, the answer in the user prompt (``guided_placement: prompt``) or as a
+  hint at the start of the answer (``start``).
 A sample survives if the hint-free text is graded correct, the continuation states an answer of its
 own, and the continuation does not mention the hint (``gear.leak_phrases``).
 """

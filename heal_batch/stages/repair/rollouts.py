@@ -64,7 +64,7 @@ class RepairTeacher:
         from heal_batch.stages.teacher import render_prompt
 
         problem = _Problem(group, bucket)
-        if bucket in self.cfg.guided_buckets and self.cfg.guided_per_problem > 0:
+        if self.cfg.guided(bucket):
             tok = self.generator.tokenizer
             problem.jobs.append(
                 guided_job(group[0], lambda u, a: render_prompt(tok, self.teacher, u, a), self.cfg)

@@ -36,6 +36,7 @@ from heal_batch.pipeline.chunks import resumable_chunks
 from heal_batch.stages.repair.jobs import group_by_problem, problem_bucket
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
+from heal_batch.store.runkeys import OMIT_AT_DEFAULT
 
 PLACEMENTS = ("prompt", "start")
 BUCKETS = ("hard", "corner")
@@ -52,6 +53,8 @@ class RepairConfig:
         continuations_per_path: m, teacher continuations per repaired trajectory (paper: 20).
         guided_per_problem: answer-guided samples per problem of ``guided_buckets`` (0 = none).
         guided_buckets: buckets that get answer-guided samples (hard; add corner to give them both).
+        guided_for_corner: also give corner problems answer-guided samples (one reading of the
+            paper's "Pass@30 < 0.5"; the same as adding corner to ``guided_buckets``).
         guided_placement: prompt (answer in the user turn, ``guided_template``) or start (the
             inline hint opens the answer).
         guided_template: user text for answer-guided samples; needs {problem} and {answer}.
@@ -84,6 +87,7 @@ class RepairConfig:
     stop: list[str] = field(default_factory=list)
     chunk_problems: int = 8
     answer_style: str = "auto"
+    guided_for_corner: bool = field(default=False, metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self):
         if self.guided_placement not in PLACEMENTS:
@@ -106,7 +110,12 @@ class RepairConfig:
     def augments(self, bucket: str) -> bool:
         """Whether problems of ``bucket`` get repairs or answer-guided samples."""
         repaired = bucket == "corner" and self.paths_per_problem > 0
-        return repaired or (bucket in self.guided_buckets and self.guided_per_problem > 0)
+        return repaired or self.guided(bucket)
+
+    def guided(self, bucket: str) -> bool:
+        """Whether problems of ``bucket`` get answer-guided samples."""
+        chosen = bucket in self.guided_buckets or (bucket == "corner" and self.guided_for_corner)
+        return chosen and self.guided_per_problem > 0
 
 
 class RepairStage:
