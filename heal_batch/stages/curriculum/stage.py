@@ -7,8 +7,8 @@ stages I, II, III, cumulative), then one task per ``baselines`` entry: ``rs`` (c
 samples only: the rejection-sampling SFT baseline) and ``flat`` (every kind in one stage).
 
 Each task decides the fate of every sample of the run (``sets.py``: incorrect, PURE,
-contaminated, duplicate, near-duplicate, cap) on light columns only (``rows.py``: ids, buckets,
-PURE scores, 16-byte dedup keys, where the texts are), so its set is a select on kind and fate;
+contaminated, duplicate, near-duplicate, cap) on light columns only (``rows.py``: ids, kinds,
+PURE scores, 128-bit dedup keys, where the texts are), so its set is a select on kind and fate;
 then it streams its set's texts from the input shards into its one output shard, in set order
 (``write.py``). Memory grows with the light columns (about 100 bytes a sample; peak about 4x
 that, from building and sorting them) and the distinct problem texts, not with the trajectories
