@@ -50,7 +50,7 @@ from heal_batch.data.benchmarks import (
     resolve_data_dir,
 )
 from heal_batch.evaluation.harness import EvalConfig
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref, Resources
+from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO, ref
 from heal_batch.store.manifests import Manifest
 
 TRAIN_STAGES = ("train-1", "train-2", "train-3", "train-baselines")
