@@ -237,7 +237,8 @@ def _launch(layout: Layout, cfg, executor, stages, only, wait: bool, verify: boo
     result = LaunchResult(plans)
     if problems := preflight.model_problems(cfg, plans):
         raise PlanError("; ".join(problems) + "; nothing was written")
-    preflight.refuse_in_flight(layout, plans)
+    if sweep:  # the launcher; `heal-batch stage` runs inside the job: its other ranks, started
+        preflight.refuse_in_flight(layout, plans)  # by the same srun, are not a task to refuse
     for line in describe(plans):
         echo(line)
     removed, freed = sweep_stale_parts(layout.store) if sweep else (0, 0)

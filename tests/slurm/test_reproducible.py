@@ -11,10 +11,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from heal_batch.config import PipelineConfig
 from heal_batch.executors import make_executor
@@ -30,7 +33,7 @@ from heal_batch.store.layout import Layout
 from heal_batch.store.receipts import read_receipts
 from heal_batch.store.shards import read_records, shard_path
 from heal_batch.training.logs import read_log
-from tests.fixtures.slurm_runs import write_profile
+from tests.fixtures.slurm_runs import receipts, write_profile
 from tests.fixtures.toy_stage import write_problems
 from tests.stages.test_curriculum import FakeGenerate, FakeScore, FakeUpstreamConfig, base_records
 from tests.stages.test_train import TrainPipeline
@@ -131,3 +134,88 @@ def test_two_ranks_through_slurm_match_one_rank_with_accumulation(
     assert losses[0].keys() == losses[1].keys() == {1, 2, 3, 4}
     for step, loss in losses[1].items():
         assert losses[0][step] == pytest.approx(loss, abs=1e-4), (step, losses)
+
+
+@pytest.fixture(scope="module")
+def parrot(tmp_path_factory) -> Path:
+    from tests.fixtures.parrot_model import build_parrot_model
+
+    return build_parrot_model(tmp_path_factory.mktemp("models") / "parrot")
+
+
+# The parrot solves about half of its samples, so heal-1 (its correct samples) is not empty.
+PARROT_PROBLEMS = [("p0", "What is 40 + 2?"), ("p1", "What is 39 + 3?"),
+                   ("p5", "What is 35 + 7?"), ("p11", "What is 29 + 13?")]  # fmt: skip
+
+
+def write_pipeline(folder: Path, teacher: Path, student: Path) -> Path:
+    """A real pipeline YAML up to train-1 (a fresh `heal-batch stage` process must parse it)."""
+    problems = folder / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"id": i, "problem": p, "answer": "42"}) + "\n"
+                                for i, p in PARROT_PROBLEMS))  # fmt: skip
+    config = {
+        "workdir": str(folder / "run"), "executor": "debug",
+        "teacher": {"model": str(teacher), "system_prompt": None, "examples": [],
+                    "dtype": "float32"},
+        "ingest": {"paths": [str(problems)], "num_shards": 1},
+        "generate": {"k": 2, "max_new_tokens": 12},
+        "repair": {"paths_per_problem": 1, "continuations_per_path": 2, "guided_per_problem": 0,
+                   "max_new_tokens": 12, "gear": {"strategy": "start"}},
+        "score": {"reference_samples": 2}, "pure": {"kinds": []},
+        "curriculum": {"baselines": [], "decontaminate": False},
+        "student": {"model": str(student)},
+        "train": {"max_steps": 3, "lr": 3e-3, "per_device_batch": 1, "max_seq_len": 96,
+                  "warmup_ratio": 0.0, "save_every_steps": 0, "dtype": "fp32"},
+    }  # fmt: skip
+    path = folder / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def train_losses(workdir: Path) -> tuple[dict, dict[int, float]]:
+    """(train-1's checkpoint record, its losses by step) for the run refs/train-1 points at."""
+    (receipt,) = receipts(workdir, "train-1").values()
+    record = next(read_records(shard_path(Layout(workdir).store, receipt.output)))
+    log = read_log(Path(record["train_log"]).parent)
+    return record, {entry["step"]: entry["loss"] for entry in log}
+
+
+def test_two_ranks_through_plain_sbatch_match_one_rank_even_with_a_late_rank(
+    slurm_cluster, tmp_path, tiny_llama, parrot, capsys
+):
+    """``--sbatch_dir``: ``srun python -m heal_batch.cli stage train-1 --task 0`` on 2 ranks, each
+    a `heal-batch stage` process; rank 1 starts 3 s late (a busy node) and must still join rank 0
+    (it once refused the task as "still running on this host": rank 0's start marker)."""
+    from heal_batch.cli import main
+    from tests.fixtures.slurm import wait_for_jobs
+
+    config = write_pipeline(tmp_path, parrot, tiny_llama)
+    workdir = tmp_path / "run"
+    stages = "ingest,generate,repair,score,curriculum"
+    assert main(["run", "--config", str(config), "--stages", stages]) == 0  # debug, in-process
+    ranks = {"train": {"tasks_per_node": 2, "cpus_per_task": 1, "mem_gb": 4}}
+    cluster = write_profile(tmp_path, "two-ranks", per_stage=ranks)
+    scripts = tmp_path / "sbatch"
+    assert main(["run", "--config", str(config), "--executor", "slurm", "--cluster", str(cluster),
+                 "--stages", "train-1", "--sbatch_dir", str(scripts)]) == 0  # fmt: skip
+    (script,) = scripts.glob("*-train-1.sbatch")
+    late = """srun bash -c 'if [ "$SLURM_PROCID" = 1 ]; then sleep 3; fi; exec "$0" "$@"' """
+    text = script.read_text()
+    assert "\nsrun " in text
+    script.write_text(text.replace("\nsrun ", "\n" + late))
+    out = subprocess.run(["bash", str(scripts / "submit.sh")], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    job = out.split("job ")[-1].strip()
+    try:
+        assert wait_for_jobs([job], timeout=300) == {job: "COMPLETED"}
+    finally:  # a hanging rank 0 must not hold the shared cluster
+        subprocess.run(["scancel", job], check=False, capture_output=True)
+    two_ranks, two = train_losses(workdir)
+
+    assert main(["run", "--config", str(config), "--stages", "train-1",
+                 "--train.grad_accum", "2"]) == 0  # fmt: skip
+    one_rank, one = train_losses(workdir)
+    assert (two_ranks["world_size"], one_rank["world_size"]) == (2, 1)
+    assert two.keys() == one.keys() == {1, 2, 3}
+    for step, loss in one.items():
+        assert two[step] == pytest.approx(loss, abs=1e-4), (step, one, two)
