@@ -66,11 +66,34 @@ def build_parser() -> ArgumentParser:
     inspect.add_argument("--out", type=str, default="entropy.png", help="PNG path for --plot")
     commands.add_subcommand("inspect", inspect, help="verify and print a shard")
 
+    commands.add_subcommand("sweep", _sweep_parser(), help="run a grid of variants in one run "
+                            "folder (shared upstream), then report/sweep.{md,json}")
+
     report = ArgumentParser(description="Write a markdown + self-contained HTML report of a run folder.")
     report.add_argument("--workdir", type=str, default="runs/demo")
     commands.add_subcommand("report", report, help="write <workdir>/report/report.{md,html}")
     _add_ops_commands(commands)
     return parser
+
+
+def _sweep_parser() -> ArgumentParser:
+    """``sweep``: the run flags plus the grid (heal_batch.pipeline.sweep)."""
+    sweep = _pipeline_parser(description="Run every variant (grids x seeds) in one run folder: "
+                             "run keys let variants share every stage upstream of what changed. "
+                             "Variants run one after another, each waiting for its jobs (Slurm "
+                             "too); sweeps/<name>.json records each variant's run keys.")
+    sweep.add_argument("--grid", type=str, default=[], action="append",
+                       help="KEY=[v1,v2,...], e.g. 'repair.gear.strategy=[entropy-surge,start]' "
+                       "(repeat for a cartesian product)")
+    sweep.add_argument("--seeds", type=str | None, default=None,
+                       help="comma-separated seeds; each variant runs once per seed")
+    sweep.add_argument("--seed_fields", type=str | None, default=None,
+                       help="config keys a seed sets (default: every stage's seed: generate, "
+                       "repair, score, curriculum, train, evaluate), e.g. repair.seed,train.seed")
+    sweep.add_argument("--name", type=str, default="sweep", help="sweeps/<name>.json")
+    sweep.add_argument("--stages", type=str | None, default=None,
+                       help="comma-separated stages (default: all)")
+    return sweep
 
 
 def _add_ops_commands(commands) -> None:
@@ -185,6 +208,40 @@ def cmd_rerun(ns: Namespace) -> int:
     wait = ns.wait if ns.wait is not None else cfg.executor != "slurm"
     result = launch(cfg, _executor(cfg), request.stages, only=request.only, wait=wait)
     return _finish(result, cfg, wait=False)
+
+
+def cmd_sweep(ns: Namespace) -> int:
+    from heal_batch.pipeline import sweep
+    from heal_batch.pipeline.launch import launch
+
+    base = pipeline_from(ns)
+    grids = [sweep.parse_grid(g) for group in ns.grid for g in _as_list(group)]
+    seeds = [int(s) for s in ns.seeds.split(",") if s.strip()] if ns.seeds else None
+    fields = ([f.strip() for f in ns.seed_fields.split(",") if f.strip()] if ns.seed_fields
+              else sweep.seed_keys(base))  # fmt: skip
+    for key in [k for k, _ in grids] + (fields if seeds else []):
+        if key not in ns:
+            raise ValueError(f"sweep: {key!r} is not a config key (see heal-batch run --help)")
+    stages = [s.strip() for s in ns.stages.split(",")] if ns.stages else None
+
+    def build(overrides: dict) -> PipelineConfig:
+        variant = ns.clone()
+        for key, value in overrides.items():
+            variant[key] = value
+        return pipeline_from(variant)
+
+    def run_one(cfg: PipelineConfig):
+        return launch(cfg, _executor(cfg), stages, wait=True)
+
+    variants = sweep.make_variants(grids, seeds, fields)
+    path, ok = sweep.run_sweep(ns.name, variants, build, run_one)
+    print(f"sweep record: {path}")
+    print(f"comparison: {sweep.write_comparison(path)}")
+    return 0 if ok else 1
+
+
+def _as_list(value) -> list[str]:
+    return value if isinstance(value, list) else [value]
 
 
 def cmd_status(ns: Namespace) -> int:
@@ -325,7 +382,7 @@ def _indices(text: str | None) -> list[int] | None:
 
 
 COMMANDS = {"run": cmd_run, "stage": cmd_stage, "rerun": cmd_rerun, "status": cmd_status, "inspect": cmd_inspect,
-            "report": cmd_report, "logs": cmd_logs, "cancel": cmd_cancel,
+            "report": cmd_report, "sweep": cmd_sweep, "logs": cmd_logs, "cancel": cmd_cancel,
             "export": cmd_export}
 
 
