@@ -11,9 +11,25 @@
 
 from __future__ import annotations
 
-from heal_batch.executors.base import Executor, Submission, job_error
+from heal_batch.executors.base import (
+    CancelOutcome,
+    Executor,
+    JobControl,
+    JobState,
+    Submission,
+    job_error,
+)
 
-__all__ = ["Executor", "Submission", "job_error", "make_executor"]
+__all__ = [
+    "CancelOutcome",
+    "Executor",
+    "JobControl",
+    "JobState",
+    "Submission",
+    "job_control",
+    "job_error",
+    "make_executor",
+]
 
 EXECUTORS = ("debug", "local", "slurm")
 
@@ -34,3 +50,20 @@ def make_executor(name: str, *, parallelism: int = 1, timeout_min: int = 24 * 60
 
         return SlurmExecutor(load_profile(cluster or "local"))
     raise ValueError(f"unknown executor {name!r}; valid: {', '.join(EXECUTORS)}")
+
+
+def job_control(name: str) -> JobControl:
+    """How to ask about (and cancel) the jobs a run of executor ``name`` submitted; ``name`` is
+    what the stage's manifest recorded. Unknown names (a hand-edited manifest) get the debug
+    executor's answer: nothing known, nothing to cancel."""
+    if name == "slurm":
+        from heal_batch.executors.slurm.queue import SlurmJobs
+
+        return SlurmJobs()
+    if name == "local":
+        from heal_batch.executors.local_procs import LocalJobs
+
+        return LocalJobs()
+    from heal_batch.executors.local_procs import InProcessJobs
+
+    return InProcessJobs()

@@ -11,6 +11,9 @@ from heal_batch.pipeline.worker import TaskJob, TaskRunner
 class DebugExecutor:
     name = "debug"
 
+    def unavailable(self) -> str | None:
+        return None
+
     def submit(self, jobs: list[TaskJob], logs: Path, after: list[Submission]) -> Submission:
         submission = Submission(jobs[0].task.stage if jobs else "")
         for job in jobs:

@@ -29,6 +29,9 @@ class LocalExecutor:
         self.parallelism, self.timeout_min = max(1, parallelism), timeout_min
         self.show_progress = show_progress
 
+    def unavailable(self) -> str | None:
+        return None
+
     def submit(self, jobs: list[TaskJob], logs: Path, after: list[Submission]) -> Submission:
         import submitit
 

@@ -15,8 +15,11 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from heal_batch.executors.base import CancelOutcome, JobState
 
 CONTROLLER_MODULE = "submitit.local._local"
 
@@ -104,3 +107,40 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+class LocalJobs:
+    """:class:`~heal_batch.executors.base.JobControl` for a local run: its tasks are processes
+    of this host, found by their log folders; job ids mean nothing once the launcher is gone."""
+
+    def states(self, submitted: Mapping[int, str]) -> dict[int, JobState]:
+        return {}
+
+    def held(self, job_ids: set[str]) -> set[str]:
+        return set()
+
+    def cancel(self, job_ids: set[str], logs: Path) -> CancelOutcome:
+        pids = live_controllers(logs)
+        if not pids:
+            return CancelOutcome(note=f"no pid record of a running task: no live submitit "
+                                 f"controller under {logs} (the tasks are not running, or ran "
+                                 "on another machine)")
+        stop = stop_local_tasks(pids)
+        notes = [f"stopped launcher pid {pid}" for pid in stop.launchers]
+        notes += [f"parent pid {pid} is not a heal-batch command: left running"
+                  for pid in stop.foreign_parents]
+        return CancelOutcome([f"pid {pid}" for pid in stop.killed], note="; ".join(notes) or None)
+
+
+class InProcessJobs:
+    """:class:`~heal_batch.executors.base.JobControl` for the debug executor: nothing to ask."""
+
+    def states(self, submitted: Mapping[int, str]) -> dict[int, JobState]:
+        return {}
+
+    def held(self, job_ids: set[str]) -> set[str]:
+        return set()
+
+    def cancel(self, job_ids: set[str], logs: Path) -> CancelOutcome:
+        return CancelOutcome(note="debug executor: tasks run inside the heal-batch process that "
+                             "launched them; stop that process (Ctrl-C)")

@@ -1,12 +1,10 @@
 """``heal-batch cancel``: stop a run folder's queued and running tasks.
 
-For every stage with a current run (``refs/<stage>``), by the executor its manifest records:
-
-- ``slurm``: the job ids of its unfinished tasks (manifest entries, refreshed from receipts) are
-  handed to :func:`heal_batch.executors.slurm.cancel.cancel_jobs` (``scancel``);
-- ``local``: the live submitit controllers under ``runs/<stage>/<run_key>/logs/<pid>/`` are
-  stopped (:mod:`heal_batch.executors.local_procs`), their ``heal-batch run`` launcher first;
-- ``debug``: tasks run inside the ``heal-batch`` process itself; nothing to signal from here.
+For every stage with a current run (``refs/<stage>``), the executor its manifest records is
+asked to cancel the unfinished tasks (``heal_batch.executors.job_control``): on Slurm their job
+ids are ``scancel``-ed; a local run's live task processes (found by their log folders) are
+stopped, their ``heal-batch run`` launcher first; debug tasks run inside the ``heal-batch``
+process itself, so there is nothing to signal from here.
 
 Nothing is written: cancelled tasks keep no receipt (or a failed one), ``status`` shows them,
 and the next ``heal-batch run`` resubmits them.
@@ -17,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from heal_batch.executors import job_control
 from heal_batch.pipeline.registry import STAGES
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import load_manifest, refresh
@@ -55,41 +54,12 @@ def cancel_run(workdir: Path, stages: list[str] | None = None) -> list[StageCanc
         row = StageCancel(name, key, manifest.executor, len(open_tasks))
         if not open_tasks:
             row.note = "complete"
-        elif manifest.executor == "slurm":
-            _cancel_slurm(row, {t.job_id for t in open_tasks if t.job_id})
-        elif manifest.executor == "local":
-            _cancel_local(row, layout.logs(name, key))
         else:
-            row.note = (f"{manifest.executor} executor: tasks run inside the heal-batch process "
-                        "that launched them; stop that process (Ctrl-C)")
+            jobs = job_control(manifest.executor)
+            outcome = jobs.cancel({t.job_id for t in open_tasks if t.job_id}, layout.logs(name, key))
+            row.cancelled, row.finished, row.note = outcome.cancelled, outcome.finished, outcome.note
         rows.append(row)
     return rows
-
-
-def _cancel_slurm(row: StageCancel, job_ids: set[str]) -> None:
-    from heal_batch.executors.slurm.cancel import cancel_jobs
-
-    if not job_ids:
-        row.note = "no Slurm job ids recorded for its unfinished tasks (never submitted?)"
-        return
-    outcome = cancel_jobs(job_ids)
-    row.cancelled, row.finished = outcome.cancelled, outcome.finished
-
-
-def _cancel_local(row: StageCancel, logs: Path) -> None:
-    from heal_batch.executors.local_procs import live_controllers, stop_local_tasks
-
-    pids = live_controllers(logs)
-    if not pids:
-        row.note = (f"no pid record of a running task: no live submitit controller under {logs} "
-                    "(the tasks are not running, or ran on another machine)")
-        return
-    stop = stop_local_tasks(pids)
-    row.cancelled = [f"pid {pid}" for pid in stop.killed]
-    notes = [f"stopped launcher pid {pid}" for pid in stop.launchers]
-    notes += [f"parent pid {pid} is not a heal-batch command: left running" for pid in
-              stop.foreign_parents]
-    row.note = "; ".join(notes) or None
 
 
 def render(rows: list[StageCancel], workdir: Path) -> str:

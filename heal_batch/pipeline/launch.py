@@ -19,7 +19,7 @@ from typing import Any
 
 from heal_batch.pipeline import preflight
 from heal_batch.pipeline.contract import Stage, Task, parse_ref
-from heal_batch.pipeline.dispatch import mark_stale, run_stage_now, submit_dag
+from heal_batch.pipeline.dispatch import dispatch, mark_stale
 from heal_batch.pipeline.plan_text import describe
 from heal_batch.pipeline.preflight import PlanError
 from heal_batch.pipeline.provenance import code_version, library_versions
@@ -253,10 +253,5 @@ def _launch(layout: Layout, cfg, executor, stages, only, wait: bool, verify: boo
     if not any(p.todo for p in plans):
         echo("nothing to do: every stage is complete")
         return result
-    if executor.name == "slurm":
-        submit_dag(layout, result, executor, wait, echo)
-    else:
-        for p in plans:
-            if p.todo:
-                run_stage_now(layout, p, result, executor, echo)
+    dispatch(layout, result, executor, wait, echo)
     return result

@@ -1,11 +1,11 @@
 """Checks the launcher makes before it writes anything or starts a task.
 
-- :func:`check_executor`: ``--executor slurm`` needs ``sbatch`` on this machine;
+- :func:`check_executor`: the executor can submit from this machine (Slurm: ``sbatch``);
 - :func:`model_problems`: every ``model``/``*_model`` setting of a stage about to run is the demo
   model, a hub name, or a local folder that exists (named by its config key, e.g.
   ``teacher.model``);
 - :func:`refuse_in_flight`: no task is started again while it is still queued or running, on
-  Slurm (``squeue``) or as a process on this host (its start marker,
+  its scheduler (``heal_batch.executors.job_control``) or as a process on this host (its start marker,
   :mod:`heal_batch.store.markers`) left behind by a launcher that was killed.
 
 Each raises :class:`PlanError` (or returns the problems) with what to do.
@@ -14,7 +14,6 @@ Each raises :class:`PlanError` (or returns the problems) with what to do.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from typing import Any
 
 from heal_batch.store.layout import Layout
@@ -26,13 +25,9 @@ class PlanError(RuntimeError):
 
 
 def check_executor(executor: Any) -> None:
-    """Refuse ``--executor slurm`` where Slurm's ``sbatch`` is not installed."""
-    if getattr(executor, "name", None) == "slurm" and shutil.which("sbatch") is None:
-        raise PlanError(
-            "--executor slurm: `sbatch` is not on PATH here (Slurm is not installed, or this is "
-            "not a login node). Run on a machine that can submit Slurm jobs, use --executor local, "
-            "or write plain sbatch scripts with --sbatch_dir DIR; nothing was written"
-        )
+    """Refuse an executor that cannot submit from this machine (e.g. Slurm without sbatch)."""
+    if problem := executor.unavailable():
+        raise PlanError(f"--executor {executor.name}: {problem}; nothing was written")
 
 
 def model_problems(cfg: Any, plans: list) -> list[str]:
@@ -77,7 +72,7 @@ def _model_fields(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
 def refuse_in_flight(layout: Layout, plans: list) -> None:
     """Stop before starting a task that still runs: on Slurm (queued or running jobs of this run
     folder), or as a live process on this host that wrote the task's start marker."""
-    _refuse_slurm_in_flight(layout, plans)
+    _refuse_held_jobs(layout, plans)
     alive = []
     for p in plans:
         for task in p.todo:
@@ -94,22 +89,21 @@ def refuse_in_flight(layout: Layout, plans: list) -> None:
         )
 
 
-def _refuse_slurm_in_flight(layout: Layout, plans: list) -> None:
+def _refuse_held_jobs(layout: Layout, plans: list) -> None:
     """Two jobs of one task would write the same receipt (and, for training, the same
     checkpoint folder) at once."""
-    from heal_batch.pipeline.status import queued_jobs
+    from heal_batch.executors import job_control
 
-    submitted: set[str] = set()
+    held: set[str] = set()
     for p in plans:
-        if p.manifest.executor != "slurm":
-            continue  # local job ids mean nothing to Slurm
         entries = [p.manifest.tasks[t.index] for t in p.todo]
-        submitted |= {e.job_id for e in entries if e.state == "submitted" and e.job_id}
-    jobs = {job.split("_")[0] for job in queued_jobs(submitted)}
+        submitted = {e.job_id for e in entries if e.state == "submitted" and e.job_id}
+        held |= job_control(p.manifest.executor).held(submitted)
+    jobs = {job.split("_")[0] for job in held}
     if jobs:
         ids = " ".join(sorted(jobs))
         raise PlanError(
-            f"jobs {ids} of this run folder are still queued or running on Slurm; follow them "
-            f"with `heal-batch status --workdir {layout.workdir}` or `scancel {ids}`, then run "
-            "again"
+            f"jobs {ids} of this run folder are still queued or running; follow them with "
+            f"`heal-batch status --workdir {layout.workdir}` or stop them with `heal-batch cancel "
+            f"--workdir {layout.workdir}`, then run again"
         )

@@ -2,32 +2,23 @@
 
 Reads ``refs/`` (the run each stage's current config points at), its manifest and receipts, and
 writes nothing: unfinished manifests are refreshed from the receipts in memory (the next
-``heal-batch run`` seals them). Tasks submitted to Slurm that have no receipt yet are classified
-with one ``sacct`` call (pending, running, or failed with Slurm's reason, e.g. TIMEOUT or
-OUT_OF_MEMORY). A damaged receipt counts its task as missing and is listed with its path; a bad
+``heal-batch run`` seals them). Submitted tasks that have no receipt yet are classified by the
+executor that holds them (``heal_batch.executors.job_control``; on Slurm one ``sacct`` call:
+pending, running, or failed with Slurm's reason, e.g. TIMEOUT or OUT_OF_MEMORY). A damaged receipt counts its task as missing and is listed with its path; a bad
 ref or a damaged manifest is listed on its stage's row, and the other stages are still shown.
 Imports nothing heavy.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from heal_batch.executors import job_control
 from heal_batch.pipeline.registry import STAGES
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import read_manifest, refresh
 from heal_batch.store.names import RunFolderError
-
-SLURM_ACTIVE = {"PENDING": "pending", "RUNNING": "running", "REQUEUED": "pending",
-                "CONFIGURING": "pending", "COMPLETING": "running", "SUSPENDED": "pending"}
-# What a final Slurm state means for the task, in words (the state name stays in front).
-SLURM_REASONS = {"TIMEOUT": "time limit reached (raise the profile's time_min or max_requeues)",
-                 "OUT_OF_MEMORY": "out of memory (raise the profile's mem_gb)",
-                 "NODE_FAIL": "its node failed", "PREEMPTED": "preempted and not requeued"}
-
 
 @dataclass
 class TaskProblem:
@@ -81,60 +72,16 @@ def _stage_status(layout: Layout, name: str) -> StageStatus | None:
     submitted = {t.index: t.job_id for t in manifest.tasks if t.state == "submitted" and t.job_id}
     failures = [TaskProblem(t.index, t.error or "failed", t.log_path) for t in manifest.tasks
                 if t.state == "failed" or (t.state == "missing" and t.error)]
-    for index, (state, reason) in _slurm_states(submitted).items():
-        states[index] = state
-        if state == "failed":
-            words = f"{reason}: {SLURM_REASONS[reason]}" if reason in SLURM_REASONS else reason
-            failures.append(TaskProblem(index, f"Slurm: {words}", manifest.tasks[index].log_path))
+    for index, job in job_control(manifest.executor).states(submitted).items():
+        states[index] = job.state
+        if job.state == "failed":
+            failures.append(TaskProblem(index, job.reason, manifest.tasks[index].log_path))
     counts = dict.fromkeys(_COUNTS, 0)
     for state in states.values():
         counts["pending" if state == "submitted" else state] += 1
     complete = manifest.sealed or counts["done"] == len(manifest.tasks)
     return StageStatus(name, key, str(layout.manifest(name, key)), complete, counts,
                        sorted(failures, key=lambda f: f.index))
-
-
-def _slurm_states(submitted: dict[int, str]) -> dict[int, tuple[str, str]]:
-    """task index → (pending|running|failed, Slurm state) for Slurm job ids, via one sacct call."""
-    if not submitted or shutil.which("sacct") is None:
-        return {}
-    try:
-        out = subprocess.run(
-            ["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j",
-             ",".join(sorted(set(submitted.values())))],
-            capture_output=True, text=True, timeout=20, check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    by_job = {}
-    for line in out.splitlines():
-        job_id, _, state = line.partition("|")
-        by_job[job_id.strip()] = state.split()[0] if state.strip() else "UNKNOWN"
-    result = {}
-    for index, job_id in submitted.items():
-        state = by_job.get(job_id)
-        if state is None or state == "COMPLETED":
-            continue  # finished but receipt not read yet, or sacct lagging
-        result[index] = (SLURM_ACTIVE.get(state, "failed"), state)
-    return result
-
-
-def queued_jobs(job_ids: set[str]) -> set[str]:
-    """The ids among ``job_ids`` (``123`` or array elements ``123_4``) that Slurm still holds
-    (pending, running, completing), from ``squeue``, which knows a job the moment it is submitted
-    (``sacct`` can lag behind). Empty when squeue is missing or fails."""
-    if not job_ids or shutil.which("squeue") is None:
-        return set()
-    bases = sorted({j.split("_")[0] for j in job_ids})
-    try:
-        out = subprocess.run(
-            ["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(bases)],
-            capture_output=True, text=True, timeout=20, check=False,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return set()
-    listed = {line.strip() for line in out.splitlines() if line.strip()}
-    return {j for j in job_ids if j in listed}
 
 
 def render(rows: list[StageStatus]) -> str:

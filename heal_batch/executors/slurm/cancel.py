@@ -10,19 +10,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
-from heal_batch.pipeline.status import queued_jobs
+from heal_batch.executors.base import CancelOutcome
+from heal_batch.executors.slurm.queue import held_jobs
 
 
 class CancelError(RuntimeError):
     """scancel is missing or refused the job ids."""
-
-
-@dataclass
-class CancelOutcome:
-    cancelled: list[str] = field(default_factory=list)
-    finished: list[str] = field(default_factory=list)
 
 
 def cancel_jobs(job_ids: Iterable[str]) -> CancelOutcome:
@@ -37,7 +31,7 @@ def cancel_jobs(job_ids: Iterable[str]) -> CancelOutcome:
             f"scancel is not on PATH, so jobs {' '.join(ids)} cannot be cancelled from here; "
             "run `heal-batch cancel` on a login node of the cluster that holds them"
         )
-    held = queued_jobs(set(ids))
+    held = held_jobs(set(ids))
     outcome = CancelOutcome(sorted(held), [job for job in ids if job not in held])
     if not held:
         return outcome

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from heal_batch.executors.base import Submission, job_error
@@ -19,6 +20,13 @@ class SlurmExecutor:
 
     def __init__(self, profile):
         self.profile = profile
+
+    def unavailable(self) -> str | None:
+        if shutil.which("sbatch") is None:
+            return ("`sbatch` is not on PATH here (Slurm is not installed, or this is not a login "
+                    "node). Run on a machine that can submit Slurm jobs, use --executor local, or "
+                    "write plain sbatch scripts with --sbatch_dir DIR")
+        return None
 
     def submit(self, jobs: list[TaskJob], logs: Path, after: list[Submission]) -> Submission:
         import submitit
