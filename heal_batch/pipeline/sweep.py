@@ -100,7 +100,7 @@ def run_sweep(name: str, variants: list[Variant], build: Callable[[dict[str, Any
     record: dict[str, Any] = {"name": name, "workdir": str(layout.workdir), "variants": []}
     path = layout.workdir / "sweeps" / f"{name}.json"
     ok = True
-    for variant, cfg in zip(variants, configs):
+    for variant, cfg in zip(variants, configs, strict=True):
         echo(f"== variant {variant.name}: {json.dumps(variant.overrides)}")
         result = run_one(cfg)
         failed = {**result.failed, **result.blocked}

@@ -120,17 +120,18 @@ def accuracy_delta(record: dict[str, Any], reference: dict[str, Any] | None) -> 
 
 def render_markdown(table: dict[str, Any], title: str = "Sweep") -> str:
     """The two tables as markdown (``-`` where a value is missing)."""
-    lines = [f"# {title}", "", f"Differences are against the first variant, "
-             f"`{table['reference']}`.", ""]  # fmt: skip
+    reference = f"Differences are against the first variant, `{table['reference']}`."
+    lines = [f"# {title}", "", reference, ""]
     lines += _md_table(["variant", *(label for _, label in COLUMNS)],
                        [[r["variant"], *(_fmt(r[key]) for key, _ in COLUMNS)]
                         for r in table["rows"]])  # fmt: skip
     if table["accuracy"]:
         lines += ["", "Student accuracy (avg@n with per-problem counts, else greedy):", ""]
-        lines += _md_table(["variant", "checkpoint", "benchmark", "metric", "accuracy",
-                            "Δ vs first [95 % interval]"],
-                           [[a["variant"], a["checkpoint"], a["benchmark"], a["metric"] or "-",
-                             _fmt(a["accuracy"]), _delta(a)] for a in table["accuracy"]])  # fmt: skip
+        head = ["variant", "checkpoint", "benchmark", "metric", "accuracy",
+                "Δ vs first [95 % interval]"]
+        rows = [[a["variant"], a["checkpoint"], a["benchmark"], a["metric"] or "-",
+                 _fmt(a["accuracy"]), _delta(a)] for a in table["accuracy"]]  # fmt: skip
+        lines += _md_table(head, rows)
     else:
         lines += ["", "No evaluate records yet: no accuracy rows."]
     return "\n".join(lines) + "\n"
@@ -160,7 +161,7 @@ def _paired(record: dict[str, Any], reference: dict[str, Any]) -> list[float] | 
     n_a, n_b = record.get("n_samples") or 0, reference.get("n_samples") or 0
     if not a or not b or len(a) != len(b) or not n_a or not n_b:
         return None
-    return [x / n_a - y / n_b for x, y in zip(a, b)]
+    return [x / n_a - y / n_b for x, y in zip(a, b, strict=True)]
 
 
 def _has_stderr(record: dict[str, Any], reference: dict[str, Any]) -> bool:

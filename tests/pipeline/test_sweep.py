@@ -70,8 +70,10 @@ def test_accuracy_deltas_paired_when_counts_exist_else_from_greedy_stderr():
                 "n_samples": 4 if counts else 0, "greedy_acc": greedy, "greedy_acc_stderr": se,
                 "seeds": {"bootstrap": 0}}
 
-    first = _variant("first", evaluate=[record("heal-3", [4, 0, 2, 2]), record("rs", None, .5, .1)])
-    second = _variant("second", evaluate=[record("heal-3", [4, 4, 2, 2]), record("rs", None, .6, .1)])
+    first = _variant("first", evaluate=[record("heal-3", [4, 0, 2, 2]),
+                                        record("rs", None, 0.5, 0.1)])
+    second = _variant("second", evaluate=[record("heal-3", [4, 4, 2, 2]),
+                                          record("rs", None, 0.6, 0.1)])
     table = sweep_table([first, second])
     rows = {(a["variant"], a["checkpoint"]): a for a in table["accuracy"]}
     assert rows["first", "heal-3"]["delta"] == 0.0
@@ -80,7 +82,8 @@ def test_accuracy_deltas_paired_when_counts_exist_else_from_greedy_stderr():
     assert paired["interval"].startswith("paired") and paired["ci"][0] <= 0.25 <= paired["ci"][1]
     greedy = rows["second", "rs"]
     assert greedy["delta"] == pytest.approx(0.1)
-    assert greedy["ci"] == pytest.approx([0.1 - 1.959964 * 2**0.5 * 0.1, 0.1 + 1.959964 * 2**0.5 * 0.1])
+    half = 1.959964 * 2**0.5 * 0.1
+    assert greedy["ci"] == pytest.approx([0.1 - half, 0.1 + half])
     text = render_markdown(table)
     assert "| second | heal-3 | arith | avg_at_n | 0.750 | +0.250 [" in text
     assert "PURE precision" in text.splitlines()[4]
