@@ -176,3 +176,20 @@ def test_sweep_on_slurm_waits_for_each_variant(tmp_path, tiny_llama, slurm_clust
     first, second = record["variants"]
     assert first["run_keys"]["generate"] == second["run_keys"]["generate"]
     assert second["ran"] == ["repair"]
+
+
+def test_new_repair_switches_keep_default_run_keys_and_are_sweepable():
+    from heal_batch.method.gear import GearConfig
+    from heal_batch.stages.repair.stage import RepairConfig
+    from heal_batch.store.runkeys import run_key
+
+    def key(cfg):
+        return run_key("repair", 1, {"config": cfg}, {"generate": "g"})
+
+    base = RepairConfig()
+    assert key(base) == key(RepairConfig(guided_for_corner=False, gear=GearConfig(backoff_steps=1)))
+    assert key(RepairConfig(guided_for_corner=True)) != key(base)
+    assert key(RepairConfig(gear=GearConfig(backoff_steps=2))) != key(base)
+    assert not base.guided("corner") and base.guided("hard")
+    assert RepairConfig(guided_for_corner=True).guided("corner")
+    assert not RepairConfig(guided_for_corner=True, guided_per_problem=0).augments("hard")
