@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from heal_batch.cli import _pipeline_parser, main, pipeline_from
+from heal_batch.cli import main
+from heal_batch.commands.args import pipeline_from
+from heal_batch.commands.args import pipeline_parser as _pipeline_parser
 from tests.fixtures.toy_stage import write_problems
 
 REPO = Path(__file__).resolve().parents[1]

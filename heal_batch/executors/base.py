@@ -70,6 +70,11 @@ class Executor(Protocol):
     success. The launcher drives every executor through this one path."""
 
     name: str
+    detached: bool  # submit returns before the tasks run: heal-batch run does not wait by default
+
+    def preview(self, stage: str) -> list[str]:
+        """What this stage's jobs would be submitted with (Slurm: #SBATCH lines), for dry runs."""
+        ...
 
     def unavailable(self) -> str | None:
         """Why this executor cannot submit from this machine (None: it can)."""

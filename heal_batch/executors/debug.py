@@ -10,9 +10,13 @@ from heal_batch.pipeline.worker import TaskJob, TaskRunner
 
 class DebugExecutor:
     name = "debug"
+    detached = False
 
     def unavailable(self) -> str | None:
         return None
+
+    def preview(self, stage: str) -> list[str]:
+        return []
 
     def submit(self, jobs: list[TaskJob], logs: Path, after: list[Submission]) -> Submission:
         submission = Submission(jobs[0].task.stage if jobs else "")

@@ -24,6 +24,7 @@ class LocalExecutor:
     """Runs each task as a subprocess through submitit, at most ``parallelism`` at a time."""
 
     name = "local"
+    detached = False
 
     def __init__(self, parallelism: int = 1, timeout_min: int = 24 * 60, show_progress: bool = True):
         self.parallelism, self.timeout_min = max(1, parallelism), timeout_min
@@ -31,6 +32,9 @@ class LocalExecutor:
 
     def unavailable(self) -> str | None:
         return None
+
+    def preview(self, stage: str) -> list[str]:
+        return []
 
     def submit(self, jobs: list[TaskJob], logs: Path, after: list[Submission]) -> Submission:
         import submitit

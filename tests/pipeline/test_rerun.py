@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from heal_batch import cli
+from heal_batch.commands import args
 from heal_batch.pipeline.registry import STAGES
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import load_manifest
@@ -16,7 +17,7 @@ from tests.fixtures.toy_stage import ToyPipeline, ToyStage, write_problems
 def toy_cli(monkeypatch, tmp_path):
     """The CLI on the ingest -> toy DAG; returns a function running ``heal-batch run``."""
     monkeypatch.setitem(STAGES, "toy", ToyStage)
-    monkeypatch.setattr(cli, "PipelineConfig", ToyPipeline)
+    monkeypatch.setattr(args, "PipelineConfig", ToyPipeline)
     problems = write_problems(tmp_path / "p.jsonl", n=9)
     workdir = tmp_path / "run"
 

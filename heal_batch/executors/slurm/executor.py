@@ -17,9 +17,13 @@ class SlurmExecutor:
     """
 
     name = "slurm"
+    detached = True
 
     def __init__(self, profile):
         self.profile = profile
+
+    def preview(self, stage: str) -> list[str]:
+        return self.profile.for_stage(stage).sbatch_lines()
 
     def unavailable(self) -> str | None:
         if shutil.which("sbatch") is None:
