@@ -40,7 +40,7 @@ def outputs(cfg, result, stage):
 def scripted(monkeypatch, tiny_llama):
     def install(**kw):
         teacher = ScriptedTeacher(tiny_llama, **kw)
-        monkeypatch.setattr("heal_batch.stages.teacher.make_generator", lambda cfg: teacher)
+        monkeypatch.setattr("heal_batch.stages.teacher.make_generator", lambda cfg, *_: teacher)
         return teacher
 
     return install
