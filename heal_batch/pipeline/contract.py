@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
@@ -45,6 +45,17 @@ def parse_ref(value: str) -> tuple[str, int] | None:
         return None
     stage, _, index = value[1:].rpartition("/")
     return stage, int(index)
+
+
+def index_ranges(indices: Iterable[int]) -> str:
+    """Task indices as Slurm's ``--array`` and plan lines write them: [0, 1, 2, 5] -> '0-2,5'."""
+    spans: list[list[int]] = []
+    for i in sorted(set(indices)):
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
 
 
 class Counters(Counter):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from heal_batch.pipeline.contract import index_ranges
+
 
 def describe(plans: list[Any], dry_run: bool = False) -> list[str]:
     """The retry plan: per stage, what is done and which task indices will be submitted.
@@ -59,14 +61,8 @@ def failure_lines(result: Any) -> list[str]:
 
 
 def ranges(indices: list[int]) -> str:
-    """[0,1,2,5] → '0-2,5'."""
-    spans: list[list[int]] = []
-    for i in sorted(indices):
-        if spans and i == spans[-1][1] + 1:
-            spans[-1][1] = i
-        else:
-            spans.append([i, i])
-    return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in spans) or "-"
+    """[0,1,2,5] -> '0-2,5'; '-' for none."""
+    return index_ranges(indices) or "-"
 
 
 def _inputs(inputs: tuple[str, ...], limit: int = 6) -> str:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from heal_batch.executors.slurm.profile_checks import ProfileError, validated
+from heal_batch.pipeline.contract import index_ranges
 from heal_batch.resources import PROFILES_ENV, profile_dirs
 
 __all__ = ["ClusterProfile", "ProfileError", "load_profile", "query_max_array_size"]
@@ -152,7 +153,7 @@ class ClusterProfile:
 
     def array_option(self, indices: Iterable[int]) -> str:
         """The `--array` value for these task indices, e.g. "0-3,7%64"."""
-        spec = _compress(sorted(set(indices)))
+        spec = index_ranges(indices)
         if not spec:
             raise ValueError("array_option needs at least one task index")
         return f"{spec}%{self.array_parallelism}"
@@ -254,17 +255,3 @@ def _sbatch_flag(key: str, value: Any) -> str:
     if value is True:
         return f"#SBATCH --{key}"
     return f"#SBATCH --{key}={shlex.quote(str(value))}"
-
-
-def _compress(indices: list[int]) -> str:
-    """[0, 1, 2, 3, 7] -> "0-3,7"."""
-    parts: list[str] = []
-    start = prev = None
-    for index in indices + [None]:
-        if start is not None and (index is None or index != prev + 1):
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-            start = None
-        if start is None and index is not None:
-            start = index
-        prev = index
-    return ",".join(parts)
