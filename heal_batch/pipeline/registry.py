@@ -43,3 +43,15 @@ def upstream_closure(names: list[str]) -> list[str]:
         if name in needed:
             needed.update(STAGES[name].upstream)
     return [name for name in STAGES if name in needed]
+
+
+def registered(name: object, source: object = None) -> str:
+    """``name`` if it is a stage of this pipeline, else a RunFolderError naming ``source`` (the
+    run-folder file it was read from) and the valid stages."""
+    from heal_batch.store.names import RunFolderError
+
+    if not isinstance(name, str) or name not in STAGES:
+        where = f"{source}: " if source is not None else ""
+        raise RunFolderError(f"{where}stage {name!r} is not a stage of this pipeline; valid "
+                             f"stages: {', '.join(STAGES)}")
+    return name

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from heal_batch.pipeline.launch import PlanError, plan
-from heal_batch.pipeline.registry import STAGES, downstream_of
+from heal_batch.pipeline.registry import STAGES, downstream_of, registered
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import Manifest, load_manifest, read_manifest
 from heal_batch.store.names import RunFolderError, check_key, check_stage
@@ -58,11 +58,15 @@ def rerun_request(manifest_path: str | Path) -> RerunRequest:
         raise PlanError(f"{path} is not at <workdir>/manifests/<stage>/<run_key>.json; rerun "
                         f"takes a manifest inside its run folder ({RUN_INSTEAD})")
     try:
-        stage = check_stage(resolved.parent.name, path)
+        stage = registered(check_stage(resolved.parent.name, path), path)
         key = check_key(resolved.stem, path)
     except RunFolderError as exc:
         raise PlanError(f"{exc}; rerun takes <workdir>/manifests/<stage>/<run_key>.json") from None
     manifest = load_manifest(resolved)
+    try:
+        registered(manifest.stage, path)
+    except RunFolderError as exc:
+        raise PlanError(str(exc)) from None
     if (manifest.stage, manifest.run_key) != (stage, key):
         raise PlanError(f"{path} describes {manifest.stage} run {manifest.run_key[:12]}, not the "
                         f"{stage} run {key[:12]} its place says; it was copied or edited")

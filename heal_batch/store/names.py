@@ -1,14 +1,13 @@
 """Names read from a run folder, checked before any of them becomes a path.
 
 Everything under ``<workdir>`` is addressed by three kinds of names: run keys and shard addresses
-(a sha256: exactly 64 lowercase hex digits) and stage names (registered in
-``heal_batch.pipeline.registry.STAGES``). A ref, manifest or receipt holding anything else
+(a sha256: exactly 64 lowercase hex digits) and stage names (lowercase letters, digits, ``-``). A ref, manifest or receipt holding anything else
 (``../../x``, an absolute path, an unknown stage) is refused with :class:`RunFolderError`, which
 names the file the value came from; :class:`~heal_batch.store.layout.Layout` checks again, so no
 path is ever built from an unchecked name.
 
     check_key(text, source=ref_path)       # -> text, or RunFolderError "refs/generate: run key …"
-    check_stage(manifest["stage"], path)    # -> the name, or RunFolderError listing valid stages
+    check_stage(manifest["stage"], path)    # -> the name, or RunFolderError naming the file
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import re
 from pathlib import Path
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_STAGE = re.compile(r"[a-z][a-z0-9-]{0,63}")
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -35,13 +35,12 @@ def check_address(value: object, source: Path | str | None = None) -> str:
 
 
 def check_stage(value: object, source: Path | str | None = None) -> str:
-    """A stage name registered in ``heal_batch.pipeline.registry.STAGES`` (read at call time, so a
-    test may register a toy stage)."""
-    from heal_batch.pipeline.registry import STAGES
-
-    if not isinstance(value, str) or value not in STAGES:
-        raise RunFolderError(f"{_at(source)}stage {_show(value)} is not a stage of this pipeline; "
-                             f"valid stages: {', '.join(STAGES)}")
+    """A stage name as stages are named (lowercase letters, digits and ``-``, e.g. ``train-1``):
+    safe as one path component. Whether the pipeline has such a stage is the pipeline's
+    question (``heal_batch.pipeline.registry.registered``); the store knows no stages."""
+    if not isinstance(value, str) or not _STAGE.fullmatch(value):
+        raise RunFolderError(f"{_at(source)}stage {_show(value)} is not a stage name (lowercase "
+                             "letters, digits and '-')")
     return value
 
 

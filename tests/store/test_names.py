@@ -22,7 +22,7 @@ OUTSIDE = "../../../../outside/x"
     lambda lay: lay.run_dir("ingest", KEY.upper()),
     lambda lay: lay.receipt("ingest", KEY, -1),
     lambda lay: lay.scratch("ingest", KEY, "../3"),
-    lambda lay: lay.ref("nope"),
+    lambda lay: lay.ref("../nope"),
     lambda lay: lay.checkpoints(KEY, "../x"),
     lambda lay: shard_path(lay.store, "../" + KEY[3:]),
 ])  # fmt: skip
