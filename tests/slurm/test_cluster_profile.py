@@ -166,6 +166,11 @@ def test_unknown_key_inside_per_stage_is_named_with_its_stage(tmp_path):
         ("mem_gb: true", "mem_gb must be a number > 0 or null"),
         ("setup: module load x", "setup must be a list of shell lines"),
         ("per_stage: {train: {name: t}}", "unknown key per_stage.train.'name'"),
+        ("python: ''", "python must be a shell command that runs Python"),
+        ("python: [apptainer, exec]", "python must be a shell command that runs Python"),
+        ("srun_args: --container-image=x", "srun_args must be a list of srun arguments"),
+        ("per_stage: {ingest: {srun_args: [1]}}", "per_stage.ingest.srun_args must be a list"),
+        ("per_stage: {ingest: {pyhton: x}}", "unknown key per_stage.ingest.'pyhton'"),
         ("- a list", "expected a mapping"),
     ],
 )
@@ -224,7 +229,8 @@ def test_a_train_entry_applies_to_every_training_stage_and_own_entries_refine_it
         "  train-baselines: {nodes: 1}\n"
     )
     profile = load_profile(path)
-    assert (profile.for_stage("train-2").nodes, profile.for_stage("train-2").gpus_per_node) == (2, 4)
+    train2 = profile.for_stage("train-2")
+    assert (train2.nodes, train2.gpus_per_node) == (2, 4)
     baselines = profile.for_stage("train-baselines")
     assert (baselines.nodes, baselines.gpus_per_node) == (1, 4)
     assert baselines.additional == {"requeue": True, "exclusive": True}
@@ -234,7 +240,8 @@ def test_a_train_entry_applies_to_every_training_stage_and_own_entries_refine_it
 def test_a_per_stage_key_that_names_no_stage_is_an_error(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("per_stage:\n  genrate: {time_min: 5}\n")
-    with pytest.raises(ProfileError, match=r"p.yaml: per_stage.genrate: no such stage; valid: ingest"):
+    expected = r"p.yaml: per_stage.genrate: no such stage; valid: ingest"
+    with pytest.raises(ProfileError, match=expected):
         load_profile(path)
 
 
@@ -250,3 +257,105 @@ def test_max_requeues_reaches_submitits_executor_and_can_differ_per_stage(tmp_pa
         args = profile.for_stage(stage).executor_arguments()
         executor = submitit.AutoExecutor(folder=tmp_path, cluster="slurm", **args)
         assert executor._executor.max_num_timeout == expected
+
+
+def test_python_and_srun_args_reach_submitit_and_can_differ_per_stage(tmp_path, monkeypatch):
+    """`python` is submitit's executor argument, `srun_args` an sbatch-script parameter."""
+    import submitit
+
+    _pretend_srun_exists(tmp_path, monkeypatch)
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "python: apptainer exec --nv /img.sif python\n"
+        "srun_args: [--cpu-bind=cores]\n"
+        "per_stage:\n"
+        "  ingest: {python: apptainer exec /img.sif python}\n"
+        "  train: {srun_args: ['--container-image=/img.sqsh', --container-mounts=/a:/a]}\n"
+    )
+    profile = load_profile(path)
+    expected = {
+        "generate": ("apptainer exec --nv /img.sif python", "--cpu-bind=cores"),
+        "ingest": ("apptainer exec /img.sif python", "--cpu-bind=cores"),
+        "train-2": (
+            "apptainer exec --nv /img.sif python",
+            "--container-image=/img.sqsh --container-mounts=/a:/a",  # replaced, not appended
+        ),
+    }
+    for stage, (python, srun_args) in expected.items():
+        staged = profile.for_stage(stage)
+        executor = submitit.AutoExecutor(
+            folder=tmp_path, cluster="slurm", **staged.executor_arguments()
+        )
+        executor.update_parameters(**staged.submitit_parameters())
+        inner = executor._executor
+        assert inner._submitit_command_str.startswith(f"{python} -u -m submitit"), stage
+        text = inner._make_submission_file_text(inner._submitit_command_str, "uid")
+        (srun_line,) = [line for line in text.splitlines() if line.startswith("srun ")]
+        assert f" {srun_args} {python} -u -m submitit" in srun_line, (stage, srun_line)
+        assert staged.python_command() == python
+        assert staged.srun_prefix() == f"srun {srun_args} "
+
+
+def test_without_python_tasks_run_this_interpreter_and_submitit_gets_no_extra_arguments():
+    import shlex
+    import sys
+
+    profile = ClusterProfile()
+
+    assert profile.python_command() == shlex.quote(sys.executable)
+    assert "slurm_python" not in profile.executor_arguments()
+    assert "slurm_srun_args" not in profile.submitit_parameters()
+    assert profile.launch_lines() == [] and profile.srun_prefix() == "srun "
+
+
+def test_the_apptainer_example_runs_gpu_stages_with_nv_and_cpu_stages_without():
+    profile = load_profile(REPO / "slurm" / "profiles" / "example-apptainer.yaml")
+
+    assert "--nv" in profile.for_stage("generate").python
+    assert "--nv" in profile.for_stage("train-1").python
+    assert "--nv" not in profile.for_stage("ingest").python
+    assert profile.for_stage("ingest").python.startswith("apptainer exec")
+
+
+def test_the_dry_run_preview_names_the_container_command_per_stage(tmp_path):
+    from heal_batch.executors.slurm.executor import SlurmExecutor
+
+    path = tmp_path / "p.yaml"
+    path.write_text("python: run-in image python\nper_stage:\n  ingest: {srun_args: [--x=1]}\n")
+    executor = SlurmExecutor(load_profile(path))
+
+    expected = ["# python: run-in image python", "# srun args: --x=1"]
+    assert executor.preview("ingest")[-2:] == expected
+    assert executor.preview("score")[-1] == "# python: run-in image python"
+    assert all(line.startswith("#SBATCH") for line in SlurmExecutor(ClusterProfile()).preview("x"))
+
+
+@pytest.mark.parametrize(
+    ("resources", "profile", "expected"),
+    [
+        ("cpu", ClusterProfile(), "{exe} -m heal_batch.cli stage s"),  # no srun: as before
+        ("distributed", ClusterProfile(), "srun {exe} -m heal_batch.cli stage s"),
+        ("cpu", ClusterProfile(python="img python"), "img python -m heal_batch.cli stage s"),
+        (
+            "cpu",
+            ClusterProfile(python="img python", srun_args=["--container-image=a b"]),
+            "srun '--container-image=a b' img python -m heal_batch.cli stage s",
+        ),
+    ],
+)
+def test_plain_sbatch_scripts_start_tasks_with_the_profiles_python_and_srun_args(
+    tmp_path, resources, profile, expected
+):
+    import shlex
+    import sys
+    from types import SimpleNamespace
+
+    from heal_batch.executors.slurm.sbatch import _script
+
+    plan = SimpleNamespace(
+        name="s", key="k" * 64, stage=SimpleNamespace(resources=resources),
+        todo=[SimpleNamespace(index=0), SimpleNamespace(index=1)],
+    )  # fmt: skip
+    command = _script(plan, profile, tmp_path / "c.yaml", str(tmp_path)).splitlines()[-1]
+
+    assert command.startswith(expected.format(exe=shlex.quote(sys.executable)) + " --config ")

@@ -1,4 +1,4 @@
-"""The Slurm executor: a stage's tasks as array jobs (windowed under MaxArraySize) through submitit."""
+"""The Slurm executor: a stage's tasks as array jobs (windowed under MaxArraySize), by submitit."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ class SlurmExecutor:
         self.profile = profile
 
     def preview(self, stage: str) -> list[str]:
-        return self.profile.for_stage(stage).sbatch_lines()
+        profile = self.profile.for_stage(stage)
+        return [*profile.sbatch_lines(), *profile.launch_lines()]
 
     def unavailable(self) -> str | None:
         if shutil.which("sbatch") is None:
@@ -43,14 +44,16 @@ class SlurmExecutor:
         depend = [job_id for sub in after for job_id in sub.array_ids]
         if depend:
             extra = dict(params.get("slurm_additional_parameters") or {})
-            extra.update({"dependency": "afterany:" + ":".join(depend), "kill_on_invalid_dep": "yes"})
+            extra.update(
+                {"dependency": "afterany:" + ":".join(depend), "kill_on_invalid_dep": "yes"}
+            )
             params["slurm_additional_parameters"] = extra
         executor = submitit.AutoExecutor(
             folder=logs / "%j", cluster="slurm", **profile.executor_arguments()
         )
         executor.update_parameters(name=f"heal-{submission.stage}", **params)
         if jobs[0].stage.resources == "distributed":
-            # One multi-node, multi-task job per task: submitit starts the ranks (no torchrun wrapper).
+            # One multi-node, multi-task job per task: submitit starts the ranks (no torchrun).
             for job in jobs:
                 handle = executor.submit(TaskRunner(), job)
                 submission.handles[job.task.index] = handle
@@ -61,7 +64,7 @@ class SlurmExecutor:
         for start in range(0, len(jobs), window):
             chunk = jobs[start : start + window]
             handles = executor.map_array(TaskRunner(), chunk)
-            for job, handle in zip(chunk, handles):
+            for job, handle in zip(chunk, handles, strict=True):
                 submission.handles[job.task.index] = handle
                 submission.job_ids[job.task.index] = str(handle.job_id)
                 submission.log_paths[job.task.index] = str(handle.paths.stderr)

@@ -1,8 +1,8 @@
 """Validation of a cluster profile's YAML mapping (``heal_batch.executors.slurm.profiles``).
 
 Input: the file's path (for messages), the mapping, a key prefix (``per_stage.train.``) and the
-valid keys. Output: a clean copy (``setup`` a list, ``additional`` values as sbatch strings) or a
-``ProfileError`` that names the file and the key and says what was expected.
+valid keys. Output: a clean copy (``setup`` and ``srun_args`` lists, ``additional`` values as
+sbatch strings) or a ``ProfileError`` that names the file and the key and says what was expected.
 
     clean = validated(Path("gpu.yaml"), {"time_min": 60}, "", ["time_min", "partition"])
 """
@@ -33,8 +33,9 @@ def validated(path: Path, data: dict, prefix: str, valid: Sequence[str]) -> dict
         if not accepts(value):
             raise ProfileError(f"{path}: {prefix}{key} {expected}, got {value!r}")
     clean = dict(data)
-    if "setup" in clean:
-        clean["setup"] = list(clean["setup"] or [])
+    for key in ("setup", "srun_args"):
+        if key in clean:
+            clean[key] = list(clean[key] or [])
     if "additional" in clean:
         clean["additional"] = {
             str(k): v if v is True else str(v) for k, v in (clean["additional"] or {}).items()
@@ -77,5 +78,13 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "additional": (
         lambda v: v is None or (isinstance(v, dict) and all(map(_is_option_value, v.values()))),
         "must map sbatch option names to values (true for a bare flag)",
+    ),
+    "python": (
+        lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
+        "must be a shell command that runs Python (e.g. 'apptainer exec image.sif python') or null",
+    ),
+    "srun_args": (
+        lambda v: v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+        "must be a list of srun arguments (strings), e.g. ['--container-image=img.sqsh']",
     ),
 }

@@ -8,6 +8,7 @@ lines for the plain-sbatch path and `--dry-run`.
     partition: gpu
     time_min: 240
     gpus_per_node: 1
+    python: apptainer exec --nv /shared/images/heal.sif python  # every task in a container
     per_stage:
       train: {nodes: 2, gpus_per_node: 4}
 
@@ -26,6 +27,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,11 @@ class ClusterProfile:
         setup: Shell lines run before the task, e.g. `module load cuda/12.4`.
         additional: Extra sbatch options without the dashes, e.g. {"gres": "gpu:4"};
             the value `true` writes a bare flag such as `--exclusive`.
+        python: Shell command that runs Python for each task, e.g.
+            `apptainer exec --nv /shared/heal.sif python` to run tasks in a container
+            (submitit's `python`); None runs the Python that submits.
+        srun_args: Extra arguments for the `srun` that starts each task, e.g.
+            ["--container-image=/shared/heal.sqsh"] for pyxis/enroot (submitit's `srun_args`).
         per_stage: Overrides per stage name, e.g. {"train": {"nodes": 2}}.
     """
 
@@ -87,6 +94,8 @@ class ClusterProfile:
     exclude: str | None = None
     setup: list[str] = field(default_factory=list)
     additional: dict[str, str | bool] = field(default_factory=dict)
+    python: str | None = None
+    srun_args: list[str] = field(default_factory=list)
     per_stage: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def for_stage(self, stage: str) -> ClusterProfile:
@@ -104,8 +113,11 @@ class ClusterProfile:
         return dataclasses.replace(self, **overrides, per_stage={})
 
     def executor_arguments(self) -> dict[str, Any]:
-        """Keyword arguments for the `submitit.AutoExecutor(folder, cluster="slurm", ...)` itself."""
-        return {"slurm_max_num_timeout": self.max_requeues}
+        """Keyword arguments for `submitit.AutoExecutor(folder, cluster="slurm", ...)` itself."""
+        arguments: dict[str, Any] = {"slurm_max_num_timeout": self.max_requeues}
+        if self.python is not None:
+            arguments["slurm_python"] = self.python
+        return arguments
 
     def submitit_parameters(self) -> dict[str, Any]:
         """Keyword arguments for `submitit.AutoExecutor(...).update_parameters(...)`."""
@@ -124,6 +136,7 @@ class ClusterProfile:
             "slurm_exclude": self.exclude,
             "slurm_setup": list(self.setup) or None,
             "slurm_additional_parameters": dict(self.additional) or None,
+            "slurm_srun_args": list(self.srun_args) or None,
         }
         return {key: value for key, value in params.items() if value is not None}
 
@@ -144,6 +157,21 @@ class ClusterProfile:
         }
         options.update({key.replace("_", "-"): value for key, value in self.additional.items()})
         return [_sbatch_flag(key, value) for key, value in options.items() if value is not None]
+
+    def python_command(self) -> str:
+        """The shell words that run Python for a task: `python`, else this interpreter."""
+        return self.python if self.python is not None else shlex.quote(sys.executable)
+
+    def srun_prefix(self) -> str:
+        """`srun` and `srun_args`, quoted, with a trailing space (as submitit writes them)."""
+        return shlex.join(["srun", *self.srun_args]) + " "
+
+    def launch_lines(self) -> list[str]:
+        """Comment lines for a preview: the container command and srun arguments, when set."""
+        lines = [f"# python: {self.python}"] if self.python is not None else []
+        if self.srun_args:
+            lines.append(f"# srun args: {shlex.join(self.srun_args)}")
+        return lines
 
     def max_array_size(self) -> int:
         """Most elements one array job may have: `array_size_limit`, else the cluster's."""
