@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from heal_batch.pipeline import failpoints
-from heal_batch.pipeline.progress import report
+from heal_batch.pipeline.progress import report, start
 from heal_batch.store.atomic import write_text_atomic
 from heal_batch.store.shards import ShardError, read_records, shard_path, write_records
 
@@ -44,23 +44,32 @@ class ChunkProgress:
 
 
 def resumable_chunks(
-    io: TaskIO, items: Sequence[T], size: int, compute: Callable[[Sequence[T]], list[dict]], unit: str
+    io: TaskIO,
+    items: Sequence[T],
+    size: int,
+    compute: Callable[[Sequence[T]], list[dict]],
+    unit: str,
+    tokens: Callable[[list[dict]], int] = lambda records: 0,
 ) -> Iterator[tuple[Sequence[T], list[dict[str, Any]]]]:
     """The one chunk-resume loop of generate, repair and score.
 
     Yields ``(chunk, records)`` for consecutive chunks of ``size`` items: ``records`` are loaded
     from the task's saved progress, or computed by ``compute(chunk)`` and saved before they are
     yielded (then the ``chunk`` failpoint fires). After the caller has handled a chunk, progress
-    (``done/total unit``) is reported for the local executor's bar. ``compute`` is only called
+    (``done/total unit``, and ``tokens(records)`` of the chunks computed here, for the rate) is
+    reported for the local executor's bar and ``heal-batch status``. ``compute`` is only called
     for chunks not saved yet, so a model it needs can be loaded lazily (``functools.cache``).
     """
     progress = ChunkProgress(io.scratch)
-    for number, start in enumerate(range(0, len(items), size)):
-        chunk = items[start : start + size]
+    start(io.scratch, len(items), unit)
+    for number, first in enumerate(range(0, len(items), size)):
+        chunk = items[first : first + size]
         records = progress.load(number)
-        if records is None:
+        computed = records is None
+        if computed:
             records = compute(chunk)
             progress.save(number, records)
             failpoints.hit(io.stage, io.index, "chunk")
         yield chunk, records
-        report(io.scratch, min(start + size, len(items)), len(items), unit)
+        done = min(first + size, len(items))
+        report(io.scratch, done, len(items), unit, tokens(records) if computed else 0, computed)

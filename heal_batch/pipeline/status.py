@@ -4,7 +4,9 @@ Reads ``refs/`` (the run each stage's current config points at), its manifest an
 writes nothing: unfinished manifests are refreshed from the receipts in memory (the next
 ``heal-batch run`` seals them). Submitted tasks that have no receipt yet are classified by the
 executor that holds them (``heal_batch.executors.job_control``; on Slurm one ``sacct`` call:
-pending, running, or failed with Slurm's reason, e.g. TIMEOUT or OUT_OF_MEMORY). A damaged receipt counts its task as missing and is listed with its path; a bad
+pending, running, or failed with Slurm's reason, e.g. TIMEOUT or OUT_OF_MEMORY). For a stage still
+running, the progress files of its unfinished tasks (``heal_batch.pipeline.progress``) give its
+tokens/s and an ETA: the units left over the summed rate of the tasks so far. A damaged receipt counts its task as missing and is listed with its path; a bad
 ref or a damaged manifest is listed on its stage's row, and the other stages are still shown.
 Imports nothing heavy.
 """
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from heal_batch.executors import job_control
+from heal_batch.pipeline import progress
 from heal_batch.pipeline.registry import STAGES
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import read_manifest, refresh
@@ -41,6 +44,8 @@ class StageStatus:
     counts: dict[str, int]
     failures: list[TaskProblem] = field(default_factory=list)
     problem: str | None = None
+    tokens_per_s: float | None = None  # running tasks' attempts so far (progress files)
+    eta_s: float | None = None  # units left / units per second of the running tasks
 
 
 def collect(workdir: Path) -> list[StageStatus]:
@@ -80,8 +85,27 @@ def _stage_status(layout: Layout, name: str) -> StageStatus | None:
     for state in states.values():
         counts["pending" if state == "submitted" else state] += 1
     complete = manifest.sealed or counts["done"] == len(manifest.tasks)
+    unfinished = [i for i, state in states.items() if state not in ("done", "failed")]
+    rate, eta = (None, None) if complete else throughput(layout, name, key, unfinished)
     return StageStatus(name, key, str(layout.manifest(name, key)), complete, counts,
-                       sorted(failures, key=lambda f: f.index))
+                       sorted(failures, key=lambda f: f.index), tokens_per_s=rate, eta_s=eta)
+
+
+def throughput(
+    layout: Layout, stage: str, key: str, unfinished: list[int], now: float | None = None
+) -> tuple[float | None, float | None]:
+    """(tokens/s, ETA seconds) of a running stage from its unfinished tasks' progress files;
+    a task without a report counts as the mean reported task size. None where unknown."""
+    reports = [rep for i in unfinished if (rep := progress.read(layout.scratch(stage, key, i)))]
+    rated = [r for rep in reports if (r := progress.rates(rep, now))]
+    if not rated:
+        return None, None
+    left = sum(max(int(rep["total"]) - int(rep["done"]), 0) for rep in reports)
+    mean_total = sum(int(rep["total"]) for rep in reports) / len(reports)
+    left += mean_total * (len(unfinished) - len(reports))
+    units_per_s = sum(units for units, _ in rated)
+    tokens_per_s = sum(tokens for _, tokens in rated)
+    return (tokens_per_s or None), left / units_per_s
 
 
 def render(rows: list[StageStatus]) -> str:
@@ -99,7 +123,7 @@ def render(rows: list[StageStatus]) -> str:
             continue
         lines.append(f"{r.stage:<17}{r.run_key[:12]:<14}{c['done']:>6}{c['running']:>9}"
                      f"{c['pending']:>9}{c['failed']:>8}{c['missing']:>9}  "
-                     + ("yes" if r.sealed else "no"))
+                     + ("yes" if r.sealed else "no") + _speed(r))
     for r in rows:
         if r.problem:
             lines.append(f"  {r.stage}: {r.problem}")
@@ -110,6 +134,18 @@ def render(rows: list[StageStatus]) -> str:
         if r.failures:
             lines.append(f"  rerun with: heal-batch rerun {r.manifest}")
     return "\n".join(lines)
+
+
+def _speed(row: StageStatus) -> str:
+    parts = [f"{row.tokens_per_s:,.0f} tok/s"] if row.tokens_per_s else []
+    if row.eta_s is not None:
+        parts.append(f"ETA {_duration(row.eta_s)}")
+    return ("  " + ", ".join(parts)) if parts else ""
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{max(minutes, 1)}m"
 
 
 def as_json(rows: list[StageStatus]) -> list[dict]:

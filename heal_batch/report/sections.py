@@ -14,6 +14,7 @@ from heal_batch.report import plots
 from heal_batch.report.added import heal_added_blocks
 from heal_batch.report.collect import RunData
 from heal_batch.report.evaltable import evaluation_blocks
+from heal_batch.report.hours import hours_table
 from heal_batch.report.labels import SECTION_TITLES, ordered, rank
 from heal_batch.report.render import Figure, Pre, Section, Table
 
@@ -60,7 +61,8 @@ def _stages(data: RunData) -> list:
              r.tasks - r.done - r.states.get("failed", 0), "yes" if r.sealed else "no", r.records,
              f"{r.seconds:.1f}"] for r in data.stages.values()]  # fmt: skip
     head = ["stage", "run", "done", "failed", "waiting", "sealed", "records", "task seconds"]
-    return [Table(head, rows)]
+    return [Table(head, rows), "Compute per stage (task seconds × devices, from receipts):",
+            hours_table(data)]
 
 
 def _counts(data: RunData) -> list:

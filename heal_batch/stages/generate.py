@@ -82,11 +82,12 @@ class GenerateStage:
         counters = Counters()
         for _, records in resumable_chunks(
             io, problems, self.config.chunk_problems,
-            lambda chunk: teacher().rollouts(chunk, self.config), "problems",
+            lambda chunk: teacher().rollouts(chunk, self.config), "problems", _tokens_out,
         ):  # fmt: skip
             for record in records:
                 io.write(record)
                 counters.keep()
+                counters["tokens_out"] += record["n_tokens"]  # throughput: per task seconds
                 counters[f"graded_{record['grade_reason']}"] += 1
         return counters
 
@@ -137,6 +138,10 @@ class _Teacher:
             "backend": self.cfg.backend, "k": len(samples), "n_correct": n_correct,
             "pass_rate": n_correct / len(samples),
         } for i, (s, g) in enumerate(zip(samples, grades))]
+
+
+def _tokens_out(records: list[dict[str, Any]]) -> int:
+    return sum(r["n_tokens"] for r in records)
 
 
 def _grade(sample, reference: str, style: str):

@@ -148,7 +148,7 @@ class RepairStage:
         counters = Counters()
         for chunk, records in resumable_chunks(
             io, list(zip(groups, buckets)), cfg.chunk_problems,
-            lambda chunk: _repair_chunk(worker, chunk, cfg), "problems",
+            lambda chunk: _repair_chunk(worker, chunk, cfg), "problems", _tokens_out,
         ):  # fmt: skip
             for _, b in chunk:
                 counters[f"bucket_{b}"] += 1
@@ -169,10 +169,16 @@ def _repair_chunk(worker, chunk: Sequence[tuple[list[dict], str]], cfg: RepairCo
     todo = [(g, b) for g, b in chunk if cfg.augments(b)]
     return worker().repair(todo) if todo else []
 
+def _tokens_out(records: list[dict[str, Any]]) -> int:
+    """Generated tokens of the kept continuations (dropped ones are not in the records)."""
+    return sum(r.get("n_continuation_tokens", 0) for r in records)
+
+
 def _count(counters: Counters, record: dict[str, Any]) -> None:
     """Counters rebuilt from records alone, so a resumed task counts like an uninterrupted one."""
     if record["kind"] != "repair_summary":
         counters.keep()
+        counters["tokens_out"] += record.get("n_continuation_tokens", 0)
         counters[f"kept_{record['kind']}"] += 1
         return
     for reason, n in record["dropped"].items():

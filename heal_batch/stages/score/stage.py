@@ -151,6 +151,7 @@ class ScoreStage:
                 }
             )
             counters["references"] += 1
+            counters["tokens_in"] += pure[("reference", r["id"])]["n_tokens"]
         return counters
 
     def _pure_blocks(self, items: list[dict[str, Any]], index: int, io: TaskIO) -> dict:
@@ -158,7 +159,8 @@ class ScoreStage:
         scorer = functools.cache(self._scorer)
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for _, done in resumable_chunks(
-            io, items, self.config.chunk_records, lambda chunk: scorer().score(chunk), "records"
+            io, items, self.config.chunk_records, lambda chunk: scorer().score(chunk), "records",
+            lambda done: sum(d["pure"]["n_tokens"] for d in done),
         ):
             out.update({(d["kind"], d["id"]): d["pure"] for d in done})
         return out
@@ -191,6 +193,7 @@ def oracle_field(candidate: dict[str, Any], counters: Counters) -> dict[str, str
 
 
 def _count_pure(counters: Counters, pure: dict[str, Any]) -> None:
+    counters["tokens_in"] += pure["n_tokens"]  # teacher-forced tokens scored (throughput)
     if pure["unscored_reason"]:
         counters[f"unscored_{pure['unscored_reason']}"] += 1
     else:
