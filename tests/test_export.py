@@ -227,7 +227,7 @@ def test_chat_jsonl_and_record_shards_as_parquet(run_folder, tmp_path):
 def test_unify_schemas_types_null_columns_across_files(tmp_path):
     import polars as pl
 
-    from heal_batch.export_tables import records_frame, unify_schemas
+    from heal_batch.export.tables import records_frame, unify_schemas
 
     paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
     records_frame([{"id": "a", "breakpoint": None}]).write_parquet(paths[0])

@@ -106,7 +106,7 @@ def cmd_cancel(ns: Namespace) -> int:
 
 
 def cmd_export(ns: Namespace) -> int:
-    from heal_batch.export import export_stage
+    from heal_batch.export.stage import export_stage
 
     out = Path(ns.out)
     files = export_stage(Path(ns.workdir), ns.stage, out, ns.format)

@@ -21,7 +21,7 @@ Formats: ``parquet`` writes ``<out>/<split>.parquet``; ``hf`` writes those and a
 
 **generate, repair, score** (and any other stage) give ``<out>/<stage>-<i>-of-<n>.parquet``, one
 file per task, one row per record; ``"f16:…"`` per-token strings become ``list<float32>``
-columns (:mod:`heal_batch.export_tables`).
+columns (:mod:`heal_batch.export.tables`).
 
 Every export also writes ``<out>/export.json``: workdir, stage, run key, manifest, and the rows of
 each file. ``out`` must be empty or missing, or hold an earlier export (which is replaced).
@@ -63,7 +63,7 @@ def export_stage(workdir: Path, stage: str, out: Path, fmt: str = "parquet") -> 
     if stage == "curriculum":
         files = export_curriculum(layout, manifest, out, fmt)
     else:
-        from heal_batch.export_tables import export_records
+        from heal_batch.export.tables import export_records
 
         files = export_records(layout, manifest, out)
     write_json_atomic(out / RECORD_NAME, {
