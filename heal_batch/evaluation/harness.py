@@ -59,6 +59,7 @@ from heal_batch.data.benchmarks import (  # noqa: F401  (callers of the harness 
     resolve_data_dir,
 )
 from heal_batch.resources import resource_dir
+from heal_batch.tracking import log_eval_metrics
 
 TASKS_DIR = resource_dir("eval")  # the lm-eval task YAMLs (see heal_batch.resources)
 BACKENDS = ("hf", "vllm")
@@ -189,7 +190,9 @@ def run_benchmarks(
     samples = results.get("samples", {})
     files = _save(tracker, results, out_dir)
     common = _common_fields(model_dir, cfg, seconds, files)
-    return [_record(name, results, common) | _sampled(name, samples, cfg) for name in benchmarks]
+    records = [_record(name, results, common) | _sampled(name, samples, cfg) for name in benchmarks]
+    log_eval_metrics(records, out_dir, model_dir)  # to $HEAL_TRACKERS; nothing when unset
+    return records
 
 
 def _load_tasks(manager, benchmarks: list[str], cfg: EvalConfig) -> list:

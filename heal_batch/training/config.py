@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from heal_batch.store.runkeys import OMIT_AT_DEFAULT
 
 NAMED_DEEPSPEED = {"zero2", "zero3"}
 DEEPSPEED_DIR = Path(__file__).with_name("deepspeed")
 SCHEDULES = ("cosine", "linear", "constant_with_warmup")
+FUSED_MODES = ("auto", "on", "off")
 # Fields that change what the model learns: a resumed run must match them exactly.
 RESUME_KEYS = (
     "lr",
@@ -64,6 +67,9 @@ class TrainConfig:
         max_grad_norm: gradient clipping norm (0: no clipping).
         attn_implementation: "sdpa" (CPU and GPU), "eager" or "flash_attention_2" (GPU).
         gradient_checkpointing: recompute activations in backward (saves memory on long rows).
+        fused_loss: "auto" (Liger-Kernel's fused linear cross-entropy when liger-kernel is
+            installed, the run is on CUDA and not ZeRO-3; else the chunked loss), "on" (Liger,
+            an error where it cannot run) or "off" (always the chunked loss of training/loss.py).
     """
 
     lr: float = 1e-5
@@ -86,6 +92,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
+    fused_loss: Literal["auto", "on", "off"] = field(default="auto", metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self) -> None:
         positive = ("epochs", "per_device_batch", "grad_accum", "max_seq_len", "log_every_steps")
@@ -102,6 +109,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.dtype={self.dtype!r}; expected 'auto', 'bf16' or 'fp32'")
         if self.save_every_steps < 0 or self.keep_checkpoints < 1:
             raise ValueError("TrainConfig.save_every_steps must be >= 0 and keep_checkpoints >= 1")
+        if self.fused_loss not in FUSED_MODES:
+            raise ValueError(
+                f"TrainConfig.fused_loss={self.fused_loss!r}; expected one of {FUSED_MODES}"
+            )
         deepspeed_path(self.deepspeed)  # fail at config time, not after model loading
 
     def resume_fingerprint(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Training metrics to out_dir/train_log.jsonl and, if asked for and installed, TensorBoard.
+"""Training metrics to out_dir/train_log.jsonl and, if asked for and installed, other trackers.
 
 One JSON object per logged optimizer step:
     {"step": 12, "epoch": 0, "loss": 1.93, "lr": 9.6e-06, "grad_norm": 0.81,
@@ -8,6 +8,10 @@ over the step's assistant tokens over all ranks. Only rank 0 writes. On resume, 
 resumed step (written after the last checkpoint by the killed run) are dropped first, so the file
 never holds a step twice; so is a last line the kill cut short.
 
+Each record's numbers also go, as ``train/<key>`` at its step, to the trackers $HEAL_TRACKERS
+names (heal_batch.tracking: TensorBoard under out_dir/tensorboard, trackio), and to TensorBoard
+when ``tensorboard=True`` (TrainConfig.log_tensorboard).
+
     log = TrainLogger(out_dir, tensorboard=False, resume_step=0)
     log.write({"step": 1, "loss": 2.0, ...}); log.close()
 """
@@ -15,33 +19,34 @@ never holds a step twice; so is a last line the kill cut short.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
+from heal_batch.tracking import open_trackers, tracker_names
+
 LOG_FILE = "train_log.jsonl"
-_log = logging.getLogger(__name__)
 
 
 class TrainLogger:
-    def __init__(self, out_dir: Path, tensorboard: bool, resume_step: int) -> None:
+    def __init__(
+        self, out_dir: Path, tensorboard: bool, resume_step: int, config: dict | None = None
+    ) -> None:
         self.path = out_dir / LOG_FILE
         _truncate_after(self.path, resume_step)
         self._fh = self.path.open("a")
-        self._tb = _tensorboard_writer(out_dir / "tensorboard") if tensorboard else None
+        names = tracker_names()
+        names = (*names, "tensorboard") if tensorboard and "tensorboard" not in names else names
+        self._trackers = open_trackers(names, out_dir, _run_name(out_dir), config)
 
     def write(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record, sort_keys=True) + "\n")
         self._fh.flush()
-        if self._tb is not None:
-            for key, value in record.items():
-                if key != "step" and isinstance(value, int | float):
-                    self._tb.add_scalar(f"train/{key}", value, record["step"])
+        metrics = {f"train/{k}": v for k, v in record.items() if k != "step"}
+        self._trackers.log(metrics, record["step"])
 
     def close(self) -> None:
         self._fh.close()
-        if self._tb is not None:
-            self._tb.close()
+        self._trackers.close()
 
 
 def read_log(out_dir: Path) -> list[dict[str, Any]]:
@@ -68,10 +73,7 @@ def _entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def _tensorboard_writer(folder: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # torch raises ImportError when the tensorboard package is absent
-        _log.warning("log_tensorboard=True but tensorboard is not installed; logging to JSONL only")
-        return None
-    return SummaryWriter(log_dir=str(folder))
+def _run_name(out_dir: Path) -> str:
+    """The trackers' run name: <set>-<run key prefix> for <workdir>/checkpoints/<run_key>/<set>."""
+    path = Path(out_dir).resolve()
+    return f"{path.name}-{path.parent.name[:12]}"

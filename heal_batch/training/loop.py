@@ -43,7 +43,7 @@ from heal_batch.training.config import TrainConfig
 from heal_batch.training.distributed import DistEnv, distributed_env
 from heal_batch.training.engine import build_engine
 from heal_batch.training.logs import TrainLogger, read_log
-from heal_batch.training.loss import next_token_nll
+from heal_batch.training.loss import fused_next_token_nll, next_token_nll, use_fused
 from heal_batch.training.packing import PackedRow, collate, pack_samples, pack_stats
 from heal_batch.training.tokenize import tokenize_records
 
@@ -89,7 +89,9 @@ def _train(records, init_model_dir, out_dir, cfg, env: DistEnv, fingerprint) -> 
     total = plan.total_steps(cfg.epochs, cfg.max_steps)
     engine, keep_alive = build_engine(init_model_dir, cfg, env, total)
     start = _resume(engine, out_dir / "ds_ckpt", fingerprint)
-    logger = TrainLogger(out_dir, cfg.log_tensorboard, start) if env.is_main else None
+    logger = None
+    if env.is_main:
+        logger = TrainLogger(out_dir, cfg.log_tensorboard, start, cfg.to_dict())
     try:
         run = _Run(engine, rows, plan, cfg, env, tokenizer.pad_token_id)
         stats = run.steps(start, total, out_dir, logger, fingerprint)
@@ -118,6 +120,9 @@ class _Run:
     def __init__(self, engine, rows: list[PackedRow], plan: BatchPlan, cfg, env, pad_id) -> None:
         self.engine, self.rows, self.plan, self.cfg, self.env = engine, rows, plan, cfg, env
         self.pad_id = pad_id if pad_id is not None else 0
+        stage = engine.zero_optimization_stage()
+        self.fused = use_fused(cfg.fused_loss, env.device.split(":")[0], stage)
+        _log.info("SFT loss: %s", "Liger fused linear cross-entropy" if self.fused else "chunked")
 
     def steps(self, start: int, total: int, out_dir: Path, logger, fingerprint) -> dict[str, Any]:
         tokens = padded = 0
@@ -167,12 +172,19 @@ class _Run:
 
     def _nll(self, batch: dict[str, Any]) -> Any:
         device = self.env.device
-        logits = self.engine(
-            input_ids=batch["input_ids"].to(device),
-            position_ids=batch["position_ids"].to(device),
-            use_cache=False,  # a cache object disables transformers' packed-sequence mask
-        ).logits
-        return next_token_nll(logits, batch["labels"].to(device))
+        inputs = {
+            "input_ids": batch["input_ids"].to(device),
+            "position_ids": batch["position_ids"].to(device),
+            "use_cache": False,  # a cache object disables transformers' packed-sequence mask
+        }
+        labels = batch["labels"].to(device)
+        if self.fused:  # the decoder alone: the head's matmul happens inside Liger's kernel
+            model = self.engine.module
+            hidden = model.get_decoder()(**inputs).last_hidden_state
+            softcap = getattr(model.config, "final_logit_softcapping", None)
+            weight = model.get_output_embeddings().weight
+            return fused_next_token_nll(hidden, weight, labels, softcap)
+        return next_token_nll(self.engine(**inputs).logits, labels)
 
     def _record(self, step, epoch, loss, lr, tokens, dt, began) -> dict[str, Any]:
         norm = self.engine.get_global_grad_norm()

@@ -15,11 +15,17 @@ anyway) plus one chunk's float32 temporaries; no recomputation. Chunks without a
 position (prompts) are skipped. Backward may run once (the buffer is scaled in place).
 
     nll = next_token_nll(out.logits, batch["labels"])   # then nll.backward()
+
+On a GPU with liger-kernel installed, `fused_next_token_nll` gives the same sum from the last
+hidden states and the output head's weight: Liger's fused linear cross-entropy computes the head
+and the loss chunk by chunk, so the [T, V] logits are never materialised. `use_fused` picks the
+path from TrainConfig.fused_loss; this chunked loss stays the CPU (and ZeRO-3) path.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 from typing import Any
 
 IGNORE = -100
@@ -31,16 +37,56 @@ def next_token_nll(logits: Any, labels: Any, chunk_positions: int | None = None)
 
     chunk_positions: positions per chunk; None sizes chunks to CHUNK_ELEMENTS float32 values.
     """
-    import torch
-
     vocab = logits.shape[-1]
     chunk = chunk_positions if chunk_positions is not None else max(1, CHUNK_ELEMENTS // vocab)
     if chunk < 1:
         raise ValueError(f"chunk_positions must be >= 1, got {chunk_positions}")
     flat = logits.reshape(-1, vocab)  # a view: the model's logits are contiguous
+    return _chunked_nll().apply(flat, _next_targets(labels), chunk)
+
+
+def fused_next_token_nll(hidden: Any, weight: Any, labels: Any, softcap: float | None = None):
+    """`next_token_nll(hidden @ weight.T, labels)` without the logits, by Liger-Kernel (CUDA).
+
+    hidden: [B, T, H] last hidden states; weight: [V, H] the output head's weight (no bias);
+    softcap: the model's final logit soft-capping (None for most models).
+    """
+    from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+    loss = LigerFusedLinearCrossEntropyLoss(ignore_index=IGNORE, reduction="sum", softcap=softcap)
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    return loss(weight, flat, _next_targets(labels)).float()
+
+
+def use_fused(mode: str, device_type: str, zero_stage: int) -> bool:
+    """Whether TrainConfig.fused_loss `mode` picks Liger's fused loss on this run.
+
+    "auto": when liger-kernel is installed, the device is CUDA and the weights are not
+    partitioned (ZeRO-3 shards the head's weight outside its forward). "on" raises where it
+    cannot run; "off" never.
+    """
+    why_not = _fused_unavailable(device_type, zero_stage)
+    if mode == "on" and why_not:
+        raise RuntimeError(f"TrainConfig.fused_loss='on' but {why_not}; set fused_loss: auto")
+    return mode != "off" and not why_not
+
+
+def _fused_unavailable(device_type: str, zero_stage: int) -> str:
+    if importlib.util.find_spec("liger_kernel") is None:
+        return "liger-kernel is not installed (pip install 'heal-batch[gpu]')"
+    if device_type != "cuda":
+        return f"the run is on {device_type}, and Liger's kernels need CUDA"
+    if zero_stage >= 3:
+        return "ZeRO-3 partitions the output head's weight (use zero2)"
+    return ""
+
+
+def _next_targets(labels: Any) -> Any:
+    """Labels shifted left by one, flattened: the target of position t is labels[t + 1]."""
+    import torch
+
     pad = torch.full_like(labels[:, :1], IGNORE)
-    targets = torch.cat([labels[:, 1:], pad], dim=1).reshape(-1)  # target of position t is t + 1
-    return _chunked_nll().apply(flat, targets, chunk)
+    return torch.cat([labels[:, 1:], pad], dim=1).reshape(-1)
 
 
 @functools.cache
@@ -76,4 +122,3 @@ def _chunked_nll():
             return grad.mul_(grad_output.to(grad.dtype)), None, None
 
     return ChunkedNLL
-
