@@ -58,9 +58,9 @@ def canonical_line(record: dict[str, Any]) -> bytes:
             line = orjson.dumps(record, default=_refuse, option=_ORJSON_OPTIONS)
         except TypeError:  # ints beyond 64 bits, lone surrogates, non-str keys, other types
             line = None
-        if line is not None and not _maybe_exponent(line):
-            if b"null" not in line or not _has_non_finite(record):  # orjson writes NaN as null
-                return line
+        same = line is not None and not _maybe_exponent(line)
+        if same and (b"null" not in line or not _has_non_finite(record)):  # NaN becomes null
+            return line
     return json_line(record)
 
 
