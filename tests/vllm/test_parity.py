@@ -1,7 +1,7 @@
 """vLLM against transformers on the same 24 demo prompts, greedy, 128 new tokens, fp32.
 
 Measured (2-core VM; tests/vllm/README.md): fp32 gives 24/24 identical texts and token logprobs
-equal to within 1e-4 nats; top-20 entropy against exact entropy Pearson r 0.991, mean bias -0.080
+equal to within 5e-4 nats; top-20 entropy against exact entropy Pearson r 0.991, mean bias -0.080
 nats (-13 %: the renormalised top-K misses the tail). In bf16 the kernels differ: 17/24 identical,
 mean |logprob diff| 0.012 (p99 0.12), entropy r 0.990, bias -0.078. The bounds leave two texts
 and some rounding to other CPUs' kernels; a wrong logprob (temperature-scaled, off by one token)
@@ -61,6 +61,6 @@ def test_token_logprobs_and_entropies_agree(pair):
           f" entropy r {r:.3f}, bias {bias:+.3f} nats"
           f" ({bias / full.mean():+.1%} of {full.mean():.3f})")  # fmt: skip
     assert len(d) >= 800  # measured 1136 (every token); two texts may part early
-    assert d.mean() < 1e-3 and d.max() < 0.02  # measured < 1e-4
+    assert d.mean() < 1e-3 and d.max() < 0.02  # measured mean < 5e-5, max < 5e-4
     assert r > 0.95  # measured 0.991
     assert -0.2 < bias < 0  # measured -0.080: top-K reads low, never high on average
