@@ -20,29 +20,62 @@ DESCRIPTION = "HEAL reasoning distillation as sharded batch jobs (debug, local o
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="heal-batch", description=DESCRIPTION, env_prefix="HEAL_BATCH", default_env=False)
+    parser = ArgumentParser(
+        prog="heal-batch", description=DESCRIPTION, env_prefix="HEAL_BATCH", default_env=False
+    )
     commands = parser.add_subcommands(dest="command")
 
     run = pipeline_parser(description="Plan the DAG, skip finished tasks, submit the rest.")
-    run.add_argument("--stages", type=str | None, default=None, help="comma-separated stages (default: all)")
-    run.add_argument("--dry_run", "--dry-run", type=bool, default=False, help="print the plan and sbatch parameters, submit nothing")
-    run.add_argument("--wait", type=bool | None, default=None, help="wait for jobs (default: yes, except on slurm)")
-    run.add_argument("--verify", type=bool, default=False, help="re-hash every finished output before trusting it")
-    run.add_argument("--sbatch_dir", type=str | None, default=None, help="write plain sbatch scripts of the DAG here instead of submitting")
+    run.add_argument(
+        "--stages", type=str | None, default=None, help="comma-separated stages (default: all)"
+    )
+    run.add_argument(
+        "--dry_run",
+        "--dry-run",
+        type=bool,
+        default=False,
+        help="print the plan and sbatch parameters, submit nothing",
+    )
+    run.add_argument(
+        "--wait",
+        type=bool | None,
+        default=None,
+        help="wait for jobs (default: yes, except on slurm)",
+    )
+    run.add_argument(
+        "--verify",
+        type=bool,
+        default=False,
+        help="re-hash every finished output before trusting it",
+    )
+    run.add_argument(
+        "--sbatch_dir",
+        type=str | None,
+        default=None,
+        help="write plain sbatch scripts of the DAG here instead of submitting",
+    )
     commands.add_subcommand("run", run, help="run the pipeline (or --stages) on an executor")
 
-    stage = pipeline_parser(description="Run one stage's tasks in this process (debugging, plain sbatch).")
+    stage = pipeline_parser(
+        description="Run one stage's tasks in this process (debugging, plain sbatch)."
+    )
     stage.add_argument("name", type=str, help="stage name")
     stage.add_argument("--shards", type=str | None, default=None, help="task indices, e.g. 1,3")
-    stage.add_argument("--task", type=int | None, default=None, help="one task index (e.g. $SLURM_ARRAY_TASK_ID)")
+    stage.add_argument(
+        "--task", type=int | None, default=None, help="one task index (e.g. $SLURM_ARRAY_TASK_ID)"
+    )
     commands.add_subcommand("stage", stage, help="run chosen tasks of one stage in-process")
 
-    status = ArgumentParser(description="Per stage: done/running/pending/failed/missing, reasons and logs.")
+    status = ArgumentParser(
+        description="Per stage: done/running/pending/failed/missing, reasons and logs."
+    )
     status.add_argument("--workdir", type=str, default="runs/demo")
     status.add_argument("--json", type=bool, default=False)
     commands.add_subcommand("status", status, help="show the state of a run folder")
 
-    rerun = ArgumentParser(description="Resubmit a manifest's failed and missing tasks (and what reads them).")
+    rerun = ArgumentParser(
+        description="Resubmit a manifest's failed and missing tasks (and what reads them)."
+    )
     rerun.add_argument("manifest", type=str, help="manifests/<stage>/<run_key>.json")
     rerun.add_argument("--executor", type=str | None, default=None)
     rerun.add_argument("--cluster", type=str | None, default=None)
@@ -53,15 +86,25 @@ def build_parser() -> ArgumentParser:
     inspect.add_argument("target", type=str, help="a shard path or a 64-hex address")
     inspect.add_argument("--workdir", type=str, default="runs/demo")
     inspect.add_argument("--head", type=int, default=5)
-    inspect.add_argument("--plot", type=str | None, default=None,
-                         help="draw a trajectory's token/step entropy and GEAR breakpoint: record id (or 'first') -> PNG")
+    inspect.add_argument(
+        "--plot",
+        type=str | None,
+        default=None,
+        help="draw a trajectory's token/step entropy and GEAR breakpoint: record id (or 'first') -> PNG",
+    )
     inspect.add_argument("--out", type=str, default="entropy.png", help="PNG path for --plot")
     commands.add_subcommand("inspect", inspect, help="verify and print a shard")
 
-    commands.add_subcommand("sweep", _sweep_parser(), help="run a grid of variants in one run "
-                            "folder (shared upstream), then report/sweep.{md,json}")
+    commands.add_subcommand(
+        "sweep",
+        _sweep_parser(),
+        help="run a grid of variants in one run "
+        "folder (shared upstream), then report/sweep.{md,json}",
+    )
 
-    report = ArgumentParser(description="Write a markdown + self-contained HTML report of a run folder.")
+    report = ArgumentParser(
+        description="Write a markdown + self-contained HTML report of a run folder."
+    )
     report.add_argument("--workdir", type=str, default="runs/demo")
     commands.add_subcommand("report", report, help="write <workdir>/report/report.{md,html}")
     _add_ops_commands(commands)
@@ -70,21 +113,37 @@ def build_parser() -> ArgumentParser:
 
 def _sweep_parser() -> ArgumentParser:
     """``sweep``: the run flags plus the grid (heal_batch.pipeline.sweep)."""
-    sweep = pipeline_parser(description="Run every variant (grids x seeds) in one run folder: "
-                             "run keys let variants share every stage upstream of what changed. "
-                             "Variants run one after another, each waiting for its jobs (Slurm "
-                             "too); sweeps/<name>.json records each variant's run keys.")
-    sweep.add_argument("--grid", type=str, default=[], action="append",
-                       help="KEY=[v1,v2,...], e.g. 'repair.gear.strategy=[entropy-surge,start]' "
-                       "(repeat for a cartesian product)")
-    sweep.add_argument("--seeds", type=str | None, default=None,
-                       help="comma-separated seeds; each variant runs once per seed")
-    sweep.add_argument("--seed_fields", type=str | None, default=None,
-                       help="config keys a seed sets (default: every stage's seed: generate, "
-                       "repair, score, curriculum, train, evaluate), e.g. repair.seed,train.seed")
+    sweep = pipeline_parser(
+        description="Run every variant (grids x seeds) in one run folder: "
+        "run keys let variants share every stage upstream of what changed. "
+        "Variants run one after another, each waiting for its jobs (Slurm "
+        "too); sweeps/<name>.json records each variant's run keys."
+    )
+    sweep.add_argument(
+        "--grid",
+        type=str,
+        default=[],
+        action="append",
+        help="KEY=[v1,v2,...], e.g. 'repair.gear.strategy=[entropy-surge,start]' "
+        "(repeat for a cartesian product)",
+    )
+    sweep.add_argument(
+        "--seeds",
+        type=str | None,
+        default=None,
+        help="comma-separated seeds; each variant runs once per seed",
+    )
+    sweep.add_argument(
+        "--seed_fields",
+        type=str | None,
+        default=None,
+        help="config keys a seed sets (default: every stage's seed: generate, "
+        "repair, score, curriculum, train, evaluate), e.g. repair.seed,train.seed",
+    )
     sweep.add_argument("--name", type=str, default="sweep", help="sweeps/<name>.json")
-    sweep.add_argument("--stages", type=str | None, default=None,
-                       help="comma-separated stages (default: all)")
+    sweep.add_argument(
+        "--stages", type=str | None, default=None, help="comma-separated stages (default: all)"
+    )
     return sweep
 
 
@@ -97,20 +156,29 @@ def _add_ops_commands(commands) -> None:
     logs.add_argument("--tail", type=int | None, default=None, help="only the last N lines")
     commands.add_subcommand("logs", logs, help="print a task's log")
 
-    cancel = ArgumentParser(description="Cancel a run folder's queued and running tasks "
-                            "(scancel on Slurm, the task processes on the local executor).")
+    cancel = ArgumentParser(
+        description="Cancel a run folder's queued and running tasks "
+        "(scancel on Slurm, the task processes on the local executor)."
+    )
     cancel.add_argument("--workdir", type=str, default="runs/demo")
-    cancel.add_argument("--stages", type=str | None, default=None,
-                        help="comma-separated stages (default: all)")
+    cancel.add_argument(
+        "--stages", type=str | None, default=None, help="comma-separated stages (default: all)"
+    )
     commands.add_subcommand("cancel", cancel, help="cancel queued and running tasks")
 
-    export = ArgumentParser(description="Export a stage's current run for training tools: "
-                            "curriculum as chat splits (messages + lineage), others as parquet.")
+    export = ArgumentParser(
+        description="Export a stage's current run for training tools: "
+        "curriculum as chat splits (messages + lineage), others as parquet."
+    )
     export.add_argument("--workdir", type=str, default="runs/demo")
     export.add_argument("--stage", type=str, default="curriculum", help="stage name")
     export.add_argument("--out", type=str, required=True, help="output folder (empty or new)")
-    export.add_argument("--format", type=str, default="parquet",
-                        help="parquet (per split), hf (DatasetDict + parquet) or chat (JSONL)")
+    export.add_argument(
+        "--format",
+        type=str,
+        default="parquet",
+        help="parquet (per split), hf (DatasetDict + parquet) or chat (JSONL)",
+    )
     commands.add_subcommand("export", export, help="export a stage as parquet / HF dataset / chat")
 
 
@@ -148,8 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise  # a real bug or system fault keeps its traceback
         where = f" writing {exc.filename}" if exc.filename else ""
-        print(f"error: {exc.strerror}{where}: free space (or quota) on that file system and run "
-              "again; finished tasks are kept and are not rerun", file=sys.stderr)
+        print(
+            f"error: {exc.strerror}{where}: free space (or quota) on that file system and run "
+            "again; finished tasks are kept and are not rerun",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -125,7 +125,7 @@ def eval_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def eval_run_name(model: str) -> str:
-    """"eval-heal-2-<key prefix>" for <workdir>/checkpoints/<run_key>/heal-2/hf, else
+    """ "eval-heal-2-<key prefix>" for <workdir>/checkpoints/<run_key>/heal-2/hf, else
     "eval-<folder or hub name>"."""
     path = Path(model)
     if path.name == "hf" and path.parent.name:

@@ -130,8 +130,10 @@ def slurm_variables(path: Path) -> list[str]:
     return [
         f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}"
         for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str)
-        and id(node) not in docstrings and SLURM_VARIABLE.fullmatch(node.value)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        and SLURM_VARIABLE.fullmatch(node.value)
     ]
 
 
@@ -224,7 +226,10 @@ def _cycle_through(component: set[str], graph: dict[str, set[str]]) -> list[str]
 
 def _import_each(names: list[str]) -> dict[str, str]:
     done = subprocess.run(
-        [sys.executable, "-c", IMPORT_EACH, *names], cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "-c", IMPORT_EACH, *names],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr

@@ -37,7 +37,9 @@ def test_every_job_yaml_parses_and_validates(path):
 
 
 @pytest.mark.parametrize("path", sorted(REPO.glob("jobs/**/*.yaml")), ids=lambda p: p.name)
-def test_every_job_yaml_dry_run_in_its_header_previews_the_whole_dag(path, tmp_path, monkeypatch, capsys):
+def test_every_job_yaml_dry_run_in_its_header_previews_the_whole_dag(
+    path, tmp_path, monkeypatch, capsys
+):
     """The header's --dry_run command works before the data is downloaded (a missing problem file
     is a warning in a preview) and prints every stage, with #SBATCH lines on a cluster profile."""
     line = next(ln for ln in path.read_text().splitlines() if "--dry_run true" in ln)
@@ -71,8 +73,16 @@ def test_unknown_config_key_is_rejected(tmp_path, capsys):
 
 def test_run_status_rerun_inspect_round_trip(tmp_path, monkeypatch, capsys):
     problems = write_problems(tmp_path / "p.jsonl", n=12)
-    args = ["--executor", "debug", "--workdir", str(tmp_path / "run"),
-            "--ingest.paths", f"[{problems}]", "--ingest.num_shards", "4"]
+    args = [
+        "--executor",
+        "debug",
+        "--workdir",
+        str(tmp_path / "run"),
+        "--ingest.paths",
+        f"[{problems}]",
+        "--ingest.num_shards",
+        "4",
+    ]
     monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", "ingest/2@after-shard=raise")
     assert main(["run", *args, "--stages", "ingest"]) == 1
     capsys.readouterr()
@@ -88,7 +98,19 @@ def test_run_status_rerun_inspect_round_trip(tmp_path, monkeypatch, capsys):
     manifest = json.loads(Path(row["manifest"]).read_text())
     assert manifest["sealed"]
 
-    assert main(["inspect", manifest["tasks"][0]["output"], "--workdir", str(tmp_path / "run"), "--head", "1"]) == 0
+    assert (
+        main(
+            [
+                "inspect",
+                manifest["tasks"][0]["output"],
+                "--workdir",
+                str(tmp_path / "run"),
+                "--head",
+                "1",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert json.loads(captured.out.splitlines()[0])["id"].startswith("q")
     assert "sha256 verified" in captured.err
@@ -96,8 +118,16 @@ def test_run_status_rerun_inspect_round_trip(tmp_path, monkeypatch, capsys):
 
 def test_stage_command_runs_chosen_shards(tmp_path, capsys):
     problems = write_problems(tmp_path / "p.jsonl", n=12)
-    args = ["--executor", "debug", "--workdir", str(tmp_path / "run"),
-            "--ingest.paths", f"[{problems}]", "--ingest.num_shards", "4"]
+    args = [
+        "--executor",
+        "debug",
+        "--workdir",
+        str(tmp_path / "run"),
+        "--ingest.paths",
+        f"[{problems}]",
+        "--ingest.num_shards",
+        "4",
+    ]
     assert main(["stage", "ingest", *args, "--shards", "1,3"]) == 0
     assert "submitting tasks 1,3" in capsys.readouterr().out
     assert main(["stage", "ingest", *args, "--task", "0"]) == 0
@@ -122,19 +152,52 @@ def test_inspect_plots_a_trajectory_entropy(tmp_path, capsys):
     entropies = [0.2] * len(completion)
     for i in range(40, 60):
         entropies[i] = 3.0
-    record = {"id": "p#s0", "completion": completion, "offsets": offsets, "entropies": encode_floats(entropies),
-              "entropy_method": "exact", "n_tokens": len(offsets)}
+    record = {
+        "id": "p#s0",
+        "completion": completion,
+        "offsets": offsets,
+        "entropies": encode_floats(entropies),
+        "entropy_method": "exact",
+        "n_tokens": len(offsets),
+    }
     address = write_records(tmp_path / "store", [record])
     out = tmp_path / "e.png"
-    assert main(["inspect", address, "--workdir", str(tmp_path), "--head", "0", "--plot", "p#s0", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "inspect",
+                address,
+                "--workdir",
+                str(tmp_path),
+                "--head",
+                "0",
+                "--plot",
+                "p#s0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["inspect", address, "--workdir", str(tmp_path), "--plot", "nope"]) == 2
 
 
 def test_run_ends_with_each_failed_task_reason_and_log(tmp_path, monkeypatch, capsys):
     problems = write_problems(tmp_path / "p.jsonl", n=6)
-    args = ["run", "--executor", "local", "--workdir", str(tmp_path / "run"), "--stages", "ingest",
-            "--ingest.paths", f"[{problems}]", "--ingest.num_shards", "2"]
+    args = [
+        "run",
+        "--executor",
+        "local",
+        "--workdir",
+        str(tmp_path / "run"),
+        "--stages",
+        "ingest",
+        "--ingest.paths",
+        f"[{problems}]",
+        "--ingest.num_shards",
+        "2",
+    ]
     monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", "ingest/1@before-run=raise")
     assert main(args) == 1
     tail = capsys.readouterr().out.split("some tasks failed:")[1].splitlines()

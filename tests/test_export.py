@@ -26,45 +26,80 @@ SPLITS = {"heal_1", "heal_2", "heal_3", "rs", "flat"}
 MODEL = "tiny/teacher"
 SYSTEM = "Reason step by step; put the answer in \\boxed{}."
 EXAMPLE = json.loads((Path(__file__).parents[1] / "manifests" / "example.schema.json").read_text())
-SETS = {"heal-1": {"natural"}, "heal-2": {"natural", "answer_guided"},
-        "heal-3": {"natural", "answer_guided", "repair"}, "rs": {"natural"},
-        "flat": {"natural", "answer_guided", "repair"}}  # fmt: skip
+SETS = {
+    "heal-1": {"natural"},
+    "heal-2": {"natural", "answer_guided"},
+    "heal-3": {"natural", "answer_guided", "repair"},
+    "rs": {"natural"},
+    "flat": {"natural", "answer_guided", "repair"},
+}
 
 
 def trajectory(pid: str, i: int, n_correct: int, k: int = 4) -> dict:
     correct = i < n_correct
     return {
-        "id": f"{pid}#s{i}", "problem_id": pid, "problem": f"What is {pid}?",
-        "reference_answer": "1", "system_prompt": SYSTEM, "model": MODEL, "seed": 1000 + i,
+        "id": f"{pid}#s{i}",
+        "problem_id": pid,
+        "problem": f"What is {pid}?",
+        "reference_answer": "1",
+        "system_prompt": SYSTEM,
+        "model": MODEL,
+        "seed": 1000 + i,
         "completion": f"{pid} sample {i}.\n\nSo \\boxed{{{1 if correct else 2}}}.",
-        "correct": correct, "k": k, "n_correct": n_correct, "finish_reason": "stop",
-        "token_ids": [5, 6, 7], "offsets": [0, 2, 4],
+        "correct": correct,
+        "k": k,
+        "n_correct": n_correct,
+        "finish_reason": "stop",
+        "token_ids": [5, 6, 7],
+        "offsets": [0, 2, 4],
         "entropies": encode_floats([0.5, 2.0, 0.25]),
         "logprobs": encode_floats([-0.5, -1.0, -0.125]),
-    }  # fmt: skip
+    }
 
 
 def candidate(pid: str, j: int, kind: str) -> dict:
     repair = kind == "repair"
     return {
-        "kind": kind, "id": f"{pid}#s0#c{j}" if repair else f"{pid}#ag{j}", "problem_id": pid,
-        "problem": f"What is {pid}?", "bucket": "corner" if repair else "hard", "k": 4,
-        "n_correct": 0, "text": f"{pid} {kind} {j}.\n\nSo \\boxed{{1}}.", "correct": True,
-        "system_prompt": SYSTEM, "user_prompt": f"What is {pid}?", "model": MODEL, "seed": 77 + j,
+        "kind": kind,
+        "id": f"{pid}#s0#c{j}" if repair else f"{pid}#ag{j}",
+        "problem_id": pid,
+        "problem": f"What is {pid}?",
+        "bucket": "corner" if repair else "hard",
+        "k": 4,
+        "n_correct": 0,
+        "text": f"{pid} {kind} {j}.\n\nSo \\boxed{{1}}.",
+        "correct": True,
+        "system_prompt": SYSTEM,
+        "user_prompt": f"What is {pid}?",
+        "model": MODEL,
+        "seed": 77 + j,
         "breakpoint": {"step_index": 1, "token_index": 9 + j} if repair else None,
-        "pure": {"ratio": 1.0 + j, "answer_nll": 0.1, "reasoning_tokens": 20,
-                 "unscored_reason": None},
-    }  # fmt: skip
+        "pure": {
+            "ratio": 1.0 + j,
+            "answer_nll": 0.1,
+            "reasoning_tokens": 20,
+            "unscored_reason": None,
+        },
+    }
 
 
 def upstream_records() -> tuple[list[dict], list[dict]]:
-    gen = [trajectory(pid, i, n) for pid, n in (("easy", 3), ("corner", 0), ("hard", 1))
-           for i in range(4)]  # fmt: skip
+    gen = [
+        trajectory(pid, i, n)
+        for pid, n in (("easy", 3), ("corner", 0), ("hard", 1))
+        for i in range(4)
+    ]
     scored = [candidate("corner", j, "repair") for j in range(3)]
     scored += [candidate("hard", j, "answer_guided") for j in range(2)]
-    scored += [{"kind": "repair_summary", "id": "corner#summary", "problem_id": "corner"},
-               {"kind": "reference", "id": "easy#s0", "problem_id": "easy",
-                "pure": {"ratio": 2.0, "answer_nll": 0.2}}]  # fmt: skip
+    scored += [
+        {"kind": "repair_summary", "id": "corner#summary", "problem_id": "corner"},
+        {
+            "kind": "reference",
+            "id": "easy#s0",
+            "problem_id": "easy",
+            "pure": {"ratio": 2.0, "answer_nll": 0.2},
+        },
+    ]
     return gen, scored
 
 
@@ -124,12 +159,22 @@ class CannedCurriculum(CannedGenerate):
                 kind = r.get("kind", "natural")
                 if kind in SETS[name] and r["correct"]:
                     user = r.get("user_prompt") or r["problem"]
-                    messages = [{"role": "system", "content": r["system_prompt"]},
-                                {"role": "user", "content": user},
-                                {"role": "assistant", "content": r.get("text") or r["completion"]}]
-                    io.write({"id": f"{name}:{r['id']}", "set": name, "kind": kind,
-                              "bucket": r.get("bucket"), "problem_id": r["problem_id"],
-                              "source_id": r["id"], "messages": messages})  # fmt: skip
+                    messages = [
+                        {"role": "system", "content": r["system_prompt"]},
+                        {"role": "user", "content": user},
+                        {"role": "assistant", "content": r.get("text") or r["completion"]},
+                    ]
+                    io.write(
+                        {
+                            "id": f"{name}:{r['id']}",
+                            "set": name,
+                            "kind": kind,
+                            "bucket": r.get("bucket"),
+                            "problem_id": r["problem_id"],
+                            "source_id": r["id"],
+                            "messages": messages,
+                        }
+                    )
         return Counters()
 
 
@@ -148,19 +193,39 @@ def run_folder(tmp_path, monkeypatch):
     for cls in (CannedGenerate, CannedScore, CannedCurriculum):
         monkeypatch.setitem(STAGES, cls.name, cls)
     gen, scored = upstream_records()
-    cfg = ExportPipeline(workdir=str(tmp_path / "run"), executor="debug",
-                         canned_generate=CannedRecords(gen), canned_score=CannedRecords(scored))
-    result = launch(cfg, make_executor("debug"), ["generate", "score", "curriculum"],
-                    echo=lambda *_: None)
+    cfg = ExportPipeline(
+        workdir=str(tmp_path / "run"),
+        executor="debug",
+        canned_generate=CannedRecords(gen),
+        canned_score=CannedRecords(scored),
+    )
+    result = launch(
+        cfg, make_executor("debug"), ["generate", "score", "curriculum"], echo=lambda *_: None
+    )
     assert not result.failed
     return tmp_path / "run"
 
 
-def test_curriculum_as_hf_dataset_and_parquet_with_lineage(run_folder, tmp_path, tiny_llama,
-                                                            capsys):
+def test_curriculum_as_hf_dataset_and_parquet_with_lineage(
+    run_folder, tmp_path, tiny_llama, capsys
+):
     out = tmp_path / "export"
-    assert main(["export", "--workdir", str(run_folder), "--stage", "curriculum",
-                 "--out", str(out), "--format", "hf"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--workdir",
+                str(run_folder),
+                "--stage",
+                "curriculum",
+                "--out",
+                str(out),
+                "--format",
+                "hf",
+            ]
+        )
+        == 0
+    )
     assert "heal_3.parquet" in capsys.readouterr().out
     on_disk = datasets.load_from_disk(str(out / "hf"))
     files = {name: str(out / f"{name}.parquet") for name in SPLITS}
@@ -208,16 +273,19 @@ def test_chat_jsonl_and_record_shards_as_parquet(run_folder, tmp_path):
     assert main(args) == 0  # an earlier export in --out is replaced
 
     gen = tmp_path / "gen"
-    assert main(["export", "--workdir", str(run_folder), "--stage", "generate",
-                 "--out", str(gen)]) == 0
+    assert (
+        main(["export", "--workdir", str(run_folder), "--stage", "generate", "--out", str(gen)])
+        == 0
+    )
     frame = pl.scan_parquet(gen / "generate-*.parquet").collect()
     assert frame.height == 12 and frame.schema["entropies"] == pl.List(pl.Float32)
     first = frame.filter(pl.col("id") == "easy#s0").row(0, named=True)
     assert first["entropies"] == [0.5, 2.0, 0.25] and first["logprobs"][2] == -0.125
 
     score = tmp_path / "score"
-    assert main(["export", "--workdir", str(run_folder), "--stage", "score",
-                 "--out", str(score)]) == 0
+    assert (
+        main(["export", "--workdir", str(run_folder), "--stage", "score", "--out", str(score)]) == 0
+    )
     table = pl.read_parquet(score / "score-00000-of-00001.parquet")
     assert set(table["kind"]) == {"repair", "answer_guided", "repair_summary", "reference"}
     repair = table.filter(pl.col("id") == "corner#s0#c2").row(0, named=True)
@@ -244,9 +312,33 @@ def test_export_errors_name_the_fix(run_folder, tmp_path, capsys):
     args = ["export", "--workdir", str(run_folder), "--out", str(busy)]
     assert main(args) == 2
     assert "not empty and holds no earlier export" in capsys.readouterr().err
-    assert main(["export", "--workdir", str(run_folder), "--out", str(tmp_path / "x"),
-                 "--format", "csv"]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--workdir",
+                str(run_folder),
+                "--out",
+                str(tmp_path / "x"),
+                "--format",
+                "csv",
+            ]
+        )
+        == 2
+    )
     assert "choose one of parquet, hf, chat" in capsys.readouterr().err
-    assert main(["export", "--workdir", str(run_folder), "--stage", "train-1",
-                 "--out", str(tmp_path / "y")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--workdir",
+                str(run_folder),
+                "--stage",
+                "train-1",
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
     assert "stage 'train-1' has no run" in capsys.readouterr().err

@@ -5,15 +5,14 @@ import json
 
 import pytest
 
-from heal_batch.pipeline import status
 from heal_batch.executors import make_executor
+from heal_batch.pipeline import status
 from heal_batch.pipeline.launch import PlanError, launch
 from heal_batch.pipeline.registry import STAGES
 from heal_batch.stages.ingest import IngestConfig
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import load_manifest
 from tests.fixtures.toy_stage import ToyConfig, ToyPipeline, ToyStage, write_problems
-
 
 DAG = ["ingest", "toy"]
 
@@ -25,19 +24,32 @@ def toy_dag(monkeypatch):
 
 def make_cfg(tmp_path, executor, shards=8, **toy):
     problems = write_problems(tmp_path / "problems.jsonl")
-    return ToyPipeline(workdir=str(tmp_path / "run"), executor=executor, local_parallelism=2,
-                       ingest=IngestConfig(paths=[str(problems)], num_shards=shards), toy=ToyConfig(**toy))
+    return ToyPipeline(
+        workdir=str(tmp_path / "run"),
+        executor=executor,
+        local_parallelism=2,
+        ingest=IngestConfig(paths=[str(problems)], num_shards=shards),
+        toy=ToyConfig(**toy),
+    )
 
 
 def run(cfg, stages=None, **kw):
-    return launch(cfg, make_executor(cfg.executor, parallelism=cfg.local_parallelism), stages, echo=lambda *_: None, **kw)
+    return launch(
+        cfg,
+        make_executor(cfg.executor, parallelism=cfg.local_parallelism),
+        stages,
+        echo=lambda *_: None,
+        **kw,
+    )
 
 
 def ingest_row(cfg):
     return next(r for r in status.collect(Layout(cfg.workdir).workdir) if r.stage == "ingest")
 
 
-@pytest.mark.parametrize("executor,action", [("debug", "raise"), ("local", "raise"), ("local", "kill")])
+@pytest.mark.parametrize(
+    "executor,action", [("debug", "raise"), ("local", "raise"), ("local", "kill")]
+)
 def test_failed_shard_is_reported_then_rerun_alone(tmp_path, monkeypatch, executor, action):
     cfg = make_cfg(tmp_path, executor)
     point = "before-run" if action == "raise" else "mid-write"
@@ -50,7 +62,11 @@ def test_failed_shard_is_reported_then_rerun_alone(tmp_path, monkeypatch, execut
     assert row.counts["done"] == 7 and row.counts["failed"] == 1 and not row.sealed
     (failure,) = row.failures
     assert failure.index == 3
-    assert ("FailpointError" in failure.reason) if action == "raise" else ("died without a result" in failure.reason)
+    assert (
+        ("FailpointError" in failure.reason)
+        if action == "raise"
+        else ("died without a result" in failure.reason)
+    )
     if executor == "local":
         assert failure.log_path and failure.log_path.endswith("_log.err")
 
@@ -179,8 +195,14 @@ def test_only_the_launcher_sweeps_temp_files(tmp_path):
     stale.write_bytes(b"x")
     old = time.time() - 2 * 3600
     os.utime(stale, (old, old))
-    args = ["--workdir", cfg.workdir, "--ingest.paths", f"[{cfg.ingest.paths[0]}]",
-            "--ingest.num_shards", "2"]
+    args = [
+        "--workdir",
+        cfg.workdir,
+        "--ingest.paths",
+        f"[{cfg.ingest.paths[0]}]",
+        "--ingest.num_shards",
+        "2",
+    ]
     assert main(["stage", "ingest", *args, "--task", "0"]) == 0  # an array element: no sweep
     assert stale.exists()
     assert main(["run", "--executor", "debug", "--stages", "ingest", *args]) == 0

@@ -2,11 +2,11 @@
 
 import pytest
 
-from heal_batch.records import encode_floats
 from heal_batch.method.gear import GearConfig
 from heal_batch.method.steps import offsets_from_tokens
-from heal_batch.report.entropy_plot import plot_entropy
 from heal_batch.method.trajectory import breakpoint_dict, breakpoint_of
+from heal_batch.records import encode_floats
+from heal_batch.report.entropy_plot import plot_entropy
 
 
 def record():

@@ -87,7 +87,8 @@ def test_levels_separate_on_the_demo_teacher():
     gen = HFGenerator.from_spec("smollm2-135m-instruct", dtype="bfloat16", device="cpu")
     records = generate_problems(6, seed=0, levels=(1, 3))
     requests = [
-        SampleRequest(render_prompt(gen.tokenizer, TeacherConfig(), r["problem"]), i, 4) for i, r in enumerate(records)
+        SampleRequest(render_prompt(gen.tokenizer, TeacherConfig(), r["problem"]), i, 4)
+        for i, r in enumerate(records)
     ]
     out = gen.generate(requests, GenerationParams(n=4, temperature=0.7, max_new_tokens=48))
     rate = {1: 0.0, 3: 0.0}
@@ -129,17 +130,30 @@ def test_heldout_problems_say_when_the_space_is_exhausted():
 GOOD = '{"id": "a", "problem": "1+1?", "answer": "2"}'
 
 
-@pytest.mark.parametrize("line,says", [
-    ('{"id": "b", "problem": "x?", "answer": NaN}', "field 'answer' is nan"),
-    ('{"id": "b", "problem": "x?", "answer": 1e999}', "field 'answer' is inf"),
-    ('{"id": "b", "problem": "x?", "answer": "1", "extra": {"w": [1, -Infinity]}}',
-     "field 'extra.w[1]' is -inf"),
-    ('{"id": "b", "problem": "x\\ud800?", "answer": "1"}', "field 'problem' holds a lone surrogate"),
-    ('{"id": "b", "problem": "x?", "answer": "1", "meta": ' + "[" * 100 + "]" * 100 + "}",
-     "nested deeper than 64 levels"),
-    ('{"id": "b", "problem": "x?", "answer": "1", "meta": ' + "[" * 5000 + "]" * 5000 + "}",
-     "nested deeper than 64 levels"),
-], ids=["nan", "1e999", "inf-in-extra", "lone-surrogate", "deep", "deeper-than-json"])  # fmt: skip
+@pytest.mark.parametrize(
+    "line,says",
+    [
+        ('{"id": "b", "problem": "x?", "answer": NaN}', "field 'answer' is nan"),
+        ('{"id": "b", "problem": "x?", "answer": 1e999}', "field 'answer' is inf"),
+        (
+            '{"id": "b", "problem": "x?", "answer": "1", "extra": {"w": [1, -Infinity]}}',
+            "field 'extra.w[1]' is -inf",
+        ),
+        (
+            '{"id": "b", "problem": "x\\ud800?", "answer": "1"}',
+            "field 'problem' holds a lone surrogate",
+        ),
+        (
+            '{"id": "b", "problem": "x?", "answer": "1", "meta": ' + "[" * 100 + "]" * 100 + "}",
+            "nested deeper than 64 levels",
+        ),
+        (
+            '{"id": "b", "problem": "x?", "answer": "1", "meta": ' + "[" * 5000 + "]" * 5000 + "}",
+            "nested deeper than 64 levels",
+        ),
+    ],
+    ids=["nan", "1e999", "inf-in-extra", "lone-surrogate", "deep", "deeper-than-json"],
+)
 def test_values_canonical_json_cannot_store_are_refused_with_file_and_line(tmp_path, line, says):
     from heal_batch.data.problem_files import ProblemFileError, iter_problems
 
@@ -155,8 +169,9 @@ def test_nan_in_a_parquet_file_is_refused_with_file_and_row(tmp_path):
     from heal_batch.data.problem_files import ProblemFileError, iter_problems
 
     path = tmp_path / "p.parquet"
-    pl.DataFrame({"id": ["a", "b"], "problem": ["x?", "y?"], "answer": [1.0, float("nan")]}
-                 ).write_parquet(path)  # fmt: skip
+    pl.DataFrame(
+        {"id": ["a", "b"], "problem": ["x?", "y?"], "answer": [1.0, float("nan")]}
+    ).write_parquet(path)
     with pytest.raises(ProblemFileError, match=re.escape(f"{path}:row 2: field 'answer' is nan")):
         list(iter_problems([str(path)]))
 

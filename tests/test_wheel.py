@@ -82,21 +82,49 @@ def test_installed_wheel_runs_outside_the_checkout(tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, system_site_packages=True, with_pip=False)
     python = env_dir / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-          str(wheel)], tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            str(wheel),
+        ],
+        tmp_path,
+    )
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     cli, config, workdir = env_dir / "bin" / "heal-batch", REPO / "jobs/demo.yaml", tmp_path / "w"
     _run([cli, "run", "--config", config, "--dry_run", "true", "--workdir", workdir], outside)
-    _run([cli, "run", "--config", config, "--dry_run", "true", "--workdir", workdir,
-          "--executor", "slurm", "--cluster", "local"], outside)
+    _run(
+        [
+            cli,
+            "run",
+            "--config",
+            config,
+            "--dry_run",
+            "true",
+            "--workdir",
+            workdir,
+            "--executor",
+            "slurm",
+            "--cluster",
+            "local",
+        ],
+        outside,
+    )
     _run([cli, "stage", "ingest", "--config", config, "--workdir", workdir], outside)
     assert list((workdir / "manifests" / "ingest").glob("*.json"))
 
     found = json.loads(_run([python, "-c", PROBE], outside).splitlines()[-1])
     site = Path(
-        _run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], outside)
-        .strip()
+        _run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], outside
+        ).strip()
     ).resolve()
     assert Path(found["package"]).resolve().is_relative_to(site), found
     assert Path(found["tasks"]) == site / "heal_batch" / "bundled" / "eval", found
@@ -108,15 +136,29 @@ def _build_wheel(tmp_path: Path) -> Path:
     """The wheel of a copy of the working tree (the build writes build/ into its source)."""
     source = tmp_path / "source"
     shutil.copytree(REPO, source, ignore=NOT_SOURCE)
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-          "-w", str(tmp_path / "dist"), str(source)], tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        tmp_path,
+    )
     (wheel,) = (tmp_path / "dist").glob("heal_batch-*.whl")
     return wheel
 
 
 def _run(command: list, cwd: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k not in (PROFILES_ENV, "PYTHONPATH")}
-    done = subprocess.run([str(c) for c in command], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"{command} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout

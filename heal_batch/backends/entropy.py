@@ -15,11 +15,12 @@ The float encoding of records (f16 base64) lives in heal_batch.records.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
+
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """Exact entropy H = -sum p log p over the last axis, in nats, computed in float32.

@@ -1,6 +1,6 @@
 """The pipeline config from YAML files and flags (jsonargparse), and back from a manifest.
 
-    cfg = pipeline_from(pipeline_parser().parse_args(["--config", "jobs/demo.yaml"]))
+cfg = pipeline_from(pipeline_parser().parse_args(["--config", "jobs/demo.yaml"]))
 """
 
 from __future__ import annotations

@@ -33,7 +33,12 @@ def cmd_inspect(ns: Namespace) -> int:
         for record in read_records(target):
             if count < ns.head:
                 print(json.dumps(record, ensure_ascii=False)[:2000])
-            if ns.plot and chosen is None and "entropies" in record and ns.plot in ("first", record.get("id")):
+            if (
+                ns.plot
+                and chosen is None
+                and "entropies" in record
+                and ns.plot in ("first", record.get("id"))
+            ):
                 chosen = record
             count += 1
     except ShardError as exc:
@@ -42,7 +47,10 @@ def cmd_inspect(ns: Namespace) -> int:
     print(f"{target}: {count} records, sha256 verified", file=sys.stderr)
     if ns.plot:
         if chosen is None:
-            print(f"error: no trajectory record {ns.plot!r} with entropies in {target}", file=sys.stderr)
+            print(
+                f"error: no trajectory record {ns.plot!r} with entropies in {target}",
+                file=sys.stderr,
+            )
             return 2
         print(f"wrote {_plot(chosen, Path(ns.out), Path(ns.workdir))}", file=sys.stderr)
     return 0

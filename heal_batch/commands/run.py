@@ -17,8 +17,12 @@ def make_executor(cfg: PipelineConfig):
     """The executor the config names (``executor``, ``cluster``, local parallelism)."""
     from heal_batch.executors import make_executor as make
 
-    return make(cfg.executor, parallelism=cfg.local_parallelism, timeout_min=cfg.timeout_min,
-                cluster=cfg.cluster)
+    return make(
+        cfg.executor,
+        parallelism=cfg.local_parallelism,
+        timeout_min=cfg.timeout_min,
+        cluster=cfg.cluster,
+    )
 
 
 def cmd_run(ns: Namespace) -> int:
@@ -97,8 +101,11 @@ def cmd_sweep(ns: Namespace) -> int:
     base = pipeline_from(ns)
     grids = [sweep.parse_grid(g) for group in ns.grid for g in _as_list(group)]
     seeds = [int(s) for s in ns.seeds.split(",") if s.strip()] if ns.seeds else None
-    fields = ([f.strip() for f in ns.seed_fields.split(",") if f.strip()] if ns.seed_fields
-              else sweep.seed_keys(base))  # fmt: skip
+    fields = (
+        [f.strip() for f in ns.seed_fields.split(",") if f.strip()]
+        if ns.seed_fields
+        else sweep.seed_keys(base)
+    )
     for key in [k for k, _ in grids] + (fields if seeds else []):
         if key not in ns:
             raise ValueError(f"sweep: {key!r} is not a config key (see heal-batch run --help)")
@@ -140,8 +147,10 @@ def _print_preview(executor, stages: list[str]) -> None:
     for name in stages:
         lines = executor.preview(name)
         if not lines:
-            print(f"(the {executor.name} executor runs tasks on this machine; add --executor slurm "
-                  "--cluster <profile> to see sbatch lines)")
+            print(
+                f"(the {executor.name} executor runs tasks on this machine; add --executor slurm "
+                "--cluster <profile> to see sbatch lines)"
+            )
             return
         print(f"# sbatch parameters for {name}:")
         for line in lines:
@@ -154,4 +163,6 @@ def _indices(text: str | None) -> list[int] | None:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise SystemExit(f"error: --shards expects comma-separated integers, got {text!r}") from None
+        raise SystemExit(
+            f"error: --shards expects comma-separated integers, got {text!r}"
+        ) from None

@@ -53,7 +53,9 @@ def resolve_data_dir(configured: str | None, key: str, required: bool = True) ->
         if value:
             path = Path(value).expanduser().resolve()
             if not path.is_dir():
-                raise FileNotFoundError(f"{origin}={value!r}: no such folder (benchmark JSONL files)")
+                raise FileNotFoundError(
+                    f"{origin}={value!r}: no such folder (benchmark JSONL files)"
+                )
             return path
         tried.append(f"{origin} (not set)")
     if REPO_DATA.is_dir():

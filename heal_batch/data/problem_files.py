@@ -35,8 +35,10 @@ def fingerprint(spec: str) -> str:
         return hashlib.sha256(spec.encode()).hexdigest()
     path = Path(spec)
     if path.is_dir():
-        raise ProblemFileError(f"{spec}: is a directory, not a problem file (from ingest.paths); "
-                               "list the JSONL or parquet files inside it")
+        raise ProblemFileError(
+            f"{spec}: is a directory, not a problem file (from ingest.paths); "
+            "list the JSONL or parquet files inside it"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{spec}: no such problem file (from ingest.paths)")
     sha = hashlib.sha256()
@@ -64,19 +66,28 @@ def normalise(raw: Any, where: str, default_source: str) -> dict[str, Any]:
     _check_values(raw, where)
     for key, kind in REQUIRED.items():
         if key not in raw:
-            raise ProblemFileError(f"{where}: missing field {key!r} (required: id, problem, answer)")
+            raise ProblemFileError(
+                f"{where}: missing field {key!r} (required: id, problem, answer)"
+            )
         if not isinstance(raw[key], kind) or isinstance(raw[key], bool):
-            raise ProblemFileError(f"{where}: field {key!r} must be {_names(kind)}, got {type(raw[key]).__name__}")
+            raise ProblemFileError(
+                f"{where}: field {key!r} must be {_names(kind)}, got {type(raw[key]).__name__}"
+            )
     for key, kind in OPTIONAL.items():
         if key in raw and not isinstance(raw[key], kind):
-            raise ProblemFileError(f"{where}: field {key!r} must be {_names(kind)}, got {type(raw[key]).__name__}")
+            raise ProblemFileError(
+                f"{where}: field {key!r} must be {_names(kind)}, got {type(raw[key]).__name__}"
+            )
     if not raw["problem"].strip() or not str(raw["answer"]).strip() or not raw["id"].strip():
         raise ProblemFileError(f"{where}: 'id', 'problem' and 'answer' must not be empty")
     meta = dict(raw.get("meta") or {})
     meta.update({k: v for k, v in raw.items() if k not in REQUIRED and k not in OPTIONAL})
     record = {
-        "id": raw["id"], "problem": raw["problem"], "answer": str(raw["answer"]),
-        "source": raw.get("source") or default_source, "meta": meta,
+        "id": raw["id"],
+        "problem": raw["problem"],
+        "answer": str(raw["answer"]),
+        "source": raw.get("source") or default_source,
+        "meta": meta,
     }
     if raw.get("solution") is not None:
         record["solution"] = raw["solution"]
@@ -88,15 +99,19 @@ def _check_values(value: Any, where: str, field: str = "", depth: int = 0) -> No
     if depth > MAX_DEPTH:
         raise ProblemFileError(f"{where}: nested deeper than {MAX_DEPTH} levels (at {field!r})")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ProblemFileError(f"{where}: field {field!r} is {value} (NaN or a number too large "
-                               "for a float, e.g. 1e999); write it as a string or a finite number")
+        raise ProblemFileError(
+            f"{where}: field {field!r} is {value} (NaN or a number too large "
+            "for a float, e.g. 1e999); write it as a string or a finite number"
+        )
     elif isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise ProblemFileError(f"{where}: field {field!r} holds a lone surrogate "
-                                   f"{value[exc.start]!r} (not valid Unicode; an unpaired "
-                                   "\\ud800-\\udfff escape?)") from None
+            raise ProblemFileError(
+                f"{where}: field {field!r} holds a lone surrogate "
+                f"{value[exc.start]!r} (not valid Unicode; an unpaired "
+                "\\ud800-\\udfff escape?)"
+            ) from None
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_values(key, where, f"{field}.{key}".lstrip("."), depth + 1)
@@ -108,8 +123,16 @@ def _check_values(value: Any, where: str, field: str = "", depth: int = 0) -> No
 
 def _names(kind) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join({"str": "a string", "int": "an integer", "float": "a number", "dict": "an object",
-                        "NoneType": "null"}[k.__name__] for k in kinds)
+    return " or ".join(
+        {
+            "str": "a string",
+            "int": "an integer",
+            "float": "a number",
+            "dict": "an object",
+            "NoneType": "null",
+        }[k.__name__]
+        for k in kinds
+    )
 
 
 def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -121,14 +144,18 @@ def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             try:
                 line = raw_line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ProblemFileError(f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+                raise ProblemFileError(
+                    f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})"
+                ) from None
             if not line.strip():
                 continue
             try:
                 raw = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ProblemFileError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno}); "
-                                       "expected one JSON object per line") from None
+                raise ProblemFileError(
+                    f"{where}: malformed JSON ({exc.msg} at column {exc.colno}); "
+                    "expected one JSON object per line"
+                ) from None
             except RecursionError:
                 raise ProblemFileError(f"{where}: nested deeper than {MAX_DEPTH} levels") from None
             count += 1
@@ -154,8 +181,10 @@ def _parquet(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _check_is_file(path: Path) -> None:
     if path.is_dir():
-        raise ProblemFileError(f"{path}: is a directory, not a problem file; list the JSONL or "
-                               "parquet files inside it in ingest.paths")
+        raise ProblemFileError(
+            f"{path}: is a directory, not a problem file; list the JSONL or "
+            "parquet files inside it in ingest.paths"
+        )
     if not path.is_file():
         raise ProblemFileError(f"{path}: no such problem file")
 
@@ -173,7 +202,7 @@ def _builtin_param(key: str, value: str) -> tuple[str, Any]:
 def _builtin(spec: str) -> Iterator[tuple[str, dict[str, Any]]]:
     from heal_batch.data import builtin as problems
 
-    name, _, query = spec[len(BUILTIN):].partition("?")
+    name, _, query = spec[len(BUILTIN) :].partition("?")
     if name != "arith":
         raise ProblemFileError(f"{spec}: unknown built-in problem set {name!r}; expected 'arith'")
     try:

@@ -127,8 +127,9 @@ class EvalConfig:
             check_benchmark(name)
             if n < 0:
                 raise ValueError(f"n_samples_per_benchmark[{name!r}]={n}; expected n >= 0")
-        if self.n_samples < 0 or any(self.samples_for(b) == 0 and not self.greedy
-                                     for b in self.benchmarks):
+        if self.n_samples < 0 or any(
+            self.samples_for(b) == 0 and not self.greedy for b in self.benchmarks
+        ):
             raise ValueError("EvalConfig: need n_samples >= 1 or greedy=True (nothing to evaluate)")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"EvalConfig.limit={self.limit}; expected a positive int or None")
@@ -297,8 +298,13 @@ def _sampled(benchmark: str, samples: dict, cfg: EvalConfig) -> dict:
     from heal_batch.evaluation.metrics import sampled_metrics
 
     n, seed = cfg.samples_for(benchmark), cfg.seed
-    seeds = {"lm_eval_random": seed, "numpy": seed, "torch": seed,
-             "vllm": seed if cfg.backend == "vllm" else None, "bootstrap": seed}
+    seeds = {
+        "lm_eval_random": seed,
+        "numpy": seed,
+        "torch": seed,
+        "vllm": seed if cfg.backend == "vllm" else None,
+        "bootstrap": seed,
+    }
     rows = {row["doc_id"]: row for row in samples.get(f"heal_{benchmark}_sampled", [])}
     if n == 0 or not rows:
         empty = dict.fromkeys(("correct_counts", "avg_at_n_ci", "pass_at_k", "pass_at_k_ci"))

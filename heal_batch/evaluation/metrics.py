@@ -58,8 +58,9 @@ def report_ks(n: int) -> list[int]:
     return ks + [n] if n >= 1 else []
 
 
-def bootstrap_interval(values: Sequence[float], seed: int, confidence: float = CONFIDENCE,
-                       resamples: int = RESAMPLES) -> tuple[float, float]:
+def bootstrap_interval(
+    values: Sequence[float], seed: int, confidence: float = CONFIDENCE, resamples: int = RESAMPLES
+) -> tuple[float, float]:
     """Percentile-bootstrap interval of the mean of ``values`` (one value per problem)."""
     if not values:
         raise ValueError("bootstrap_interval: no values")
@@ -74,8 +75,9 @@ def sampled_metrics(counts: Sequence[int], n: int, seed: int) -> dict:
     """The record fields of a sampled pass: avg@n and pass@k (k in :func:`report_ks`) with
     intervals, the counts themselves, and how the intervals were made."""
     if n < 1 or not counts:
-        raise ValueError(f"sampled_metrics needs n >= 1 and problems; got n={n}, "
-                         f"{len(counts)} problems")
+        raise ValueError(
+            f"sampled_metrics needs n >= 1 and problems; got n={n}, {len(counts)} problems"
+        )
     per_k, intervals = {}, {}
     for k in report_ks(n):
         values = [pass_at_k(n, c, k) for c in counts]
@@ -87,6 +89,10 @@ def sampled_metrics(counts: Sequence[int], n: int, seed: int) -> dict:
         "avg_at_n_ci": list(bootstrap_interval(share, seed)),
         "pass_at_k": per_k,
         "pass_at_k_ci": intervals,
-        "interval": {"method": INTERVAL, "confidence": CONFIDENCE, "resamples": RESAMPLES,
-                     "seed": seed},
+        "interval": {
+            "method": INTERVAL,
+            "confidence": CONFIDENCE,
+            "resamples": RESAMPLES,
+            "seed": seed,
+        },
     }

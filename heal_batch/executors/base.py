@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -92,7 +92,9 @@ def job_error(handle: Any) -> str | None:
         return None
     except Exception as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raised = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt):", ln)]
+        raised = [
+            ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt):", ln)
+        ]
         if raised:  # the task's own exception, from the remote traceback
             return raised[-1][:500]
         state = getattr(handle, "state", "UNKNOWN")

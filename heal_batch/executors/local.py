@@ -26,7 +26,9 @@ class LocalExecutor:
     name = "local"
     detached = False
 
-    def __init__(self, parallelism: int = 1, timeout_min: int = 24 * 60, show_progress: bool = True):
+    def __init__(
+        self, parallelism: int = 1, timeout_min: int = 24 * 60, show_progress: bool = True
+    ):
         self.parallelism, self.timeout_min = max(1, parallelism), timeout_min
         self.show_progress = show_progress
 

@@ -122,13 +122,17 @@ class LocalJobs:
     def cancel(self, job_ids: set[str], logs: Path) -> CancelOutcome:
         pids = live_controllers(logs)
         if not pids:
-            return CancelOutcome(note=f"no pid record of a running task: no live submitit "
-                                 f"controller under {logs} (the tasks are not running, or ran "
-                                 "on another machine)")
+            return CancelOutcome(
+                note=f"no pid record of a running task: no live submitit "
+                f"controller under {logs} (the tasks are not running, or ran "
+                "on another machine)"
+            )
         stop = stop_local_tasks(pids)
         notes = [f"stopped launcher pid {pid}" for pid in stop.launchers]
-        notes += [f"parent pid {pid} is not a heal-batch command: left running"
-                  for pid in stop.foreign_parents]
+        notes += [
+            f"parent pid {pid} is not a heal-batch command: left running"
+            for pid in stop.foreign_parents
+        ]
         return CancelOutcome([f"pid {pid}" for pid in stop.killed], note="; ".join(notes) or None)
 
 
@@ -142,5 +146,7 @@ class InProcessJobs:
         return set()
 
     def cancel(self, job_ids: set[str], logs: Path) -> CancelOutcome:
-        return CancelOutcome(note="debug executor: tasks run inside the heal-batch process that "
-                             "launched them; stop that process (Ctrl-C)")
+        return CancelOutcome(
+            note="debug executor: tasks run inside the heal-batch process that "
+            "launched them; stop that process (Ctrl-C)"
+        )

@@ -57,8 +57,9 @@ def export_stage(workdir: Path, stage: str, out: Path, fmt: str = "parquet") -> 
     layout = Layout(Path(workdir))
     manifest = current_manifest(layout, stage)
     if stage != "curriculum" and fmt != "parquet":
-        raise ExportError(f"--format {fmt}: only curriculum has chat rows; "
-                          f"export {stage} with --format parquet")
+        raise ExportError(
+            f"--format {fmt}: only curriculum has chat rows; export {stage} with --format parquet"
+        )
     _prepare(out)
     if stage == "curriculum":
         files = export_curriculum(layout, manifest, out, fmt)
@@ -66,10 +67,17 @@ def export_stage(workdir: Path, stage: str, out: Path, fmt: str = "parquet") -> 
         from heal_batch.export.tables import export_records
 
         files = export_records(layout, manifest, out)
-    write_json_atomic(out / RECORD_NAME, {
-        "workdir": str(layout.workdir.resolve()), "stage": stage, "run_key": manifest.run_key,
-        "manifest": str(layout.manifest(stage, manifest.run_key)), "format": fmt, "files": files,
-    })
+    write_json_atomic(
+        out / RECORD_NAME,
+        {
+            "workdir": str(layout.workdir.resolve()),
+            "stage": stage,
+            "run_key": manifest.run_key,
+            "manifest": str(layout.manifest(stage, manifest.run_key)),
+            "format": fmt,
+            "files": files,
+        },
+    )
     return files
 
 
@@ -78,14 +86,18 @@ def current_manifest(layout: Layout, stage: str) -> Manifest:
     key = layout.read_ref(stage)
     if key is None or not layout.manifest(stage, key).is_file():
         have = sorted(p.name for p in (layout.workdir / "refs").glob("*"))
-        raise ExportError(f"{layout.workdir}: stage {stage!r} has no run (refs/{stage}); "
-                          f"stages with runs: {', '.join(have) or 'none'}")
+        raise ExportError(
+            f"{layout.workdir}: stage {stage!r} has no run (refs/{stage}); "
+            f"stages with runs: {', '.join(have) or 'none'}"
+        )
     manifest = load_manifest(layout.manifest(stage, key))
     refresh(layout, manifest)
     open_tasks = [t.index for t in manifest.tasks if t.state != "done"]
     if open_tasks:
-        raise ExportError(f"{stage} run {key[:12]}: tasks {open_tasks[:20]} are not done; "
-                          f"finish them (`heal-batch status --workdir {layout.workdir}`) first")
+        raise ExportError(
+            f"{stage} run {key[:12]}: tasks {open_tasks[:20]} are not done; "
+            f"finish them (`heal-batch status --workdir {layout.workdir}`) first"
+        )
     return manifest
 
 
@@ -130,8 +142,11 @@ def source_lineage(layout: Layout, manifest: Manifest) -> dict[str, dict[str, An
 def _lineage(record: dict[str, Any], address: str) -> dict[str, Any]:
     cut = record.get("breakpoint") or {}
     return {
-        "source_shard": address, "model": record.get("model"), "seed": record.get("seed"),
-        "breakpoint_token": cut.get("token_index"), "breakpoint_step": cut.get("step_index"),
+        "source_shard": address,
+        "model": record.get("model"),
+        "seed": record.get("seed"),
+        "breakpoint_token": cut.get("token_index"),
+        "breakpoint_step": cut.get("step_index"),
         "pure_ratio": (record.get("pure") or {}).get("ratio"),
     }
 
@@ -143,10 +158,19 @@ def _example_table(rows: list[dict[str, Any]]):
     text = pl.String
     schema = {
         "messages": pl.List(pl.Struct({"role": text, "content": text})),
-        "id": text, "set": text, "kind": text, "bucket": text, "problem_id": text,
-        "source_id": text, "source_shard": text, "model": text, "seed": pl.Int64,
-        "breakpoint_token": pl.Int64, "breakpoint_step": pl.Int64, "pure_ratio": pl.Float64,
-    }  # fmt: skip
+        "id": text,
+        "set": text,
+        "kind": text,
+        "bucket": text,
+        "problem_id": text,
+        "source_id": text,
+        "source_shard": text,
+        "model": text,
+        "seed": pl.Int64,
+        "breakpoint_token": pl.Int64,
+        "breakpoint_step": pl.Int64,
+        "pure_ratio": pl.Float64,
+    }
     return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
 
 
@@ -155,8 +179,10 @@ def _save_dataset_dict(out: Path, splits: list[str]) -> None:
         import datasets
         import pyarrow.parquet as pq
     except ImportError as exc:
-        raise ExportError(f"--format hf needs the datasets package ({exc}): "
-                          "pip install datasets, or export --format parquet") from None
+        raise ExportError(
+            f"--format hf needs the datasets package ({exc}): "
+            "pip install datasets, or export --format parquet"
+        ) from None
     parts = {name: datasets.Dataset(pq.read_table(out / f"{name}.parquet")) for name in splits}
     datasets.DatasetDict(parts).save_to_disk(str(out / "hf"))
 
@@ -178,8 +204,10 @@ def _prepare(out: Path) -> None:
         return
     record = out / RECORD_NAME
     if not record.is_file():
-        raise ExportError(f"--out {out}: folder is not empty and holds no earlier export "
-                          f"({RECORD_NAME}); choose an empty or new folder")
+        raise ExportError(
+            f"--out {out}: folder is not empty and holds no earlier export "
+            f"({RECORD_NAME}); choose an empty or new folder"
+        )
     for name in [*json.loads(record.read_text())["files"], "hf", RECORD_NAME]:
         path = out / name
         if path.is_dir():

@@ -62,8 +62,9 @@ def unify_schemas(paths: list[Path]) -> None:
     union = pl.concat([pl.DataFrame(schema=s) for s in schemas], how="diagonal_relaxed").schema
     for path, schema in zip(paths, schemas, strict=True):
         if schema != union:
-            frame = pl.concat([pl.DataFrame(schema=union), pl.read_parquet(path)],
-                              how="diagonal_relaxed")
+            frame = pl.concat(
+                [pl.DataFrame(schema=union), pl.read_parquet(path)], how="diagonal_relaxed"
+            )
             frame.select(list(union)).write_parquet(path)
 
 

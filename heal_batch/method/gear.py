@@ -42,7 +42,7 @@ from heal_batch.method.steps import (
     delimiter_pattern,
     step_means,
 )
-from heal_batch.store.runkeys import OMIT_AT_DEFAULT
+from heal_batch.records import OMIT_AT_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -153,8 +153,17 @@ def find_breakpoint(
         raise ValueError(f"strategy {cfg.strategy!r} returned step {k} of {len(steps)}")
     cut = max(0, k - (cfg.backoff_steps - 1))
     step = steps[cut]
-    return Breakpoint(cut, step.token_start, step.char_start, cfg.strategy, reason, surges[k],
-                      step_ent, surges, k - cut)  # fmt: skip
+    return Breakpoint(
+        cut,
+        step.token_start,
+        step.char_start,
+        cfg.strategy,
+        reason,
+        surges[k],
+        step_ent,
+        surges,
+        k - cut,
+    )
 
 
 def step_surges(step_entropies: Sequence[float], window: int) -> list[float | None]:

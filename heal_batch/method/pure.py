@@ -82,9 +82,7 @@ class PureConfig:
             raise ValueError(f"pure.eps must be >= 0, got {self.eps}")
         for kind in self.kinds:
             if kind not in CANDIDATE_KINDS:
-                raise ValueError(
-                    f"pure.kinds: {kind!r} is not one of {', '.join(CANDIDATE_KINDS)}"
-                )
+                raise ValueError(f"pure.kinds: {kind!r} is not one of {', '.join(CANDIDATE_KINDS)}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pure.pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
         if not 0 <= self.drop_top_fraction <= 1:

@@ -140,9 +140,7 @@ def _token_positions(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]
     return positions
 
 
-def _raw_boundaries(
-    text: str, positions: Sequence[int], pattern: re.Pattern[str]
-) -> list[int]:
+def _raw_boundaries(text: str, positions: Sequence[int], pattern: re.Pattern[str]) -> list[int]:
     """Token indices at which a new step starts (ascending, excluding 0 and n_tokens)."""
     cuts: list[int] = []
     tok = 0

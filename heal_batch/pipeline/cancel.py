@@ -38,8 +38,9 @@ def cancel_run(workdir: Path, stages: list[str] | None = None) -> list[StageCanc
     """Cancel the unfinished tasks of the current run of each stage (default: every stage)."""
     unknown = sorted(set(stages or ()) - set(STAGES))
     if unknown:
-        raise ValueError(f"--stages: unknown stage(s) {', '.join(unknown)}; "
-                         f"valid stages: {', '.join(STAGES)}")
+        raise ValueError(
+            f"--stages: unknown stage(s) {', '.join(unknown)}; valid stages: {', '.join(STAGES)}"
+        )
     layout = Layout(workdir)
     rows = []
     for name in STAGES:
@@ -56,8 +57,14 @@ def cancel_run(workdir: Path, stages: list[str] | None = None) -> list[StageCanc
             row.note = "complete"
         else:
             jobs = job_control(manifest.executor)
-            outcome = jobs.cancel({t.job_id for t in open_tasks if t.job_id}, layout.logs(name, key))
-            row.cancelled, row.finished, row.note = outcome.cancelled, outcome.finished, outcome.note
+            outcome = jobs.cancel(
+                {t.job_id for t in open_tasks if t.job_id}, layout.logs(name, key)
+            )
+            row.cancelled, row.finished, row.note = (
+                outcome.cancelled,
+                outcome.finished,
+                outcome.note,
+            )
         rows.append(row)
     return rows
 
@@ -74,6 +81,8 @@ def render(rows: list[StageCancel], workdir: Path) -> str:
             head += f"; already ended: {', '.join(r.finished)}"
         lines.append(head + (f"  ({r.note})" if r.note else ""))
     if any(r.cancelled for r in rows):
-        lines.append(f"follow with `heal-batch status --workdir {workdir}`; "
-                     "`heal-batch run` with the same config resubmits the cancelled tasks")
+        lines.append(
+            f"follow with `heal-batch status --workdir {workdir}`; "
+            "`heal-batch run` with the same config resubmits the cancelled tasks"
+        )
     return "\n".join(lines)

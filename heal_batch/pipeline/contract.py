@@ -75,7 +75,13 @@ class TaskIO:
     keep private scratch files (resume chunks, checkpoints)."""
 
     def __init__(
-        self, layout: Layout, stage: str, run_key: str, index: int, rank: int = 0, world_size: int = 1
+        self,
+        layout: Layout,
+        stage: str,
+        run_key: str,
+        index: int,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         self.layout, self.stage, self.run_key, self.index = layout, stage, run_key, index
         self.rank, self.world_size = rank, world_size  # of this process in a multi-rank task

@@ -56,8 +56,9 @@ def dispatch(layout: Layout, result: LaunchResult, executor: Executor, wait: boo
         if not ready:
             continue
         after = [queued[u] for u in p.stage.upstream if u in queued]
-        submission = executor.submit(_jobs(layout, by_name, p, ready), layout.logs(p.name, p.key),
-                                     after)
+        submission = executor.submit(
+            _jobs(layout, by_name, p, ready), layout.logs(p.name, p.key), after
+        )
         result.submitted[p.name] = [t.index for t in ready]
         if submission.finished:
             _settle(layout, p, result, executor.wait(submission), submission, started, echo)
@@ -69,8 +70,10 @@ def dispatch(layout: Layout, result: LaunchResult, executor: Executor, wait: boo
             entry.log_path = submission.log_paths.get(index)
         save_manifest(layout, p.manifest)
         after_text = f" after {', '.join(j for s in after for j in s.array_ids)}" if after else ""
-        echo(f"{p.name}: submitted {len(ready)} task(s) as job(s) "
-             f"{', '.join(submission.array_ids)}{after_text}")
+        echo(
+            f"{p.name}: submitted {len(ready)} task(s) as job(s) "
+            f"{', '.join(submission.array_ids)}{after_text}"
+        )
     if queued and not wait:
         echo(f"submitted; follow with: heal-batch status --workdir {layout.workdir}")
         return
@@ -78,30 +81,49 @@ def dispatch(layout: Layout, result: LaunchResult, executor: Executor, wait: boo
         _settle(layout, by_name[name], result, executor.wait(submission), submission, started, echo)
 
 
-def _settle(layout: Layout, p: StagePlan, result: LaunchResult, errors: dict[int, str | None],
-            submission: Submission, started: str, echo) -> None:
+def _settle(
+    layout: Layout,
+    p: StagePlan,
+    result: LaunchResult,
+    errors: dict[int, str | None],
+    submission: Submission,
+    started: str,
+    echo,
+) -> None:
     """Collect a submission's outcome into the manifest, seal it if complete, and say so."""
     _collect(layout, p, submission, errors, started)
     if failed := p.manifest.by_state("failed"):
         result.failed[p.name] = failed
     sealed = seal_if_complete(layout, p.manifest)
     save_manifest(layout, p.manifest)
-    echo(f"{p.name}: {len(p.manifest.by_state('done'))}/{len(p.tasks)} done"
-         + (f", failed {ranges(failed)}" if failed else "") + (", sealed" if sealed else ""))
+    echo(
+        f"{p.name}: {len(p.manifest.by_state('done'))}/{len(p.tasks)} done"
+        + (f", failed {ranges(failed)}" if failed else "")
+        + (", sealed" if sealed else "")
+    )
 
 
-def _collect(layout: Layout, p: StagePlan, submission, errors: dict[int, str | None],
-             started: str) -> None:
+def _collect(
+    layout: Layout, p: StagePlan, submission, errors: dict[int, str | None], started: str
+) -> None:
     """Refresh from receipts; a task that died without one (SIGKILL, OOM) gets one from here."""
     receipts = read_receipts(layout, p.name, p.key)
     for index, error in errors.items():
         receipt = receipts.get(index)
         if error and (receipt is None or receipt.finished_at < started):
-            write_receipt(layout, Receipt(
-                stage=p.name, run_key=p.key, index=index, state="failed",
-                attempt=(receipt.attempt + 1) if receipt else 1, error=error,
-                job_id=submission.job_ids.get(index), log_path=submission.log_paths.get(index),
-            ))  # fmt: skip
+            write_receipt(
+                layout,
+                Receipt(
+                    stage=p.name,
+                    run_key=p.key,
+                    index=index,
+                    state="failed",
+                    attempt=(receipt.attempt + 1) if receipt else 1,
+                    error=error,
+                    job_id=submission.job_ids.get(index),
+                    log_path=submission.log_paths.get(index),
+                ),
+            )
     for index, job_id in submission.job_ids.items():
         p.manifest.tasks[index].job_id = job_id
         p.manifest.tasks[index].log_path = submission.log_paths.get(index)

@@ -35,9 +35,13 @@ def parse(spec: str) -> list[tuple[str, int | None, str, str]]:
             stage, _, index = target.partition("/")
             rules.append((stage, int(index) if index else None, point, action))
         except ValueError:
-            raise ValueError(f"{ENV}: cannot parse {item!r}; expected <stage>[/<index>]@<point>=<action>") from None
+            raise ValueError(
+                f"{ENV}: cannot parse {item!r}; expected <stage>[/<index>]@<point>=<action>"
+            ) from None
         if point not in POINTS or action not in ACTIONS:
-            raise ValueError(f"{ENV}: {item!r}: point must be one of {POINTS}, action one of {ACTIONS}")
+            raise ValueError(
+                f"{ENV}: {item!r}: point must be one of {POINTS}, action one of {ACTIONS}"
+            )
     return rules
 
 

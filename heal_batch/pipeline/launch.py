@@ -36,7 +36,7 @@ from heal_batch.store.manifests import (
     save_manifest,
     seal_if_complete,
     sealed_outputs_hold,
-)  # fmt: skip
+)
 from heal_batch.store.names import RunFolderError
 from heal_batch.store.runkeys import FORMAT_VERSION, run_key, to_plain
 from heal_batch.store.shards import sweep_stale_parts
@@ -78,8 +78,13 @@ def key_material(cfg, stage) -> dict[str, Any]:
     return {"config": stage.config, **{s: getattr(cfg, s) for s in stage.shared}}
 
 
-def plan(cfg, stages: list[str] | None = None, only: dict[str, set[int]] | None = None,
-         deep: bool = False, dry_run: bool = False) -> list[StagePlan]:
+def plan(
+    cfg,
+    stages: list[str] | None = None,
+    only: dict[str, set[int]] | None = None,
+    deep: bool = False,
+    dry_run: bool = False,
+) -> list[StagePlan]:
     """Plan the selected stages (default: all) and the upstream stages they read. Writes nothing.
 
     A task is to do when it is not done, or when it reads a task that is to do. ``only``
@@ -171,8 +176,11 @@ def _manifest_for(
     try:
         manifest = read_manifest(layout, p.name, p.key)
         if manifest is not None and len(manifest.tasks) != len(p.tasks):
-            raise ManifestError(layout.manifest(p.name, p.key), f"it lists {len(manifest.tasks)} "
-                                f"tasks, the stage plans {len(p.tasks)}", manifest.sealed)
+            raise ManifestError(
+                layout.manifest(p.name, p.key),
+                f"it lists {len(manifest.tasks)} tasks, the stage plans {len(p.tasks)}",
+                manifest.sealed,
+            )
     except ManifestError as exc:
         if exc.sealed is not False:
             raise PlanError(str(exc)) from None
@@ -182,20 +190,34 @@ def _manifest_for(
         return manifest
     if manifest is None:
         manifest = Manifest(
-            stage=p.name, run_key=p.key, stage_version=p.stage.version,
-            format_version=FORMAT_VERSION, code_version=code_version(),
-            config=to_plain(key_material(cfg, p.stage)), pipeline=to_plain(cfg), upstream=upstream,
+            stage=p.name,
+            run_key=p.key,
+            stage_version=p.stage.version,
+            format_version=FORMAT_VERSION,
+            code_version=code_version(),
+            config=to_plain(key_material(cfg, p.stage)),
+            pipeline=to_plain(cfg),
+            upstream=upstream,
             tasks=[TaskEntry(index=t.index, inputs=list(t.inputs)) for t in p.tasks],
-            executor=cfg.executor, library_versions=library_versions(),
-        )  # fmt: skip
+            executor=cfg.executor,
+            library_versions=library_versions(),
+        )
     if not manifest.sealed:
         refresh(layout, manifest, deep=deep)
     return manifest
 
 
-def launch(cfg, executor, stages: list[str] | None = None, only: dict[str, set[int]] | None = None,
-           dry_run: bool = False, wait: bool = True, verify: bool = False, echo=print,
-           exclusive: bool = True) -> LaunchResult:
+def launch(
+    cfg,
+    executor,
+    stages: list[str] | None = None,
+    only: dict[str, set[int]] | None = None,
+    dry_run: bool = False,
+    wait: bool = True,
+    verify: bool = False,
+    echo=print,
+    exclusive: bool = True,
+) -> LaunchResult:
     """Plan, then (unless ``dry_run``) submit what is to do and collect it.
 
     ``exclusive`` (the launcher): hold the run folder's lock throughout, failing at once when
@@ -231,8 +253,9 @@ def _dry_run(cfg, stages, only, verify: bool, echo) -> LaunchResult:
     return LaunchResult(plans)
 
 
-def _launch(layout: Layout, cfg, executor, stages, only, wait: bool, verify: bool, echo,
-            sweep: bool) -> LaunchResult:
+def _launch(
+    layout: Layout, cfg, executor, stages, only, wait: bool, verify: bool, echo, sweep: bool
+) -> LaunchResult:
     plans = plan(cfg, stages, only, deep=verify)
     result = LaunchResult(plans)
     if problems := preflight.model_problems(cfg, plans):
@@ -243,8 +266,9 @@ def _launch(layout: Layout, cfg, executor, stages, only, wait: bool, verify: boo
         echo(line)
     removed, freed = sweep_stale_parts(layout.store) if sweep else (0, 0)
     if removed:  # safe now: this launcher holds the lock and no task of the plan is in flight
-        echo(f"store: removed {removed} stale temp file(s), {freed / 1e6:.1f} MB, "
-             "of killed writers")
+        echo(
+            f"store: removed {removed} stale temp file(s), {freed / 1e6:.1f} MB, of killed writers"
+        )
     for p in plans:  # a sealed manifest is not rewritten; a complete one is sealed now
         if not p.manifest.sealed and not seal_if_complete(layout, p.manifest):
             p.manifest.executor = cfg.executor  # who holds its submitted tasks now

@@ -31,16 +31,20 @@ def task_logs(workdir: Path, stage: str, index: int) -> list[Path]:
     key = layout.read_ref(stage)
     if key is None:
         have = sorted(p.name for p in (layout.workdir / "refs").glob("*"))
-        raise LogNotFound(f"{workdir}: stage {stage!r} has no run (refs/{stage} is missing); "
-                          f"stages with runs: {', '.join(have) or 'none'}")
+        raise LogNotFound(
+            f"{workdir}: stage {stage!r} has no run (refs/{stage} is missing); "
+            f"stages with runs: {', '.join(have) or 'none'}"
+        )
     err = _recorded(layout, stage, key, index)
     if err is None or not err.is_file():
         err = _scan(layout.logs(stage, key), index) or err
     if err is None or not err.is_file():
         where = f" (recorded {err}, which is gone)" if err else ""
-        raise LogNotFound(f"no log of {stage} task {index} (run {key[:12]}) under "
-                          f"{layout.logs(stage, key)}{where}; has it started? "
-                          f"`heal-batch status --workdir {workdir}`")
+        raise LogNotFound(
+            f"no log of {stage} task {index} (run {key[:12]}) under "
+            f"{layout.logs(stage, key)}{where}; has it started? "
+            f"`heal-batch status --workdir {workdir}`"
+        )
     out = err.with_name(err.name.replace("_log.err", "_log.out"))
     return [err] + ([out] if out != err and out.is_file() and out.stat().st_size else [])
 
@@ -58,8 +62,9 @@ def _recorded(layout: Layout, stage: str, key: str, index: int) -> Path | None:
     path = layout.manifest(stage, key)
     manifest = load_manifest(path) if path.is_file() else None
     if manifest is not None and not 0 <= index < len(manifest.tasks):
-        raise LogNotFound(f"{stage} run {key[:12]} has tasks 0-{len(manifest.tasks) - 1}, "
-                          f"not {index}")
+        raise LogNotFound(
+            f"{stage} run {key[:12]} has tasks 0-{len(manifest.tasks) - 1}, not {index}"
+        )
     entry = manifest.tasks[index] if manifest else None
     named = [Path(p) for p in (receipt and receipt.log_path, entry and entry.log_path) if p]
     existing = [p for p in named if p.is_file()]

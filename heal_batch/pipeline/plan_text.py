@@ -1,7 +1,7 @@
 """What the launcher prints: the plan per stage, and the failed tasks at the end of a run.
 
-    for line in describe(plans, dry_run=True): print(line)
-    for line in failure_lines(result): print(line)     # reason and log of every failed task
+for line in describe(plans, dry_run=True): print(line)
+for line in failure_lines(result): print(line)     # reason and log of every failed task
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ def describe(plans: list[Any], dry_run: bool = False) -> list[str]:
             lines.append(f"{head}, nothing to submit")
             continue
         failed = [t.index for t in p.todo if p.manifest.tasks[t.index].state == "failed"]
-        lines.append(f"{head}, {verb} tasks {ranges([t.index for t in p.todo])}"
-                     + (f" ({len(failed)} failed before: {ranges(failed)})" if failed else ""))
+        lines.append(
+            f"{head}, {verb} tasks {ranges([t.index for t in p.todo])}"
+            + (f" ({len(failed)} failed before: {ranges(failed)})" if failed else "")
+        )
         explained = [t.index for t in p.todo if p.manifest.tasks[t.index].error]
         for index in explained[:5]:
             lines.append(f"    task {index}: {p.manifest.tasks[index].error}")

@@ -78,8 +78,10 @@ def refuse_in_flight(layout: Layout, plans: list) -> None:
         for task in p.todo:
             marker = live_start(layout, p.name, p.key, task.index)
             if marker:
-                alive.append(f"{p.name} task {task.index} (pid {marker['pid']}, started "
-                             f"{marker.get('started_at', '?')})")
+                alive.append(
+                    f"{p.name} task {task.index} (pid {marker['pid']}, started "
+                    f"{marker.get('started_at', '?')})"
+                )
     if alive:
         pids = " ".join(sorted({s.split("pid ")[1].split(",")[0] for s in alive}))
         raise PlanError(

@@ -34,8 +34,19 @@ def start(scratch: Path, total: int, unit: str) -> None:
     """Mark the start of this attempt: its rate is measured from now (done is kept, or 0)."""
     prev = read(scratch)
     done = int(prev["done"]) if prev and prev.get("total") == total else 0
-    _write(scratch, {"done": done, "total": total, "unit": unit, "pid": os.getpid(),
-                     "since": time.time(), "busy_units": 0, "busy_tokens": 0, "tokens": 0})
+    _write(
+        scratch,
+        {
+            "done": done,
+            "total": total,
+            "unit": unit,
+            "pid": os.getpid(),
+            "since": time.time(),
+            "busy_units": 0,
+            "busy_tokens": 0,
+            "tokens": 0,
+        },
+    )
 
 
 def report(
@@ -50,10 +61,20 @@ def report(
     if computed and same:
         busy_units += max(done - int(prev["done"]), 0)
         busy_tokens += tokens
-    _write(scratch, {"done": done, "total": total, "unit": unit, "pid": os.getpid(),
-                     "since": prev["since"] if same else time.time(), "busy_units": busy_units,
-                     "busy_tokens": busy_tokens, "tokens": int(prev.get("tokens", 0)) + tokens,
-                     "t": time.time()})  # fmt: skip
+    _write(
+        scratch,
+        {
+            "done": done,
+            "total": total,
+            "unit": unit,
+            "pid": os.getpid(),
+            "since": prev["since"] if same else time.time(),
+            "busy_units": busy_units,
+            "busy_tokens": busy_tokens,
+            "tokens": int(prev.get("tokens", 0)) + tokens,
+            "t": time.time(),
+        },
+    )
 
 
 def rates(rep: dict[str, Any], now: float | None = None) -> tuple[float, float] | None:

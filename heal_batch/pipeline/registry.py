@@ -52,6 +52,8 @@ def registered(name: object, source: object = None) -> str:
 
     if not isinstance(name, str) or name not in STAGES:
         where = f"{source}: " if source is not None else ""
-        raise RunFolderError(f"{where}stage {name!r} is not a stage of this pipeline; valid "
-                             f"stages: {', '.join(STAGES)}")
+        raise RunFolderError(
+            f"{where}stage {name!r} is not a stage of this pipeline; valid "
+            f"stages: {', '.join(STAGES)}"
+        )
     return name

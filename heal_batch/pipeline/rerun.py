@@ -55,8 +55,10 @@ def rerun_request(manifest_path: str | Path) -> RerunRequest:
     resolved = path.resolve()
     workdir = resolved.parent.parent.parent
     if resolved.parent.parent.name != "manifests" or resolved.suffix != ".json":
-        raise PlanError(f"{path} is not at <workdir>/manifests/<stage>/<run_key>.json; rerun "
-                        f"takes a manifest inside its run folder ({RUN_INSTEAD})")
+        raise PlanError(
+            f"{path} is not at <workdir>/manifests/<stage>/<run_key>.json; rerun "
+            f"takes a manifest inside its run folder ({RUN_INSTEAD})"
+        )
     try:
         stage = registered(check_stage(resolved.parent.name, path), path)
         key = check_key(resolved.stem, path)
@@ -68,14 +70,18 @@ def rerun_request(manifest_path: str | Path) -> RerunRequest:
     except RunFolderError as exc:
         raise PlanError(str(exc)) from None
     if (manifest.stage, manifest.run_key) != (stage, key):
-        raise PlanError(f"{path} describes {manifest.stage} run {manifest.run_key[:12]}, not the "
-                        f"{stage} run {key[:12]} its place says; it was copied or edited")
+        raise PlanError(
+            f"{path} describes {manifest.stage} run {manifest.run_key[:12]}, not the "
+            f"{stage} run {key[:12]} its place says; it was copied or edited"
+        )
     layout = Layout(workdir)
     current = layout.read_ref(stage)
     if current != key:
         now = f"run {current[:12]}" if current else "no run"
-        raise PlanError(f"{path} is not the current {stage} run: refs/{stage} points at {now} "
-                        f"(the config last run here), not at {key[:12]}; {RUN_INSTEAD}")
+        raise PlanError(
+            f"{path} is not the current {stage} run: refs/{stage} points at {now} "
+            f"(the config last run here), not at {key[:12]}; {RUN_INSTEAD}"
+        )
     stages, skipped, pipeline = _downstream(layout, manifest)
     only = {stage: set(range(len(manifest.tasks)))}
     return RerunRequest(workdir, manifest, pipeline, stages, only, skipped)

@@ -23,6 +23,7 @@ from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import read_manifest, refresh
 from heal_batch.store.names import RunFolderError
 
+
 @dataclass
 class TaskProblem:
     index: int
@@ -56,8 +57,9 @@ def collect(workdir: Path) -> list[StageStatus]:
         try:
             row = _stage_status(layout, name)
         except RunFolderError as exc:
-            row = StageStatus(name, "?", str(layout.ref(name)), False, dict.fromkeys(_COUNTS, 0),
-                              problem=str(exc))
+            row = StageStatus(
+                name, "?", str(layout.ref(name)), False, dict.fromkeys(_COUNTS, 0), problem=str(exc)
+            )
         if row is not None:
             rows.append(row)
     return rows
@@ -75,8 +77,11 @@ def _stage_status(layout: Layout, name: str) -> StageStatus | None:
         refresh(layout, manifest)  # in memory only
     states = {t.index: t.state for t in manifest.tasks}
     submitted = {t.index: t.job_id for t in manifest.tasks if t.state == "submitted" and t.job_id}
-    failures = [TaskProblem(t.index, t.error or "failed", t.log_path) for t in manifest.tasks
-                if t.state == "failed" or (t.state == "missing" and t.error)]
+    failures = [
+        TaskProblem(t.index, t.error or "failed", t.log_path)
+        for t in manifest.tasks
+        if t.state == "failed" or (t.state == "missing" and t.error)
+    ]
     for index, job in job_control(manifest.executor).states(submitted).items():
         states[index] = job.state
         if job.state == "failed":
@@ -87,8 +92,16 @@ def _stage_status(layout: Layout, name: str) -> StageStatus | None:
     complete = manifest.sealed or counts["done"] == len(manifest.tasks)
     unfinished = [i for i, state in states.items() if state not in ("done", "failed")]
     rate, eta = (None, None) if complete else throughput(layout, name, key, unfinished)
-    return StageStatus(name, key, str(layout.manifest(name, key)), complete, counts,
-                       sorted(failures, key=lambda f: f.index), tokens_per_s=rate, eta_s=eta)
+    return StageStatus(
+        name,
+        key,
+        str(layout.manifest(name, key)),
+        complete,
+        counts,
+        sorted(failures, key=lambda f: f.index),
+        tokens_per_s=rate,
+        eta_s=eta,
+    )
 
 
 def throughput(
@@ -113,17 +126,22 @@ def render(rows: list[StageStatus]) -> str:
     command."""
     if not rows:
         return "no stage runs found (is --workdir right? run `heal-batch run` first)"
-    head = (f"{'stage':<17}{'run':<14}{'done':>6}{'running':>9}{'pending':>9}{'failed':>8}"
-            f"{'missing':>9}  sealed")
+    head = (
+        f"{'stage':<17}{'run':<14}{'done':>6}{'running':>9}{'pending':>9}{'failed':>8}"
+        f"{'missing':>9}  sealed"
+    )
     lines = [head]
     for r in rows:
         c = r.counts
         if r.problem:
             lines.append(f"{r.stage:<17}{'?':<14}  cannot be read (see below)")
             continue
-        lines.append(f"{r.stage:<17}{r.run_key[:12]:<14}{c['done']:>6}{c['running']:>9}"
-                     f"{c['pending']:>9}{c['failed']:>8}{c['missing']:>9}  "
-                     + ("yes" if r.sealed else "no") + _speed(r))
+        lines.append(
+            f"{r.stage:<17}{r.run_key[:12]:<14}{c['done']:>6}{c['running']:>9}"
+            f"{c['pending']:>9}{c['failed']:>8}{c['missing']:>9}  "
+            + ("yes" if r.sealed else "no")
+            + _speed(r)
+        )
     for r in rows:
         if r.problem:
             lines.append(f"  {r.stage}: {r.problem}")

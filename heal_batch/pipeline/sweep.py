@@ -28,9 +28,20 @@ from heal_batch.store.atomic import write_text_atomic
 from heal_batch.store.layout import Layout
 
 NOT_IN_GRID = ("workdir", "executor", "cluster", "local_parallelism", "timeout_min")
-EVAL_KEYS = ("checkpoint", "benchmark", "greedy_acc", "greedy_acc_stderr", "avg_at_n",
-             "avg_at_n_ci", "n_samples", "correct_counts", "pass_at_k", "pass_at_k_ci", "seeds",
-             "num_problems")  # fmt: skip
+EVAL_KEYS = (
+    "checkpoint",
+    "benchmark",
+    "greedy_acc",
+    "greedy_acc_stderr",
+    "avg_at_n",
+    "avg_at_n_ci",
+    "n_samples",
+    "correct_counts",
+    "pass_at_k",
+    "pass_at_k_ci",
+    "seeds",
+    "num_problems",
+)
 
 
 @dataclass(frozen=True)
@@ -50,11 +61,15 @@ def parse_grid(text: str) -> tuple[str, list[Any]]:
     except yaml.YAMLError:
         parsed = None
     if not key or not isinstance(parsed, list) or not parsed:
-        raise ValueError(f"--grid {text!r}: expected KEY=[v1,v2,...], e.g. "
-                         "'repair.gear.strategy=[entropy-surge,random]'")  # fmt: skip
+        raise ValueError(
+            f"--grid {text!r}: expected KEY=[v1,v2,...], e.g. "
+            "'repair.gear.strategy=[entropy-surge,random]'"
+        )
     if key in NOT_IN_GRID:
-        raise ValueError(f"--grid {key}: where and how to run is one setting for the whole sweep; "
-                         "give it as a plain flag")  # fmt: skip
+        raise ValueError(
+            f"--grid {key}: where and how to run is one setting for the whole sweep; "
+            "give it as a plain flag"
+        )
     return key, parsed
 
 
@@ -70,8 +85,9 @@ def seed_keys(cfg: Any, prefix: str = "") -> list[str]:
     return found
 
 
-def make_variants(grids: list[tuple[str, list[Any]]], seeds: list[int] | None,
-                  seed_fields: list[str]) -> list[Variant]:
+def make_variants(
+    grids: list[tuple[str, list[Any]]], seeds: list[int] | None, seed_fields: list[str]
+) -> list[Variant]:
     """The cartesian product of the grids, times the seeds (each seed sets every seed field)."""
     axes = [[{key: v} for v in values] for key, values in grids]
     if seeds:
@@ -80,15 +96,24 @@ def make_variants(grids: list[tuple[str, list[Any]]], seeds: list[int] | None,
     for combo in itertools.product(*axes) if axes else [()]:
         overrides = {k: v for part in combo for k, v in part.items()}
         seed = overrides.pop("_seed", None)
-        parts = [f"{k.rsplit('.', 1)[-1]}={v}" for part in combo for k, v in part.items()
-                 if k != "_seed" and k not in seed_fields]  # fmt: skip
+        parts = [
+            f"{k.rsplit('.', 1)[-1]}={v}"
+            for part in combo
+            for k, v in part.items()
+            if k != "_seed" and k not in seed_fields
+        ]
         parts += [] if seed is None else [f"seed={seed}"]
         variants.append(Variant(",".join(parts) or "base", overrides))
     return variants
 
 
-def run_sweep(name: str, variants: list[Variant], build: Callable[[dict[str, Any]], Any],
-              run_one: Callable[[Any], Any], echo=print) -> tuple[Path, bool]:
+def run_sweep(
+    name: str,
+    variants: list[Variant],
+    build: Callable[[dict[str, Any]], Any],
+    run_one: Callable[[Any], Any],
+    echo=print,
+) -> tuple[Path, bool]:
     """Run the variants in order; (the sweep record's path, whether every variant succeeded).
 
     ``build(overrides)`` gives a variant's config, ``run_one(cfg)`` launches it and waits (a
@@ -104,12 +129,15 @@ def run_sweep(name: str, variants: list[Variant], build: Callable[[dict[str, Any
         echo(f"== variant {variant.name}: {json.dumps(variant.overrides)}")
         result = run_one(cfg)
         failed = {**result.failed, **result.blocked}
-        record["variants"].append({
-            "name": variant.name, "overrides": variant.overrides,
-            "run_keys": {p.name: p.key for p in result.plans},
-            "ran": [p.name for p in result.plans if p.todo],
-            "status": "failed" if failed else "done",
-        })  # fmt: skip
+        record["variants"].append(
+            {
+                "name": variant.name,
+                "overrides": variant.overrides,
+                "run_keys": {p.name: p.key for p in result.plans},
+                "ran": [p.name for p in result.plans if p.todo],
+                "status": "failed" if failed else "done",
+            }
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps(record, indent=2) + "\n")
         if failed:
@@ -137,8 +165,10 @@ def write_comparison(record_path: Path) -> Path:
 def collect(layout: Layout, record: dict[str, Any]) -> list[dict[str, Any]]:
     """Each variant's repair counters, curriculum counters per set and evaluate records, read
     from the manifests its run keys name."""
-    return [{"name": v["name"], "overrides": v["overrides"],
-             **_stage_data(layout, v["run_keys"])} for v in record["variants"]]  # fmt: skip
+    return [
+        {"name": v["name"], "overrides": v["overrides"], **_stage_data(layout, v["run_keys"])}
+        for v in record["variants"]
+    ]
 
 
 def _stage_data(layout: Layout, keys: dict[str, str]) -> dict[str, Any]:
@@ -155,8 +185,11 @@ def _stage_data(layout: Layout, keys: dict[str, str]) -> dict[str, Any]:
         data["sets"] = {names[t.index]: dict(t.counters) for t in curriculum[1]}
     evaluate = _done_tasks(layout, "evaluate", keys.get("evaluate"))
     if evaluate is not None:
-        data["evaluate"] = [{k: r.get(k) for k in EVAL_KEYS} for t in evaluate[1]
-                            for r in read_records(shard_path(layout.store, t.output))]  # fmt: skip
+        data["evaluate"] = [
+            {k: r.get(k) for k in EVAL_KEYS}
+            for t in evaluate[1]
+            for r in read_records(shard_path(layout.store, t.output))
+        ]
     return data
 
 

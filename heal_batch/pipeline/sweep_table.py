@@ -57,16 +57,27 @@ COLUMNS = (
 def sweep_table(variants: list[dict[str, Any]]) -> dict[str, Any]:
     """``{"rows": [...], "accuracy": [...]}``: one row per variant, one accuracy row per
     (variant, checkpoint, benchmark), differences against ``variants[0]``."""
-    rows = [{"variant": v["name"], "overrides": v.get("overrides", {}), **variant_metrics(v)}
-            for v in variants]  # fmt: skip
+    rows = [
+        {"variant": v["name"], "overrides": v.get("overrides", {}), **variant_metrics(v)}
+        for v in variants
+    ]
     reference = _cells(variants[0]) if variants else {}
     accuracy = []
     for v in variants:
         for cell, record in _cells(v).items():
-            accuracy.append({"variant": v["name"], "checkpoint": cell[0], "benchmark": cell[1],
-                             **accuracy_delta(record, reference.get(cell))})  # fmt: skip
-    return {"reference": variants[0]["name"] if variants else None, "rows": rows,
-            "accuracy": accuracy}  # fmt: skip
+            accuracy.append(
+                {
+                    "variant": v["name"],
+                    "checkpoint": cell[0],
+                    "benchmark": cell[1],
+                    **accuracy_delta(record, reference.get(cell)),
+                }
+            )
+    return {
+        "reference": variants[0]["name"] if variants else None,
+        "rows": rows,
+        "accuracy": accuracy,
+    }
 
 
 def variant_metrics(variant: dict[str, Any]) -> dict[str, Any]:
@@ -79,18 +90,24 @@ def variant_metrics(variant: dict[str, Any]) -> dict[str, Any]:
     if repair is not None:
         corner, kept = repair.get("bucket_corner", 0), repair.get("kept_repair", 0)
         leaked = repair.get("dropped_leak", 0)
-        out.update(corner_problems=corner, verified_repairs=kept,
-                   repairs_per_corner_problem=_ratio(kept, corner),
-                   answer_guided=repair.get("kept_answer_guided", 0),
-                   leak_rate=_ratio(leaked, repair.get("kept", 0) + leaked))  # fmt: skip
+        out.update(
+            corner_problems=corner,
+            verified_repairs=kept,
+            repairs_per_corner_problem=_ratio(kept, corner),
+            answer_guided=repair.get("kept_answer_guided", 0),
+            leak_rate=_ratio(leaked, repair.get("kept", 0) + leaked),
+        )
     if final is not None:
         judged_kept = sum(final.get(f"kept_{kind}", 0) for kind in PURE_KINDS)
         dropped = sum(n for key, n in final.items() if _is_pure_drop(key))
         precision, recall = None, None
         if final.get("oracle_candidates"):
             precision, recall = precision_recall(final)
-        out.update(pure_keep_rate=_ratio(judged_kept, judged_kept + dropped),
-                   pure_precision=precision, pure_recall=recall)  # fmt: skip
+        out.update(
+            pure_keep_rate=_ratio(judged_kept, judged_kept + dropped),
+            pure_precision=precision,
+            pure_recall=recall,
+        )
     return out
 
 
@@ -122,15 +139,31 @@ def render_markdown(table: dict[str, Any], title: str = "Sweep") -> str:
     """The two tables as markdown (``-`` where a value is missing)."""
     reference = f"Differences are against the first variant, `{table['reference']}`."
     lines = [f"# {title}", "", reference, ""]
-    lines += _md_table(["variant", *(label for _, label in COLUMNS)],
-                       [[r["variant"], *(_fmt(r[key]) for key, _ in COLUMNS)]
-                        for r in table["rows"]])  # fmt: skip
+    lines += _md_table(
+        ["variant", *(label for _, label in COLUMNS)],
+        [[r["variant"], *(_fmt(r[key]) for key, _ in COLUMNS)] for r in table["rows"]],
+    )
     if table["accuracy"]:
         lines += ["", "Student accuracy (avg@n with per-problem counts, else greedy):", ""]
-        head = ["variant", "checkpoint", "benchmark", "metric", "accuracy",
-                "Δ vs first [95 % interval]"]
-        rows = [[a["variant"], a["checkpoint"], a["benchmark"], a["metric"] or "-",
-                 _fmt(a["accuracy"]), _delta(a)] for a in table["accuracy"]]  # fmt: skip
+        head = [
+            "variant",
+            "checkpoint",
+            "benchmark",
+            "metric",
+            "accuracy",
+            "Δ vs first [95 % interval]",
+        ]
+        rows = [
+            [
+                a["variant"],
+                a["checkpoint"],
+                a["benchmark"],
+                a["metric"] or "-",
+                _fmt(a["accuracy"]),
+                _delta(a),
+            ]
+            for a in table["accuracy"]
+        ]
         lines += _md_table(head, rows)
     else:
         lines += ["", "No evaluate records yet: no accuracy rows."]
@@ -140,7 +173,8 @@ def render_markdown(table: dict[str, Any], title: str = "Sweep") -> str:
 def _is_pure_drop(key: str) -> bool:
     reason = key.removeprefix("dropped_")
     return key.startswith("dropped_") and (
-        reason in PURE_RULES or reason.startswith(PURE_RULE_PREFIXES))
+        reason in PURE_RULES or reason.startswith(PURE_RULE_PREFIXES)
+    )
 
 
 def _cells(variant: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -69,10 +69,16 @@ def execute(job: TaskJob, env: TaskEnv | None = None) -> dict[str, Any]:
     name, index = job.task.stage, job.task.index
     previous = read_receipts(layout, name, job.run_key).get(index)
     base = Receipt(
-        stage=name, run_key=job.run_key, index=index, state="failed",
-        attempt=(previous.attempt + 1) if previous else 1, log_path=env.log_path,
-        job_id=env.job_id, array_job_id=env.array_job_id, array_task_id=env.array_task_id,
-    )  # fmt: skip
+        stage=name,
+        run_key=job.run_key,
+        index=index,
+        state="failed",
+        attempt=(previous.attempt + 1) if previous else 1,
+        log_path=env.log_path,
+        job_id=env.job_id,
+        array_job_id=env.array_job_id,
+        array_task_id=env.array_task_id,
+    )
     io = TaskIO(layout, name, job.run_key, index, rank=env.rank, world_size=env.world_size)
     if env.is_main:  # host and pid, so a launcher does not start this task again beside it
         write_start_marker(layout, name, job.run_key, index)
@@ -94,9 +100,14 @@ def execute(job: TaskJob, env: TaskEnv | None = None) -> dict[str, Any]:
             write_receipt(layout, dataclasses.replace(base, **compute_used()))
         raise
     done = dataclasses.replace(
-        base, state="done", output=address, records=count,
-        counters=dict(counters), seconds=round(time.time() - start, 3), **compute_used(),
-    )  # fmt: skip
+        base,
+        state="done",
+        output=address,
+        records=count,
+        counters=dict(counters),
+        seconds=round(time.time() - start, 3),
+        **compute_used(),
+    )
     if env.is_main:
         write_receipt(layout, done)
     return done.to_dict()

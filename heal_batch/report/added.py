@@ -25,8 +25,14 @@ KINDS = (("natural", "natural"), ("answer_guided", "answer-guided"), ("repair", 
 SAME_SET_WARNINGS = (
     ("heal-2", "heal-1", "no answer-guided sample made it into stage II, so it repeats stage I"),
     ("heal-3", "heal-2", "no GEAR repair made it into stage III, so it repeats stage II"),
-    ("heal-3", "rs", ("HEAL's final set is the rejection-sampling baseline's, so HEAL and "
-                      "RS-SFT differ in their training schedule only, not in their data")),
+    (
+        "heal-3",
+        "rs",
+        (
+            "HEAL's final set is the rejection-sampling baseline's, so HEAL and "
+            "RS-SFT differ in their training schedule only, not in their data"
+        ),
+    ),
 )
 HEAL_SET = "heal-3"  # the set whose curriculum task holds the oracle counters
 
@@ -40,10 +46,13 @@ def heal_added_blocks(data: RunData) -> list:
     rows = []
     for name in ordered(data.curriculum):
         kinds = data.curriculum[name]
-        rows.append([SET_LABELS.get(name, name), *(kinds.get(k, 0) for k, _ in KINDS),
-                     sum(kinds.values())])  # fmt: skip
-    intro = ("Training examples per set, by where they came from (natural: correct teacher "
-             "samples; answer-guided: PACE stage II; repaired: GEAR repairs kept by PURE):")
+        rows.append(
+            [SET_LABELS.get(name, name), *(kinds.get(k, 0) for k, _ in KINDS), sum(kinds.values())]
+        )
+    intro = (
+        "Training examples per set, by where they came from (natural: correct teacher "
+        "samples; answer-guided: PACE stage II; repaired: GEAR repairs kept by PURE):"
+    )
     blocks += [intro, Table(["set", *(label for _, label in KINDS), "total"], rows)]
     blocks += _oracle_blocks((data.set_counters or {}).get(HEAL_SET, {}))
     blocks += _example_blocks(data)
@@ -66,11 +75,17 @@ def _warning(data: RunData, a: str, b: str, why: str) -> str:
 
 def _pure_drops(counters: dict[str, int]) -> str:
     """``rule n, ...`` of the oracle-counted drops, else of every drop but not_in_set."""
-    rules = {k.removeprefix("oracle_rule_"): v for k, v in counters.items()
-             if k.startswith("oracle_rule_") and not k.endswith("_derived")}  # fmt: skip
+    rules = {
+        k.removeprefix("oracle_rule_"): v
+        for k, v in counters.items()
+        if k.startswith("oracle_rule_") and not k.endswith("_derived")
+    }
     if not rules:
-        rules = {k.removeprefix("dropped_"): v for k, v in counters.items()
-                 if k.startswith("dropped_") and k != "dropped_not_in_set"}  # fmt: skip
+        rules = {
+            k.removeprefix("dropped_"): v
+            for k, v in counters.items()
+            if k.startswith("dropped_") and k != "dropped_not_in_set"
+        }
     return ", ".join(f"{k} {v}" for k, v in sorted(rules.items()) if v)
 
 
@@ -81,17 +96,27 @@ def _oracle_blocks(counters: dict[str, int]) -> list:
         return []
     precision, recall = precision_recall(counters)
     kept, hit = counters.get("oracle_kept", 0), counters.get("oracle_kept_derived", 0)
-    labels = ", ".join(f"{label} {counters[f'oracle_{label}']}" for label in LABELS
-                       if counters.get(f"oracle_{label}"))  # fmt: skip
-    text = (f"PURE against the oracle on built-in problems ({total} candidates: {labels}; a "
-            "candidate is derived when its text after the cut holds correct arithmetic steps "
-            f"whose last result is the answer): PURE kept {kept}, {hit} of them derived. "
-            f"Precision {_share(precision)} (derived among kept), recall {_share(recall)} "
-            "(kept among derived).")  # fmt: skip
-    rules = sorted(k.removeprefix("oracle_rule_") for k in counters
-                   if k.startswith("oracle_rule_") and not k.endswith("_derived"))  # fmt: skip
-    rows = [[rule, counters[f"oracle_rule_{rule}"], counters.get(f"oracle_rule_{rule}_derived", 0)]
-            for rule in rules]  # fmt: skip
+    labels = ", ".join(
+        f"{label} {counters[f'oracle_{label}']}"
+        for label in LABELS
+        if counters.get(f"oracle_{label}")
+    )
+    text = (
+        f"PURE against the oracle on built-in problems ({total} candidates: {labels}; a "
+        "candidate is derived when its text after the cut holds correct arithmetic steps "
+        f"whose last result is the answer): PURE kept {kept}, {hit} of them derived. "
+        f"Precision {_share(precision)} (derived among kept), recall {_share(recall)} "
+        "(kept among derived)."
+    )
+    rules = sorted(
+        k.removeprefix("oracle_rule_")
+        for k in counters
+        if k.startswith("oracle_rule_") and not k.endswith("_derived")
+    )
+    rows = [
+        [rule, counters[f"oracle_rule_{rule}"], counters.get(f"oracle_rule_{rule}_derived", 0)]
+        for rule in rules
+    ]
     rows.append(["(kept)", kept, hit])
     return [text, Table(["PURE rule", "candidates", "of them derived"], rows)]
 
@@ -101,11 +126,20 @@ def _example_blocks(data: RunData) -> list:
     if not examples:
         return []
     states = {True: "in a set", False: "in no set", None: "curriculum not run"}
-    rows = [[states[e.kept], e.candidate_id, e.oracle or "-",
-             "-" if e.ratio is None else f"{e.ratio:.2f}", e.after_cut]
-            for e in examples]  # fmt: skip
-    intro = ("GEAR repairs in a training set (kept by PURE) and in none (dropped by PURE, "
-             "deduplication or a cap); oracle: built-in problems only; text after the cut:")
+    rows = [
+        [
+            states[e.kept],
+            e.candidate_id,
+            e.oracle or "-",
+            "-" if e.ratio is None else f"{e.ratio:.2f}",
+            e.after_cut,
+        ]
+        for e in examples
+    ]
+    intro = (
+        "GEAR repairs in a training set (kept by PURE) and in none (dropped by PURE, "
+        "deduplication or a cap); oracle: built-in problems only; text after the cut:"
+    )
     return [intro, Table(["fate", "candidate", "oracle", "PURE R", "text after the cut"], rows)]
 
 

@@ -33,15 +33,46 @@ from heal_batch.store.manifests import load_manifest, refresh
 from heal_batch.store.names import RunFolderError
 from heal_batch.store.shards import read_records, shard_path
 
-DAG_ORDER = ("ingest", "generate", "repair", "score", "curriculum",
-             "train-1", "train-2", "train-3", "train-baselines", "evaluate")  # fmt: skip
+DAG_ORDER = (
+    "ingest",
+    "generate",
+    "repair",
+    "score",
+    "curriculum",
+    "train-1",
+    "train-2",
+    "train-3",
+    "train-baselines",
+    "evaluate",
+)
 TRAIN_STAGES = ("train-1", "train-2", "train-3", "train-baselines")
-EVAL_KEYS = ("checkpoint", "benchmark", "avg_at_n", "avg_at_n_stderr", "greedy_acc",
-             "greedy_acc_stderr", "pass_at_n", "pass_at_n_stderr", "greedy_flex_acc",
-             "greedy_flex_acc_stderr", "num_problems", "n_samples",
-             "temperature", "top_p", "max_gen_toks", "limit", "backend", "versions", "results_file",
-             "avg_at_n_ci", "pass_at_k", "pass_at_k_ci", "interval", "seeds",
-             "correct_counts")  # fmt: skip
+EVAL_KEYS = (
+    "checkpoint",
+    "benchmark",
+    "avg_at_n",
+    "avg_at_n_stderr",
+    "greedy_acc",
+    "greedy_acc_stderr",
+    "pass_at_n",
+    "pass_at_n_stderr",
+    "greedy_flex_acc",
+    "greedy_flex_acc_stderr",
+    "num_problems",
+    "n_samples",
+    "temperature",
+    "top_p",
+    "max_gen_toks",
+    "limit",
+    "backend",
+    "versions",
+    "results_file",
+    "avg_at_n_ci",
+    "pass_at_k",
+    "pass_at_k_ci",
+    "interval",
+    "seeds",
+    "correct_counts",
+)
 
 
 @dataclass
@@ -96,8 +127,10 @@ class RunData:
 def stage_runs(layout: Layout) -> dict[str, StageRun]:
     """Every stage with a ref, in DAG order (unknown stage names last, alphabetically)."""
     refs = layout.workdir / "refs"
-    names = sorted((p.name for p in refs.iterdir() if p.is_file()) if refs.is_dir() else [],
-                   key=lambda n: (DAG_ORDER.index(n) if n in DAG_ORDER else len(DAG_ORDER), n))  # fmt: skip
+    names = sorted(
+        (p.name for p in refs.iterdir() if p.is_file()) if refs.is_dir() else [],
+        key=lambda n: (DAG_ORDER.index(n) if n in DAG_ORDER else len(DAG_ORDER), n),
+    )
     runs = {}
     for name in names:
         try:  # a bad ref or damaged manifest leaves its stage out (`heal-batch status` names it)
@@ -115,12 +148,17 @@ def stage_runs(layout: Layout) -> dict[str, StageRun]:
         for entry in done:
             counters.update(entry.counters)
         runs[name] = StageRun(
-            name=name, run_key=key, sealed=manifest.sealed,
-            states=dict(Counter(t.state for t in manifest.tasks)), counters=dict(counters),
-            records=sum(t.records for t in done), seconds=round(sum(t.seconds for t in done), 1),
-            outputs=[t.output for t in done], task_counters=[t.counters for t in done],
+            name=name,
+            run_key=key,
+            sealed=manifest.sealed,
+            states=dict(Counter(t.state for t in manifest.tasks)),
+            counters=dict(counters),
+            records=sum(t.records for t in done),
+            seconds=round(sum(t.seconds for t in done), 1),
+            outputs=[t.output for t in done],
+            task_counters=[t.counters for t in done],
             config=manifest.config,
-        )  # fmt: skip
+        )
     return runs
 
 
@@ -134,8 +172,14 @@ def collect(workdir: Path) -> RunData:
     """Everything the report shows; a section that fails to read is recorded in ``errors``."""
     layout = Layout(Path(workdir))
     data = RunData(workdir=layout.workdir, stages=stage_runs(layout))
-    steps = [("curriculum", _curriculum), ("repair", _repair), ("score", _score),
-             ("generate", _generate), ("training", _training), ("evaluation", _evaluation)]  # fmt: skip
+    steps = [
+        ("curriculum", _curriculum),
+        ("repair", _repair),
+        ("score", _score),
+        ("generate", _generate),
+        ("training", _training),
+        ("evaluation", _evaluation),
+    ]
     for section, step in steps:
         try:
             step(layout, data)

@@ -36,8 +36,9 @@ def paired_blocks(records: list[dict[str, Any]]) -> list:
     from heal_batch.evaluation.metrics import bootstrap_interval
 
     by_cell = {(r["checkpoint"], r["benchmark"]): r for r in records}
-    benchmarks = sorted({b for (c, b), r in by_cell.items()
-                         if c == BASELINE and r.get("correct_counts")})  # fmt: skip
+    benchmarks = sorted(
+        {b for (c, b), r in by_cell.items() if c == BASELINE and r.get("correct_counts")}
+    )
     if not benchmarks:
         why = "RS-SFT (rs) was not evaluated"
         if any(c == BASELINE for c, _ in by_cell):
@@ -55,9 +56,11 @@ def paired_blocks(records: list[dict[str, Any]]) -> list:
             lo, hi = bootstrap_interval(diffs, seed, resamples=RESAMPLES)
             cells.append(f"{sum(diffs) / len(diffs):+.3f} [{lo:+.3f}, {hi:+.3f}]")
         rows.append([SET_LABELS.get(name, name), *cells])
-    text = ("Each checkpoint minus RS-SFT on the same problems (per problem: share of correct "
-            "samples; mean over problems [95 % paired bootstrap interval]; an interval that "
-            "holds 0 is no evidence of a difference; - : no per-problem counts to pair):")
+    text = (
+        "Each checkpoint minus RS-SFT on the same problems (per problem: share of correct "
+        "samples; mean over problems [95 % paired bootstrap interval]; an interval that "
+        "holds 0 is no evidence of a difference; - : no per-problem counts to pair):"
+    )
     head = ["checkpoint", *(f"{b} vs RS-SFT" for b in benchmarks)]
     return [text, Table(head, rows)]
 
@@ -70,14 +73,29 @@ def budget_blocks(training: list[TrainingRun] | None) -> list:
     rows, totals = [], {}
     for name in ordered(runs):
         run, chain = runs[name], _chain(runs, name)
-        totals[name] = None if any(runs[n].steps is None for n in chain) else sum(
-            runs[n].steps for n in chain)  # fmt: skip
-        rows.append([SET_LABELS.get(name, name), " → ".join(chain), _num(run.steps),
-                     _num(totals[name]), _num(run.examples)])  # fmt: skip
-    intro = ("What each row trained on (a HEAL stage continues the previous stage's "
-             "checkpoint, so its steps in all add up the stages):")
-    head = ["checkpoint", "stages", "optimizer steps (own stage)", "optimizer steps in all",
-            "examples (own set)"]  # fmt: skip
+        totals[name] = (
+            None if any(runs[n].steps is None for n in chain) else sum(runs[n].steps for n in chain)
+        )
+        rows.append(
+            [
+                SET_LABELS.get(name, name),
+                " → ".join(chain),
+                _num(run.steps),
+                _num(totals[name]),
+                _num(run.examples),
+            ]
+        )
+    intro = (
+        "What each row trained on (a HEAL stage continues the previous stage's "
+        "checkpoint, so its steps in all add up the stages):"
+    )
+    head = [
+        "checkpoint",
+        "stages",
+        "optimizer steps (own stage)",
+        "optimizer steps in all",
+        "examples (own set)",
+    ]
     return [intro, Table(head, rows), *_budget_note(totals)]
 
 
@@ -108,9 +126,11 @@ def _budget_note(totals: dict[str, int | None]) -> list[str]:
     unequal = [f"{SET_LABELS.get(k, k)} {v}" for k, v in known.items() if v != ref]
     if not unequal:
         return [f"Equal step budgets: every checkpoint trained {ref} optimizer steps in all."]
-    text = (f"**Unequal step budgets: RS-SFT trained {ref} optimizer steps in all, but "
-            f"{', '.join(unequal)}; their differences from RS-SFT mix the data with the "
-            "training length.**")
+    text = (
+        f"**Unequal step budgets: RS-SFT trained {ref} optimizer steps in all, but "
+        f"{', '.join(unequal)}; their differences from RS-SFT mix the data with the "
+        "training length.**"
+    )
     return [text]
 
 

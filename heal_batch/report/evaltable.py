@@ -30,13 +30,17 @@ METRICS = (
     ("avg_at_n", "avg@n: pass@1 averaged over n samples"),
     ("greedy_acc", "greedy accuracy"),
     ("pass_at_n", "pass@n: any of the n samples correct"),
-    ("greedy_flex_acc",
-     "greedy accuracy, lenient: the last number counts when there is no \\boxed{}"),
+    (
+        "greedy_flex_acc",
+        "greedy accuracy, lenient: the last number counts when there is no \\boxed{}",
+    ),
 )
 CHART_METRICS = (("avg_at_n", "avg@n"), ("greedy_acc", "greedy accuracy"))
 SETTINGS = ("n_samples", "temperature", "top_p", "max_gen_toks", "limit", "backend")
-PASS_AT_K_TITLE = ("pass@k, the unbiased estimator of Chen et al. 2021, for k = 1 and k = n "
-                   "[95 % percentile-bootstrap interval over problems]:")
+PASS_AT_K_TITLE = (
+    "pass@k, the unbiased estimator of Chen et al. 2021, for k = 1 and k = n "
+    "[95 % percentile-bootstrap interval over problems]:"
+)
 
 
 def evaluation_blocks(
@@ -56,9 +60,15 @@ def evaluation_blocks(
         if all(v is None for v, _ in cells.values()):
             continue  # that pass was switched off (greedy: false or n_samples: 0)
         table = [
-            [SET_LABELS.get(c, c), *(_cell(cells.get((c, b)), by_cell.get((c, b), {}).get(
-                f"{metric}_ci")) for b in benchmarks)] for c in rows
-        ]  # fmt: skip
+            [
+                SET_LABELS.get(c, c),
+                *(
+                    _cell(cells.get((c, b)), by_cell.get((c, b), {}).get(f"{metric}_ci"))
+                    for b in benchmarks
+                ),
+            ]
+            for c in rows
+        ]
         ci = any(r.get(f"{metric}_ci") for r in records)
         note = " [95 % bootstrap interval over problems]" if ci else ""
         blocks += [f"{title} (± standard error{note}):", Table(["checkpoint", *benchmarks], table)]
@@ -70,12 +80,18 @@ def evaluation_blocks(
         ((m, t) for m, t in CHART_METRICS if any(r.get(m) is not None for r in records)),
         (None, ""),
     )
-    chart = {
-        SET_LABELS.get(c, c): {b: (by_cell[c, b][metric], by_cell[c, b].get(f"{metric}_stderr"))
-                               for b in benchmarks if (c, b) in by_cell
-                               and by_cell[c, b].get(metric) is not None}
-        for c in rows
-    } if metric else {}  # fmt: skip
+    chart = (
+        {
+            SET_LABELS.get(c, c): {
+                b: (by_cell[c, b][metric], by_cell[c, b].get(f"{metric}_stderr"))
+                for b in benchmarks
+                if (c, b) in by_cell and by_cell[c, b].get(metric) is not None
+            }
+            for c in rows
+        }
+        if metric
+        else {}
+    )
     if any(chart.values()):
         png = plots.eval_bars(chart, benchmarks, label)
         blocks.append(
@@ -116,21 +132,33 @@ def _pass_at_k(by_cell: dict, rows: list[str], benchmarks: list[str]) -> list:
 def _settings(records: list[dict[str, Any]], benchmarks: list[str]) -> list[str]:
     """What the numbers depend on: sampling settings, problems per benchmark, library versions."""
     combos = sorted({tuple(str(r.get(k)) for k in SETTINGS) for r in records})
-    lines = ["Settings: " + "; ".join(", ".join(f"{k}={v}" for k, v in zip(SETTINGS, combo,
-                                                                          strict=True))
-                                      for combo in combos)]  # fmt: skip
-    problems = {b: sorted({r.get("num_problems") for r in records if r["benchmark"] == b}, key=str)
-                for b in benchmarks}  # fmt: skip
-    lines.append("Problems per benchmark: " + ", ".join(
-        f"{b} {'/'.join(map(str, n))}" for b, n in problems.items()))  # fmt: skip
-    versions = sorted({", ".join(f"{k} {v}" for k, v in sorted((r.get("versions") or {}).items()))
-                       for r in records})  # fmt: skip
+    lines = [
+        "Settings: "
+        + "; ".join(
+            ", ".join(f"{k}={v}" for k, v in zip(SETTINGS, combo, strict=True)) for combo in combos
+        )
+    ]
+    problems = {
+        b: sorted({r.get("num_problems") for r in records if r["benchmark"] == b}, key=str)
+        for b in benchmarks
+    }
+    lines.append(
+        "Problems per benchmark: "
+        + ", ".join(f"{b} {'/'.join(map(str, n))}" for b, n in problems.items())
+    )
+    versions = sorted(
+        {
+            ", ".join(f"{k} {v}" for k, v in sorted((r.get("versions") or {}).items()))
+            for r in records
+        }
+    )
     lines.append("Library versions: " + " | ".join(versions))
     seeds = sorted({json.dumps(r["seeds"], sort_keys=True) for r in records if r.get("seeds")})
     if seeds:
         lines.append("Seeds: " + " | ".join(seeds))
-    intervals = sorted({json.dumps(r["interval"], sort_keys=True)
-                        for r in records if r.get("interval")})  # fmt: skip
+    intervals = sorted(
+        {json.dumps(r["interval"], sort_keys=True) for r in records if r.get("interval")}
+    )
     if intervals:
         lines.append("Intervals: " + " | ".join(intervals))
     return lines

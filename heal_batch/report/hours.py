@@ -62,7 +62,15 @@ def stage_hours(workdir: Path, runs: dict[str, str]) -> list[StageHours]:
 def hours_table(data) -> Table:
     """The compute table of a report's :class:`~heal_batch.report.collect.RunData`."""
     runs = {name: run.run_key for name, run in data.stages.items()}
-    rows = [[h.stage, h.tasks, f"{h.cpu_hours:.3f}", f"{h.gpu_hours:.3f}", h.tokens or "",
-             f"{h.tokens_per_s:,.1f}" if h.tokens_per_s else ""]
-            for h in stage_hours(data.workdir, runs)]  # fmt: skip
+    rows = [
+        [
+            h.stage,
+            h.tasks,
+            f"{h.cpu_hours:.3f}",
+            f"{h.gpu_hours:.3f}",
+            h.tokens or "",
+            f"{h.tokens_per_s:,.1f}" if h.tokens_per_s else "",
+        ]
+        for h in stage_hours(data.workdir, runs)
+    ]
     return Table(["stage", "tasks", "CPU-hours", "GPU-hours", "tokens", "tokens/s"], rows)

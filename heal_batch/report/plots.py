@@ -17,8 +17,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 BUCKET_COLORS = {"easy": "#4c9f70", "hard": "#e0a030", "corner": "#c8553d"}
-KIND_COLORS = {"natural": "#4c78a8", "answer_guided": "#e0a030", "repair": "#c8553d",
-               "reference": "#8c8c8c"}  # fmt: skip
+KIND_COLORS = {
+    "natural": "#4c78a8",
+    "answer_guided": "#e0a030",
+    "repair": "#c8553d",
+    "reference": "#8c8c8c",
+}
 DPI = 110
 
 
@@ -71,8 +75,14 @@ def pure_ratio_histogram(ratios: Mapping[str, Sequence[float]]) -> bytes:
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     bins = [lo + (hi - lo + 1e-9) * i / 30 for i in range(31)]
     for kind, vals in sorted(logs.items()):
-        ax.hist(vals, bins=bins, alpha=0.55, label=f"{kind} ({len(vals)})",
-                color=KIND_COLORS.get(kind), density=True)  # fmt: skip
+        ax.hist(
+            vals,
+            bins=bins,
+            alpha=0.55,
+            label=f"{kind} ({len(vals)})",
+            color=KIND_COLORS.get(kind),
+            density=True,
+        )
     ax.set_xlabel("log10 PURE ratio R = max step PPL / (exp(answer NLL) + eps)  (high: shortcut)")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
@@ -86,10 +96,19 @@ def entropy_curves(examples: Sequence) -> bytes:
     for ax, ex in zip(axes, examples):
         ax.plot(range(len(ex.entropies)), ex.entropies, lw=0.8, color="#4c78a8")
         if ex.token_index is not None:
-            ax.axvline(ex.token_index, color="#c8553d", lw=1.5, ls="--",
-                       label=f"breakpoint ({ex.strategy}) at token {ex.token_index}")  # fmt: skip
-            ax.axvspan(ex.token_index, max(len(ex.entropies) - 1, ex.token_index), color="#c8553d",
-                       alpha=0.08)  # fmt: skip
+            ax.axvline(
+                ex.token_index,
+                color="#c8553d",
+                lw=1.5,
+                ls="--",
+                label=f"breakpoint ({ex.strategy}) at token {ex.token_index}",
+            )
+            ax.axvspan(
+                ex.token_index,
+                max(len(ex.entropies) - 1, ex.token_index),
+                color="#c8553d",
+                alpha=0.08,
+            )
             ax.legend(fontsize=7, loc="upper right")
         ax.set_title(f"{ex.problem_id}  (repair {ex.candidate_id})", fontsize=8, loc="left")
         ax.set_ylabel("entropy (nats)", fontsize=8)
@@ -108,8 +127,8 @@ def trajectory_entropy(example, gear: Mapping[str, Any]) -> bytes:
         from pathlib import Path
 
         from heal_batch.method.gear import GearConfig
-        from heal_batch.report.entropy_plot import plot_entropy
         from heal_batch.method.trajectory import gear_steps
+        from heal_batch.report.entropy_plot import plot_entropy
 
         keys = ("search_fraction", "step_delimiter", "min_step_tokens")
         cfg = GearConfig(**{k: gear[k] for k in keys if k in gear})
@@ -152,8 +171,11 @@ def loss_curves(curves: Mapping[str, Sequence[tuple[int, float]]]) -> bytes:
     return _png(fig)
 
 
-def eval_bars(table: Mapping[str, Mapping[str, tuple[float, float | None]]], benchmarks: Sequence[str],
-              metric: str) -> bytes:  # fmt: skip
+def eval_bars(
+    table: Mapping[str, Mapping[str, tuple[float, float | None]]],
+    benchmarks: Sequence[str],
+    metric: str,
+) -> bytes:
     """Grouped bars: ``table[checkpoint][benchmark] = (value, stderr)``, error bars = stderr."""
     fig = _figure(8, 3.4)
     ax = fig.add_subplot()

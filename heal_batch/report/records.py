@@ -20,8 +20,15 @@ MAX_EXAMPLE_CANDIDATES = 500  # repairs remembered for picking entropy examples 
 CONTEXT_CHARS = 160
 PURE_EXAMPLES = 3  # repairs shown in and out of the training sets
 PURE_EXAMPLE_CHARS = 120
-TRAJECTORY_KEYS = ("id", "completion", "offsets", "entropies", "entropy_method", "correct",
-                   "extracted_answer")  # fmt: skip
+TRAJECTORY_KEYS = (
+    "id",
+    "completion",
+    "offsets",
+    "entropies",
+    "entropy_method",
+    "correct",
+    "extracted_answer",
+)
 
 
 @dataclass
@@ -98,11 +105,15 @@ def repair_data(records: Iterable[dict[str, Any]]) -> RepairData:
         candidates[kind] += 1
         usable = kind == "repair" and record.get("breakpoint") and record.get("source_trajectory")
         if usable and len(examples) < MAX_EXAMPLE_CANDIDATES:
-            examples.append({
-                "id": record["id"], "problem_id": record.get("problem_id", "?"),
-                "source_trajectory": record["source_trajectory"], "breakpoint": record["breakpoint"],
-                "continuation": (record.get("continuation") or "")[:CONTEXT_CHARS],
-            })  # fmt: skip
+            examples.append(
+                {
+                    "id": record["id"],
+                    "problem_id": record.get("problem_id", "?"),
+                    "source_trajectory": record["source_trajectory"],
+                    "breakpoint": record["breakpoint"],
+                    "continuation": (record.get("continuation") or "")[:CONTEXT_CHARS],
+                }
+            )
     return RepairData(summaries, candidates, examples)
 
 
@@ -145,11 +156,15 @@ def _pick(record: dict, kept: set[str] | None, picked: dict, problems: set, n: i
 
 def training_run(stage: str, record: dict[str, Any]) -> TrainingRun:
     return TrainingRun(
-        stage=stage, set=record.get("set", "?"), steps=record.get("steps"),
-        final_loss=record.get("final_loss"), path=record.get("path"),
-        log=read_train_log(record.get("train_log")), examples=record.get("examples"),
+        stage=stage,
+        set=record.get("set", "?"),
+        steps=record.get("steps"),
+        final_loss=record.get("final_loss"),
+        path=record.get("path"),
+        log=read_train_log(record.get("train_log")),
+        examples=record.get("examples"),
         base=record.get("base"),
-    )  # fmt: skip
+    )
 
 
 def read_train_log(path: str | None) -> list[tuple[int, float]]:
@@ -184,12 +199,20 @@ def entropy_examples(
         completion = trajectory.get("completion", "")
         cut = bp.get("char_index")
         cut = cut if isinstance(cut, int) else len(completion)
-        examples.append(EntropyExample(
-            candidate_id=candidate["id"], problem_id=candidate["problem_id"],
-            entropies=decode_floats(trajectory["entropies"]), token_index=bp.get("token_index"),
-            strategy=str(bp.get("strategy", "?")), reason=str(bp.get("reason", "?")),
-            before=completion[max(0, cut - CONTEXT_CHARS):cut], after=completion[cut:cut + 80],
-            repaired=candidate["continuation"], kept=None if kept is None else candidate["id"] in kept,
-            trajectory={k: trajectory.get(k) for k in TRAJECTORY_KEYS}, breakpoint=bp,
-        ))  # fmt: skip
+        examples.append(
+            EntropyExample(
+                candidate_id=candidate["id"],
+                problem_id=candidate["problem_id"],
+                entropies=decode_floats(trajectory["entropies"]),
+                token_index=bp.get("token_index"),
+                strategy=str(bp.get("strategy", "?")),
+                reason=str(bp.get("reason", "?")),
+                before=completion[max(0, cut - CONTEXT_CHARS) : cut],
+                after=completion[cut : cut + 80],
+                repaired=candidate["continuation"],
+                kept=None if kept is None else candidate["id"] in kept,
+                trajectory={k: trajectory.get(k) for k in TRAJECTORY_KEYS},
+                breakpoint=bp,
+            )
+        )
     return examples

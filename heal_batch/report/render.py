@@ -135,8 +135,10 @@ def _html_block(block) -> str:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
     if isinstance(block, Figure):
         data = base64.b64encode(block.png).decode("ascii")
-        return (f'<figure><img alt="{esc(block.caption)}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{esc(block.caption)}</figcaption></figure>")  # fmt: skip
+        return (
+            f'<figure><img alt="{esc(block.caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{esc(block.caption)}</figcaption></figure>"
+        )
     if isinstance(block, Pre):
         return f"<pre>{esc(block.text)}</pre>"
     if len(block) > 4 and block.startswith("**") and block.endswith("**"):  # a warning

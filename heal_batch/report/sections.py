@@ -23,10 +23,22 @@ ENTROPY_INTRO = (
     "replaced the rest, and the text around it (up to 3 problems; repairs kept by PURE first)."
 )
 
+
 def build_sections(data: RunData) -> list[Section]:
-    builders = (heal_added_blocks, _stages, _counts, _pass_rates, _corner_cases, _entropy,
-                _curriculum, _training, _evaluation)  # fmt: skip
-    return [Section(title, _guarded(builder, data)) for title, builder in zip(SECTION_TITLES, builders)]
+    builders = (
+        heal_added_blocks,
+        _stages,
+        _counts,
+        _pass_rates,
+        _corner_cases,
+        _entropy,
+        _curriculum,
+        _training,
+        _evaluation,
+    )
+    return [
+        Section(title, _guarded(builder, data)) for title, builder in zip(SECTION_TITLES, builders)
+    ]
 
 
 def _guarded(builder, data: RunData) -> list:
@@ -57,12 +69,25 @@ def _unavailable(data: RunData, section: str, what: str) -> list[str]:
 def _stages(data: RunData) -> list:
     if not data.stages:
         return [f"Not run yet: no stage runs in {data.workdir} (start one with `heal-batch run`)."]
-    rows = [[r.name, r.run_key[:12], f"{r.done}/{r.tasks}", r.states.get("failed", 0),
-             r.tasks - r.done - r.states.get("failed", 0), "yes" if r.sealed else "no", r.records,
-             f"{r.seconds:.1f}"] for r in data.stages.values()]  # fmt: skip
+    rows = [
+        [
+            r.name,
+            r.run_key[:12],
+            f"{r.done}/{r.tasks}",
+            r.states.get("failed", 0),
+            r.tasks - r.done - r.states.get("failed", 0),
+            "yes" if r.sealed else "no",
+            r.records,
+            f"{r.seconds:.1f}",
+        ]
+        for r in data.stages.values()
+    ]
     head = ["stage", "run", "done", "failed", "waiting", "sealed", "records", "task seconds"]
-    return [Table(head, rows), "Compute per stage (task seconds × devices, from receipts):",
-            hours_table(data)]
+    return [
+        Table(head, rows),
+        "Compute per stage (task seconds × devices, from receipts):",
+        hours_table(data),
+    ]
 
 
 def _counts(data: RunData) -> list:
@@ -80,8 +105,11 @@ def _counts(data: RunData) -> list:
             elif key not in ("total", "kept"):
                 other.append([run.name, key, value])
     blocks = [Table(["stage", "total", "kept", "dropped"], totals)]
-    blocks += [Table(["stage", "drop reason", "count", "share of total"], drops)] if drops else [
-        "No records were dropped."]  # fmt: skip
+    blocks += (
+        [Table(["stage", "drop reason", "count", "share of total"], drops)]
+        if drops
+        else ["No records were dropped."]
+    )
     if other:
         blocks += ["Other counters:", Table(["stage", "counter", "value"], other)]
     if data.set_counters and len(data.set_counters) > 1:
@@ -92,11 +120,15 @@ def _counts(data: RunData) -> list:
 def _per_set(set_counters: dict[str, dict[str, int]]) -> list:
     """curriculum tasks each judge every sample of the run: their counters side by side."""
     reasons = sorted({k for c in set_counters.values() for k in c if k.startswith("dropped_")})
-    rows = [[name, c.get("kept", 0), *(c.get(r, 0) for r in reasons)]
-            for name, c in ((n, set_counters[n]) for n in ordered(set_counters))]  # fmt: skip
+    rows = [
+        [name, c.get("kept", 0), *(c.get(r, 0) for r in reasons)]
+        for name, c in ((n, set_counters[n]) for n in ordered(set_counters))
+    ]
     head = ["set", "kept", *(r.removeprefix("dropped_") for r in reasons)]
-    text = ("curriculum, per training set (each of its tasks classifies every sample of the run, "
-            "so the stage totals above count each sample once per set):")  # fmt: skip
+    text = (
+        "curriculum, per training set (each of its tasks classifies every sample of the run, "
+        "so the stage totals above count each sample once per set):"
+    )
     return [text, Table(head, rows)]
 
 
@@ -139,10 +171,12 @@ def _pass_rates(data: RunData) -> list:
     mean = sum(c / k for c, k in outcomes.values()) / max(len(outcomes), 1)
     counts = Counter(buckets.values())
     pace = _pace_thresholds(data)
-    text = (f"{len(outcomes)} problems, {data.problems.trajectories} teacher trajectories, "
-            f"k = {', '.join(map(str, ks))}; mean pass rate {mean:.3f}. PACE buckets (easy: pass rate "
-            f">= {pace.easy_min_pass_rate}; corner: at most {pace.corner_max_correct} correct; "
-            f"else hard): easy {counts['easy']}, hard {counts['hard']}, corner {counts['corner']}.")  # fmt: skip
+    text = (
+        f"{len(outcomes)} problems, {data.problems.trajectories} teacher trajectories, "
+        f"k = {', '.join(map(str, ks))}; mean pass rate {mean:.3f}. PACE buckets (easy: pass rate "
+        f">= {pace.easy_min_pass_rate}; corner: at most {pace.corner_max_correct} correct; "
+        f"else hard): easy {counts['easy']}, hard {counts['hard']}, corner {counts['corner']}."
+    )
     png = plots.pass_rate_histogram(bars, "k = " + "/".join(map(str, ks)))
     fig = Figure("pass_rates", png, "Problems per teacher pass rate, coloured by PACE bucket.")
     return _progress(data, "generate") + [text, fig]
@@ -152,8 +186,10 @@ def _corner_cases(data: RunData) -> list:
     if data.repair is None:
         return _unavailable(data, "repair", "no repairs or answer-guided samples (repair)")
     buckets = Counter(_buckets(data).values()) if data.problems else None
-    reasons = {b: Counter(s["reason"] for s in data.repair.summaries if s["bucket"] == b)
-               for b in ("corner", "hard")}  # fmt: skip
+    reasons = {
+        b: Counter(s["reason"] for s in data.repair.summaries if s["bucket"] == b)
+        for b in ("corner", "hard")
+    }
     ratios = data.score.ratios if data.score else None
     kept = data.kept_ids
 
@@ -161,33 +197,67 @@ def _corner_cases(data: RunData) -> list:
         return [label, "-" if corner is None else corner, "-" if hard is None else hard]
 
     rows = [
-        row("problems in bucket (teacher)", *((buckets["corner"], buckets["hard"]) if buckets else (None, None))),
-        row("problems attempted (repair)", sum(reasons["corner"].values()), sum(reasons["hard"].values())),
-        *[row(f"  outcome: {r}", reasons["corner"][r], reasons["hard"][r])
-          for r in sorted(set(reasons["corner"]) | set(reasons["hard"]))],
-        row("candidates (correct, hint-free)", data.repair.candidates["repair"],
-            data.repair.candidates["answer_guided"]),
-        row("scored by PURE (score)", *((len(ratios.get("repair", [])), len(ratios.get("answer_guided", [])))
-                                        if ratios is not None else (None, None))),
-        row("kept in training sets (curriculum)", *((len(kept.get("repair", ())), len(kept.get("answer_guided", ())))
-                                                    if kept is not None else (None, None))),
-    ]  # fmt: skip
+        row(
+            "problems in bucket (teacher)",
+            *((buckets["corner"], buckets["hard"]) if buckets else (None, None)),
+        ),
+        row(
+            "problems attempted (repair)",
+            sum(reasons["corner"].values()),
+            sum(reasons["hard"].values()),
+        ),
+        *[
+            row(f"  outcome: {r}", reasons["corner"][r], reasons["hard"][r])
+            for r in sorted(set(reasons["corner"]) | set(reasons["hard"]))
+        ],
+        row(
+            "candidates (correct, hint-free)",
+            data.repair.candidates["repair"],
+            data.repair.candidates["answer_guided"],
+        ),
+        row(
+            "scored by PURE (score)",
+            *(
+                (len(ratios.get("repair", [])), len(ratios.get("answer_guided", [])))
+                if ratios is not None
+                else (None, None)
+            ),
+        ),
+        row(
+            "kept in training sets (curriculum)",
+            *(
+                (len(kept.get("repair", ())), len(kept.get("answer_guided", ())))
+                if kept is not None
+                else (None, None)
+            ),
+        ),
+    ]
     blocks = _progress(data, "repair", "score", "curriculum")
-    blocks += ["From teacher failure to training data (- : that stage has not run yet).",
-               Table(["step", "corner: GEAR repairs", "hard: answer-guided"], rows)]  # fmt: skip
+    blocks += [
+        "From teacher failure to training data (- : that stage has not run yet).",
+        Table(["step", "corner: GEAR repairs", "hard: answer-guided"], rows),
+    ]
     final = (data.set_counters or {}).get("heal-3")
     drops = {
         k.removeprefix("dropped_"): v for k, v in (final or {}).items() if k.startswith("dropped_")
     }
     if drops:
         fates = ", ".join(f"{k} {v}" for k, v in sorted(drops.items()))
-        blocks.append(f"Fates of all samples of the run in set heal-3: kept {final.get('kept', 0)}, "
-                      f"dropped {fates} (PURE's rules: no_reasoning_after_cut, top_lambda, "
-                      "above_reference_q*, answer_not_derived_q*).")  # fmt: skip
+        blocks.append(
+            f"Fates of all samples of the run in set heal-3: kept {final.get('kept', 0)}, "
+            f"dropped {fates} (PURE's rules: no_reasoning_after_cut, top_lambda, "
+            "above_reference_q*, answer_not_derived_q*)."
+        )
     if data.score and data.score.ratios:
         png = plots.pure_ratio_histogram(data.score.ratios)
-        blocks.append(Figure("pure_ratios", png, "PURE ratio per candidate kind; reference = "
-                             "naturally correct teacher trajectories (their q95 is the cut-off)."))  # fmt: skip
+        blocks.append(
+            Figure(
+                "pure_ratios",
+                png,
+                "PURE ratio per candidate kind; reference = "
+                "naturally correct teacher trajectories (their q95 is the cut-off).",
+            )
+        )
     elif data.score is None:
         blocks.append("Not run yet: no PURE scores (score).")
     return blocks
@@ -196,10 +266,17 @@ def _corner_cases(data: RunData) -> list:
 def _entropy(data: RunData) -> list:
     if not data.examples:
         if data.repair is None or data.problems is None:
-            return _unavailable(data, "repair" if data.repair is None else "generate",
-                                "no GEAR repairs and teacher trajectories to show (repair, generate)")  # fmt: skip
-        return [(f"No example: none of the {data.repair.candidates['repair']} GEAR repair candidates "
-                "has a breakpoint and a source trajectory in the generate output.")]  # fmt: skip
+            return _unavailable(
+                data,
+                "repair" if data.repair is None else "generate",
+                "no GEAR repairs and teacher trajectories to show (repair, generate)",
+            )
+        return [
+            (
+                f"No example: none of the {data.repair.candidates['repair']} GEAR repair candidates "
+                "has a breakpoint and a source trajectory in the generate output."
+            )
+        ]
     config = data.stages["repair"].config if "repair" in data.stages else {}
     gear = _find_mapping(config, "search_fraction") or {}  # repair.gear as the run used it
     blocks: list = [ENTROPY_INTRO]
@@ -207,8 +284,9 @@ def _entropy(data: RunData) -> list:
     for i, ex in enumerate(data.examples):
         caption = f"{ex.candidate_id} ({ex.strategy}: {ex.reason}; {states[ex.kept]})"
         blocks.append(Figure(f"entropy_{i}", plots.trajectory_entropy(ex, gear), caption))
-        blocks.append(Pre(f"...{ex.before}⟦breakpoint⟧{ex.after}...\n"
-                          f"repaired continuation: {ex.repaired}..."))  # fmt: skip
+        blocks.append(
+            Pre(f"...{ex.before}⟦breakpoint⟧{ex.after}...\nrepaired continuation: {ex.repaired}...")
+        )
     return blocks
 
 
@@ -217,8 +295,10 @@ def _curriculum(data: RunData) -> list:
         return _unavailable(data, "curriculum", "no training sets (curriculum)")
     sets = ordered(data.curriculum)
     kinds = sorted({k for c in data.curriculum.values() for k in c})
-    rows = [[s, *(data.curriculum[s].get(k, 0) for k in kinds), sum(data.curriculum[s].values())]
-            for s in sets]  # fmt: skip
+    rows = [
+        [s, *(data.curriculum[s].get(k, 0) for k in kinds), sum(data.curriculum[s].values())]
+        for s in sets
+    ]
     png = plots.curriculum_bars(data.curriculum, sets)
     return _progress(data, "curriculum") + [
         Table(["set", *kinds, "total"], rows),
@@ -230,9 +310,16 @@ def _training(data: RunData) -> list:
     if data.training is None:
         return _unavailable(data, "training", "no checkpoints (train-1/2/3, train-baselines)")
     runs = sorted(data.training, key=lambda r: (rank(r.set), r.set, r.stage))
-    rows = [[r.set, r.stage, r.steps if r.steps is not None else "?",
-             f"{r.final_loss:.4f}" if isinstance(r.final_loss, (int, float)) else "?",
-             r.path or "?"] for r in runs]  # fmt: skip
+    rows = [
+        [
+            r.set,
+            r.stage,
+            r.steps if r.steps is not None else "?",
+            f"{r.final_loss:.4f}" if isinstance(r.final_loss, (int, float)) else "?",
+            r.path or "?",
+        ]
+        for r in runs
+    ]
     blocks = _progress(data, "train-1", "train-2", "train-3", "train-baselines")
     blocks.append(Table(["set", "stage", "steps", "final loss", "checkpoint"], rows))
     curves = {r.set: r.log for r in runs if r.log}

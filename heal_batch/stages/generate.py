@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref, Resources
 from heal_batch.pipeline.chunks import resumable_chunks
+from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO, ref
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
 
@@ -74,16 +74,22 @@ class GenerateStage:
         return ""
 
     def plan(self, upstream: Mapping[str, Manifest]) -> list[Task]:
-        return [Task(self.name, t.index, (ref("ingest", t.index),)) for t in upstream["ingest"].tasks]
+        return [
+            Task(self.name, t.index, (ref("ingest", t.index),)) for t in upstream["ingest"].tasks
+        ]
 
     def run(self, task: Task, io: TaskIO) -> Counters:
         problems = list(io.read(task.inputs[0]))
         teacher = functools.cache(lambda: _Teacher(self.teacher, io.memory_bytes))
         counters = Counters()
         for _, records in resumable_chunks(
-            io, problems, self.config.chunk_problems,
-            lambda chunk: teacher().rollouts(chunk, self.config), "problems", _tokens_out,
-        ):  # fmt: skip
+            io,
+            problems,
+            self.config.chunk_problems,
+            lambda chunk: teacher().rollouts(chunk, self.config),
+            "problems",
+            _tokens_out,
+        ):
             for record in records:
                 io.write(record)
                 counters.keep()
@@ -110,11 +116,22 @@ class _Teacher:
         from heal_batch.method.seeds import stable_seed
         from heal_batch.stages.teacher import render_prompt
 
-        params = GenerationParams(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                  max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, stop=tuple(cfg.stop))
-        prompts = [render_prompt(self.generator.tokenizer, self.cfg, p["problem"]) for p in problems]
-        requests = [SampleRequest(prompt, stable_seed(cfg.seed, p["id"]) % 2**31, cfg.k)
-                    for prompt, p in zip(prompts, problems)]
+        params = GenerationParams(
+            n=cfg.k,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            top_k=cfg.top_k,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=cfg.seed,
+            stop=tuple(cfg.stop),
+        )
+        prompts = [
+            render_prompt(self.generator.tokenizer, self.cfg, p["problem"]) for p in problems
+        ]
+        requests = [
+            SampleRequest(prompt, stable_seed(cfg.seed, p["id"]) % 2**31, cfg.k)
+            for prompt, p in zip(prompts, problems)
+        ]
         outputs = self.generator.generate(requests, params)
         records = []
         for problem, prompt, samples in zip(problems, prompts, outputs):
@@ -126,18 +143,38 @@ class _Teacher:
 
         grades = [_grade(s, problem["answer"], cfg.answer_style) for s in samples]
         n_correct = sum(g.correct for g in grades)
-        return [{
-            "id": f"{problem['id']}#s{i}", "problem_id": problem["id"], "problem": problem["problem"],
-            "reference_answer": problem["answer"], "source": problem.get("source"),
-            "sample_index": i, "seed": s.seed, "system_prompt": self.cfg.system_prompt, "prompt": prompt,
-            "completion": s.text, "token_ids": s.token_ids, "offsets": s.offsets,
-            "logprobs": encode_floats(s.logprobs), "entropies": encode_floats(s.entropies),
-            "entropy_method": s.entropy_method, "n_tokens": len(s.token_ids), "finish_reason": s.finish_reason,
-            "extracted_answer": g.extracted, "correct": g.correct, "grade_reason": g.reason,
-            "verifier": self.verifier, "model": self.cfg.model, "model_revision": self.revision,
-            "backend": self.cfg.backend, "k": len(samples), "n_correct": n_correct,
-            "pass_rate": n_correct / len(samples),
-        } for i, (s, g) in enumerate(zip(samples, grades))]
+        return [
+            {
+                "id": f"{problem['id']}#s{i}",
+                "problem_id": problem["id"],
+                "problem": problem["problem"],
+                "reference_answer": problem["answer"],
+                "source": problem.get("source"),
+                "sample_index": i,
+                "seed": s.seed,
+                "system_prompt": self.cfg.system_prompt,
+                "prompt": prompt,
+                "completion": s.text,
+                "token_ids": s.token_ids,
+                "offsets": s.offsets,
+                "logprobs": encode_floats(s.logprobs),
+                "entropies": encode_floats(s.entropies),
+                "entropy_method": s.entropy_method,
+                "n_tokens": len(s.token_ids),
+                "finish_reason": s.finish_reason,
+                "extracted_answer": g.extracted,
+                "correct": g.correct,
+                "grade_reason": g.reason,
+                "verifier": self.verifier,
+                "model": self.cfg.model,
+                "model_revision": self.revision,
+                "backend": self.cfg.backend,
+                "k": len(samples),
+                "n_correct": n_correct,
+                "pass_rate": n_correct / len(samples),
+            }
+            for i, (s, g) in enumerate(zip(samples, grades))
+        ]
 
 
 def _tokens_out(records: list[dict[str, Any]]) -> int:

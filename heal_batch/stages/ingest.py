@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from heal_batch.data.problem_files import ProblemFileError, fingerprint, iter_problems
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, Resources
+from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO
 from heal_batch.store.manifests import Manifest
 
 
@@ -65,7 +65,9 @@ class IngestStage:
         self.config = config
 
     def fingerprint(self) -> str:
-        return hashlib.sha256("".join(fingerprint(p) for p in self.config.paths).encode()).hexdigest()
+        return hashlib.sha256(
+            "".join(fingerprint(p) for p in self.config.paths).encode()
+        ).hexdigest()
 
     def plan(self, upstream: Mapping[str, Manifest]) -> list[Task]:
         inputs = tuple(self.config.paths)

@@ -58,10 +58,14 @@ class TeacherConfig:
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
-            raise ValueError(f"teacher.backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+            raise ValueError(
+                f"teacher.backend {self.backend!r} is not one of {', '.join(BACKENDS)}"
+            )
         for i, example in enumerate(self.examples):
             if len(example) != 2:
-                raise ValueError(f"teacher.examples[{i}] must be [user, assistant], got {len(example)} items")
+                raise ValueError(
+                    f"teacher.examples[{i}] must be [user, assistant], got {len(example)} items"
+                )
 
 
 def make_generator(cfg: TeacherConfig, memory_bytes: int | None = None):
@@ -81,20 +85,28 @@ def make_generator(cfg: TeacherConfig, memory_bytes: int | None = None):
         )
     from heal_batch.backends.hf import HFGenerator
 
-    return HFGenerator.from_spec(cfg.model, dtype=cfg.dtype, batch_size=cfg.batch_size,
-                                 trust_remote_code=cfg.trust_remote_code)
+    return HFGenerator.from_spec(
+        cfg.model,
+        dtype=cfg.dtype,
+        batch_size=cfg.batch_size,
+        trust_remote_code=cfg.trust_remote_code,
+    )
 
 
 def user_message(cfg: TeacherConfig, problem: str) -> str:
     return problem + cfg.user_suffix
 
 
-def render_prompt(tokenizer: Any, cfg: TeacherConfig, problem: str, assistant_prefix: str | None = None) -> str:
+def render_prompt(
+    tokenizer: Any, cfg: TeacherConfig, problem: str, assistant_prefix: str | None = None
+) -> str:
     """The chat-templated prompt exactly as sent, optionally ending mid-assistant-turn."""
     from heal_batch.backends.base import render_chat
 
     examples = [(u, a) for u, a in cfg.examples]
-    return render_chat(tokenizer, cfg.system_prompt, user_message(cfg, problem), assistant_prefix, examples)
+    return render_chat(
+        tokenizer, cfg.system_prompt, user_message(cfg, problem), assistant_prefix, examples
+    )
 
 
 def model_revision(path: str) -> str:

@@ -26,7 +26,7 @@ from heal_batch.store.names import (
     check_key,
     check_plain,
     check_stage,
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)

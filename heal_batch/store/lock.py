@@ -36,11 +36,16 @@ def workdir_lock(workdir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise WorkdirBusy(f"{workdir} is in use by another heal-batch launcher "
-                              f"({_holder(fd)}); wait for it to finish or stop it, then run "
-                              "again") from None
-        holder = {"host": socket.gethostname(), "pid": os.getpid(),
-                  "since": datetime.now(UTC).isoformat(timespec="seconds")}
+            raise WorkdirBusy(
+                f"{workdir} is in use by another heal-batch launcher "
+                f"({_holder(fd)}); wait for it to finish or stop it, then run "
+                "again"
+            ) from None
+        holder = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
         yield

@@ -15,19 +15,51 @@ from heal_batch.store.names import RunFolderError, check_address, check_key, che
 _TEXT = (str, type(None))
 _NUMBER = (int, float)
 _FIELDS: dict[str, Any] = {
-    "stage": str, "run_key": str, "stage_version": int, "format_version": int,
-    "code_version": str, "config": dict, "pipeline": dict, "upstream": dict, "tasks": list,
-    "executor": str, "library_versions": dict, "upstream_manifests": dict, "host": str,
-    "planned_at": str, "sealed": bool, "sealed_at": _TEXT, "counters": dict, "seconds": _NUMBER,
+    "stage": str,
+    "run_key": str,
+    "stage_version": int,
+    "format_version": int,
+    "code_version": str,
+    "config": dict,
+    "pipeline": dict,
+    "upstream": dict,
+    "tasks": list,
+    "executor": str,
+    "library_versions": dict,
+    "upstream_manifests": dict,
+    "host": str,
+    "planned_at": str,
+    "sealed": bool,
+    "sealed_at": _TEXT,
+    "counters": dict,
+    "seconds": _NUMBER,
     "schema": str,
-}  # fmt: skip
-_REQUIRED = ("stage", "run_key", "stage_version", "format_version", "code_version", "config",
-             "pipeline", "upstream", "tasks")  # fmt: skip
+}
+_REQUIRED = (
+    "stage",
+    "run_key",
+    "stage_version",
+    "format_version",
+    "code_version",
+    "config",
+    "pipeline",
+    "upstream",
+    "tasks",
+)
 _TASK_FIELDS: dict[str, Any] = {
-    "index": int, "inputs": list, "state": str, "output": _TEXT, "records": int, "counters": dict,
-    "seconds": _NUMBER, "attempt": int, "host": _TEXT, "job_id": _TEXT, "error": _TEXT,
+    "index": int,
+    "inputs": list,
+    "state": str,
+    "output": _TEXT,
+    "records": int,
+    "counters": dict,
+    "seconds": _NUMBER,
+    "attempt": int,
+    "host": _TEXT,
+    "job_id": _TEXT,
+    "error": _TEXT,
     "log_path": _TEXT,
-}  # fmt: skip
+}
 
 
 class ManifestError(RunFolderError):
@@ -40,8 +72,10 @@ class ManifestError(RunFolderError):
 
     def __init__(self, path: Path | str | None, reason: str, sealed: bool | None):
         self.path, self.reason, self.sealed = path, reason, sealed
-        super().__init__(f"{path}: damaged manifest ({reason}); remove it (rm {path}) and run "
-                         "`heal-batch run` again to rebuild it from the task receipts")
+        super().__init__(
+            f"{path}: damaged manifest ({reason}); remove it (rm {path}) and run "
+            "`heal-batch run` again to rebuild it from the task receipts"
+        )
 
 
 def check_manifest(

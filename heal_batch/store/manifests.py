@@ -110,8 +110,9 @@ def read_manifest(layout: Layout, stage: str, key: str) -> Manifest | None:
         return None
     manifest = load_manifest(path)
     if (manifest.stage, manifest.run_key) != (stage, key):
-        raise ManifestError(path, f"it describes {manifest.stage} run {manifest.run_key[:12]}",
-                            manifest.sealed)
+        raise ManifestError(
+            path, f"it describes {manifest.stage} run {manifest.run_key[:12]}", manifest.sealed
+        )
     return manifest
 
 

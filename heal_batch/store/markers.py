@@ -26,10 +26,15 @@ from heal_batch.store.layout import Layout
 def write_start_marker(layout: Layout, stage: str, key: str, index: int) -> Path:
     """Record that this process starts task ``index``; returns the marker's path."""
     path = layout.start_marker(stage, key, index)
-    write_json_atomic(path, {
-        "host": socket.gethostname(), "pid": os.getpid(), "pid_start": _start_time(os.getpid()),
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    })  # fmt: skip
+    write_json_atomic(
+        path,
+        {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "pid_start": _start_time(os.getpid()),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
     return path
 
 

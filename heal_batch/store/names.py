@@ -39,8 +39,10 @@ def check_stage(value: object, source: Path | str | None = None) -> str:
     safe as one path component. Whether the pipeline has such a stage is the pipeline's
     question (``heal_batch.pipeline.registry.registered``); the store knows no stages."""
     if not isinstance(value, str) or not _STAGE.fullmatch(value):
-        raise RunFolderError(f"{_at(source)}stage {_show(value)} is not a stage name (lowercase "
-                             "letters, digits and '-')")
+        raise RunFolderError(
+            f"{_at(source)}stage {_show(value)} is not a stage name (lowercase "
+            "letters, digits and '-')"
+        )
     return value
 
 
@@ -54,15 +56,18 @@ def check_index(value: object, source: Path | str | None = None) -> int:
 def check_plain(value: object, what: str, source: Path | str | None = None) -> str:
     """A single plain path component (letters, digits, ``.``, ``_``, ``-``; not ``.``/``..``)."""
     if not isinstance(value, str) or not _PLAIN.fullmatch(value) or set(value) == {"."}:
-        raise RunFolderError(f"{_at(source)}{what} {_show(value)} is not a plain name "
-                             "(letters, digits, '.', '_', '-')")
+        raise RunFolderError(
+            f"{_at(source)}{what} {_show(value)} is not a plain name "
+            "(letters, digits, '.', '_', '-')"
+        )
     return value
 
 
 def _check_hex(value: object, what: str, source: Path | str | None) -> str:
     if not isinstance(value, str) or not _HEX64.fullmatch(value):
-        raise RunFolderError(f"{_at(source)}{what} {_show(value)} is not 64 lowercase hex digits "
-                             "(a sha256)")
+        raise RunFolderError(
+            f"{_at(source)}{what} {_show(value)} is not 64 lowercase hex digits (a sha256)"
+        )
     return value
 
 

@@ -32,12 +32,27 @@ from heal_batch.store.shards import ShardError, shard_path, verify
 SCHEMA = "heal_batch/receipt/v1"
 _TEXT = (str, type(None))
 _TYPES: dict[str, Any] = {
-    "stage": str, "run_key": str, "index": int, "state": str, "inputs": list, "output": _TEXT,
-    "records": int, "counters": dict, "seconds": (int, float), "attempt": int, "host": str,
-    "job_id": _TEXT, "array_job_id": _TEXT, "array_task_id": _TEXT, "error": _TEXT,
-    "log_path": _TEXT, "finished_at": str, "schema": str,
-    "threads": (int, type(None)), "device": _TEXT,
-}  # fmt: skip
+    "stage": str,
+    "run_key": str,
+    "index": int,
+    "state": str,
+    "inputs": list,
+    "output": _TEXT,
+    "records": int,
+    "counters": dict,
+    "seconds": (int, float),
+    "attempt": int,
+    "host": str,
+    "job_id": _TEXT,
+    "array_job_id": _TEXT,
+    "array_task_id": _TEXT,
+    "error": _TEXT,
+    "log_path": _TEXT,
+    "finished_at": str,
+    "schema": str,
+    "threads": (int, type(None)),
+    "device": _TEXT,
+}
 
 
 @dataclass
@@ -75,13 +90,15 @@ class Receipt:
         unknown = sorted(set(data) - set(_TYPES))
         absent = sorted({"stage", "run_key", "index", "state"} - set(data))
         if unknown or absent:
-            raise RunFolderError(f"{source}: receipt with unknown keys {unknown} or without "
-                                 f"{absent}")
+            raise RunFolderError(
+                f"{source}: receipt with unknown keys {unknown} or without {absent}"
+            )
         for name, value in data.items():
             kind = _TYPES[name]
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise RunFolderError(f"{source}: receipt field {name!r} has type "
-                                     f"{type(value).__name__}")
+                raise RunFolderError(
+                    f"{source}: receipt field {name!r} has type {type(value).__name__}"
+                )
         check_stage(data["stage"], source)
         check_key(data["run_key"], source)
         check_index(data["index"], source)
@@ -128,8 +145,10 @@ def scan_receipts(
         try:
             receipt = Receipt.from_dict(read_json(path), path)
             if (receipt.stage, receipt.run_key, receipt.index) != (stage, key, int(stem)):
-                raise RunFolderError(f"{path}: receipt of {receipt.stage} run "
-                                     f"{receipt.run_key[:12]} task {receipt.index} is misplaced")
+                raise RunFolderError(
+                    f"{path}: receipt of {receipt.stage} run "
+                    f"{receipt.run_key[:12]} task {receipt.index} is misplaced"
+                )
         except (ValueError, OSError) as exc:
             damaged[int(stem)] = f"damaged receipt {_reason(exc, path)}; the task counts as missing"
             continue

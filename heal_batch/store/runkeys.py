@@ -13,17 +13,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from heal_batch.records import OMIT_AT_DEFAULT
+
 FORMAT_VERSION = 1
-# field(metadata=OMIT_AT_DEFAULT): a setting added later is left out of run keys (and manifests)
-# while it holds its default, so runs made before it existed keep their keys
-OMIT_AT_DEFAULT = {"run_key": "omit_at_default"}
 
 
 def to_plain(obj: Any) -> Any:
     """Dataclasses, tuples and paths → JSON-ready dicts, lists and strings."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if not _omitted(obj, f)}
+        return {
+            f.name: to_plain(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not _omitted(obj, f)
+        }
     if isinstance(obj, Mapping):
         return {str(k): to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -34,7 +36,7 @@ def to_plain(obj: Any) -> Any:
 
 
 def _omitted(obj: Any, f: dataclasses.Field) -> bool:
-    if f.metadata.get("run_key") != "omit_at_default":
+    if f.metadata != OMIT_AT_DEFAULT:
         return False
     default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
     return getattr(obj, f.name) == default

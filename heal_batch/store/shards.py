@@ -66,8 +66,9 @@ def canonical_line(record: dict[str, Any]) -> bytes:
 
 def json_line(record: dict[str, Any]) -> bytes:
     """The canonical line by the json module alone: the definition orjson's output must match."""
-    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)  # fmt: skip
+    text = json.dumps(
+        record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
     return (text + "\n").encode("utf-8")
 
 
@@ -84,9 +85,13 @@ def parse_line(line: bytes) -> Any:
 
 
 if orjson is not None:
-    _ORJSON_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
-                       | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
-                       | orjson.OPT_PASSTHROUGH_DATETIME)  # fmt: skip
+    _ORJSON_OPTIONS = (
+        orjson.OPT_SORT_KEYS
+        | orjson.OPT_APPEND_NEWLINE
+        | orjson.OPT_PASSTHROUGH_SUBCLASS
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+    )
 # A float json writes with an exponent: orjson writes 1e16 (json: 1e+16) and 1e-05 as 0.00001.
 # Matches inside strings only cost a json fallback.
 _ORJSON_DIFFERS = re.compile(rb"[:,\[]-?(?:\d+(?:\.\d+)?[eE]|0\.0000)")

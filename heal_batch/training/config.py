@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from heal_batch.store.runkeys import OMIT_AT_DEFAULT
+from heal_batch.records import OMIT_AT_DEFAULT
 
 NAMED_DEEPSPEED = {"zero2", "zero3"}
 DEEPSPEED_DIR = Path(__file__).with_name("deepspeed")

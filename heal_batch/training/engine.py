@@ -11,7 +11,6 @@ partitioned (`HfDeepSpeedConfig` makes `from_pretrained` use `deepspeed.zero.Ini
 
 from __future__ import annotations
 
-
 from heal_batch.training.config import TrainConfig, build_deepspeed_config
 from heal_batch.training.distributed import DistEnv
 

@@ -82,9 +82,15 @@ def test_an_empty_length_sample_is_a_prompt_overflow():
 
 
 # SmolLM2-135M's attention: 30 layers x 3 KV heads x 64 dims, bf16 -> 23,040 KV bytes per token.
-SMOL = {"num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
-        "hidden_size": 576, "head_dim": 64, "max_position_embeddings": 8192,
-        "dtype": "bfloat16"}  # fmt: skip
+SMOL = {
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "hidden_size": 576,
+    "head_dim": 64,
+    "max_position_embeddings": 8192,
+    "dtype": "bfloat16",
+}
 PER_TOKEN = 2 * 30 * 3 * 64 * 2
 WEIGHTS = 269_060_552
 
@@ -110,8 +116,9 @@ def test_kv_bytes_per_token_follows_the_config():
 
 
 def test_the_kv_cache_is_what_full_concurrency_needs_when_the_budget_allows(smol_dir):
-    plan = cpu_engine_plan(smol_dir, "auto", {"max_model_len": 1024, "max_num_seqs": 8},
-                           budget=16 * GiB, seeded=False)  # fmt: skip
+    plan = cpu_engine_plan(
+        smol_dir, "auto", {"max_model_len": 1024, "max_num_seqs": 8}, budget=16 * GiB, seeded=False
+    )
     assert plan.kwargs["kv_cache_memory_bytes"] == PER_TOKEN * 1024 * 8
     assert "enable_chunked_prefill" not in plan.kwargs  # unseeded requests may be chunked
 
@@ -131,22 +138,39 @@ def test_a_task_that_cannot_hold_one_sequence_fails_naming_the_settings(smol_dir
     with pytest.raises(EngineDoesNotFit) as err:
         cpu_engine_plan(smol_dir, "auto", {}, budget=2 * GiB + WEIGHTS + (100 << 20), seeded=True)
     message = str(err.value)
-    for setting in ("teacher.vllm_engine.max_model_len (now 8192)", "`mem` in the cluster profile",
-                    "teacher.vllm_engine.kv_cache_memory_bytes"):  # fmt: skip
+    for setting in (
+        "teacher.vllm_engine.max_model_len (now 8192)",
+        "`mem` in the cluster profile",
+        "teacher.vllm_engine.kv_cache_memory_bytes",
+    ):
         assert setting in message
     # a shorter context fits the same budget
-    plan = cpu_engine_plan(smol_dir, "auto", {"max_model_len": 2048},
-                           budget=2 * GiB + WEIGHTS + (100 << 20), seeded=True)  # fmt: skip
+    plan = cpu_engine_plan(
+        smol_dir,
+        "auto",
+        {"max_model_len": 2048},
+        budget=2 * GiB + WEIGHTS + (100 << 20),
+        seeded=True,
+    )
     assert plan.kwargs["kv_cache_memory_bytes"] == 100 << 20
 
 
 def test_settings_the_user_gave_win(smol_dir, monkeypatch):
-    given = {"max_model_len": 512, "kv_cache_memory_bytes": 64 << 20,
-             "enable_chunked_prefill": True, "max_num_batched_tokens": 1024}  # fmt: skip
+    given = {
+        "max_model_len": 512,
+        "kv_cache_memory_bytes": 64 << 20,
+        "enable_chunked_prefill": True,
+        "max_num_batched_tokens": 1024,
+    }
     assert cpu_engine_plan(smol_dir, "auto", given, budget=8 * GiB, seeded=True).kwargs == given
     with pytest.raises(EngineDoesNotFit, match="kv_cache_memory_bytes"):
-        cpu_engine_plan(smol_dir, "auto", given | {"kv_cache_memory_bytes": 7 * GiB},
-                        budget=8 * GiB, seeded=True)  # fmt: skip
+        cpu_engine_plan(
+            smol_dir,
+            "auto",
+            given | {"kv_cache_memory_bytes": 7 * GiB},
+            budget=8 * GiB,
+            seeded=True,
+        )
     fraction = {"max_model_len": 512, "gpu_memory_utilization": 0.1}
     plan = cpu_engine_plan(smol_dir, "auto", fraction, budget=None, seeded=False)
     assert "kv_cache_memory_bytes" not in plan.kwargs and "gpu_memory_utilization" in plan.note

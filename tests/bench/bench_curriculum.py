@@ -58,19 +58,41 @@ def _problem(rng: random.Random, p: int, n_correct: int):
     base = {"problem_id": pid, "problem": problem, "system_prompt": "Reason step by step."}
     for i in range(K):
         text = " ".join(rng.choices(WORDS, k=60)) + f" \\boxed{{{p}}}"
-        yield {**base, "id": f"{pid}#s{i}", "completion": text, "correct": i < n_correct,
-               "k": K, "n_correct": n_correct, "reference_answer": str(p),
-               "entropies": "f16:" + base64.b64encode(rng.randbytes(400)).decode()}  # fmt: skip
+        yield {
+            **base,
+            "id": f"{pid}#s{i}",
+            "completion": text,
+            "correct": i < n_correct,
+            "k": K,
+            "n_correct": n_correct,
+            "reference_answer": str(p),
+            "entropies": "f16:" + base64.b64encode(rng.randbytes(400)).decode(),
+        }
     kind = "repair" if n_correct <= 1 else "answer_guided" if n_correct < K // 2 else None
     for j in range(8 if kind else 0):
-        pure = {"ratio": rng.lognormvariate(0, 1), "answer_nll": rng.random(),
-                "reasoning_tokens": rng.randint(0, 40), "unscored_reason": None}  # fmt: skip
-        yield {**base, "kind": kind, "id": f"{pid}#c{j}", "user_prompt": problem, "correct": True,
-               "text": " ".join(rng.choices(WORDS, k=60)), "pure": pure,
-               "bucket": "corner" if kind == "repair" else "hard"}  # fmt: skip
+        pure = {
+            "ratio": rng.lognormvariate(0, 1),
+            "answer_nll": rng.random(),
+            "reasoning_tokens": rng.randint(0, 40),
+            "unscored_reason": None,
+        }
+        yield {
+            **base,
+            "kind": kind,
+            "id": f"{pid}#c{j}",
+            "user_prompt": problem,
+            "correct": True,
+            "text": " ".join(rng.choices(WORDS, k=60)),
+            "pure": pure,
+            "bucket": "corner" if kind == "repair" else "hard",
+        }
     if p % 50 == 0:
-        yield {"kind": "reference", "id": f"{pid}#s0", "problem_id": pid,
-               "pure": {"ratio": rng.lognormvariate(0, 1), "answer_nll": rng.random()}}  # fmt: skip
+        yield {
+            "kind": "reference",
+            "id": f"{pid}#s0",
+            "problem_id": pid,
+            "pure": {"ratio": rng.lognormvariate(0, 1), "answer_nll": rng.random()},
+        }
 
 
 def reduce_once(root: Path, shards: list[str]) -> dict:
@@ -99,9 +121,14 @@ def reduce_once(root: Path, shards: list[str]) -> dict:
     start = time.perf_counter()
     counters = stage.run(Task("curriculum", 2, (*shards, DATA_PREFIX + str(root / "data"))), io)
     _, written = io.close()
-    return {"seconds": time.perf_counter() - start, "peak_mb": _rss_mb(), "start_mb": before,
-            "light_mb": light["bytes"] / 1e6, "samples": counters["total"],
-            "written": written}  # fmt: skip
+    return {
+        "seconds": time.perf_counter() - start,
+        "peak_mb": _rss_mb(),
+        "start_mb": before,
+        "light_mb": light["bytes"] / 1e6,
+        "samples": counters["total"],
+        "written": written,
+    }
 
 
 def _rss_mb(field: str = "VmHWM") -> float:
@@ -115,8 +142,10 @@ def _rss_mb(field: str = "VmHWM") -> float:
 
 
 def main(sizes: list[int]) -> None:
-    print(f"{'samples':>9} {'written':>8} {'seconds':>8} {'peak MB':>8} {'at start':>8} "
-          f"{'light MB':>8} {'peak - start - light':>21}")  # fmt: skip
+    print(
+        f"{'samples':>9} {'written':>8} {'seconds':>8} {'peak MB':>8} {'at start':>8} "
+        f"{'light MB':>8} {'peak - start - light':>21}"
+    )
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -126,13 +155,18 @@ def main(sizes: list[int]) -> None:
             shards = write_run(root, n)
             out = subprocess.run(
                 [sys.executable, __file__, "--reduce", tmp, *shards],
-                check=True, capture_output=True, text=True,
-            ).stdout  # fmt: skip
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             r = json.loads(out.strip().splitlines()[-1])
             rest = r["peak_mb"] - r["start_mb"] - r["light_mb"]
-            print(f"{r['samples']:>9} {r['written']:>8} {r['seconds']:>8.1f} "
-                  f"{r['peak_mb']:>8.0f} {r['start_mb']:>8.0f} {r['light_mb']:>8.1f} "
-                  f"{rest:>21.0f}", flush=True)  # fmt: skip
+            print(
+                f"{r['samples']:>9} {r['written']:>8} {r['seconds']:>8.1f} "
+                f"{r['peak_mb']:>8.0f} {r['start_mb']:>8.0f} {r['light_mb']:>8.1f} "
+                f"{rest:>21.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

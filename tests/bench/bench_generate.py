@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -49,24 +48,45 @@ def bench_generate(problems: int, k: int, tokens: int, workdir: Path) -> None:
     tok.padding_side = "left"
     start, bare_tokens = time.perf_counter(), 0
     for b in range(0, len(rows), teacher_cfg.batch_size):
-        batch = tok(rows[b : b + teacher_cfg.batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = tok(
+            rows[b : b + teacher_cfg.batch_size],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        )
         with torch.inference_mode():
-            out = model.generate(**batch, do_sample=True, temperature=gen_cfg.temperature, top_k=0, top_p=1.0,
-                                 max_new_tokens=tokens, pad_token_id=tok.pad_token_id)
-        new = out[:, batch["input_ids"].shape[1]:]
+            out = model.generate(
+                **batch,
+                do_sample=True,
+                temperature=gen_cfg.temperature,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=tokens,
+                pad_token_id=tok.pad_token_id,
+            )
+        new = out[:, batch["input_ids"].shape[1] :]
         bare_tokens += int((new != tok.pad_token_id).sum())
     bare_s = time.perf_counter() - start
-    print(f"generate stage path: {generated / stage_s:6.1f} tok/s ({generated} tokens, {stage_s:.1f} s); "
-          f"bare generate loop: {bare_tokens / bare_s:6.1f} tok/s ({bare_tokens} tokens, {bare_s:.1f} s); "
-          f"ratio {(generated / stage_s) / (bare_tokens / bare_s):.2f}")
+    print(
+        f"generate stage path: {generated / stage_s:6.1f} tok/s ({generated} tokens, {stage_s:.1f} s); "
+        f"bare generate loop: {bare_tokens / bare_s:6.1f} tok/s ({bare_tokens} tokens, {bare_s:.1f} s); "
+        f"ratio {(generated / stage_s) / (bare_tokens / bare_s):.2f}"
+    )
     from heal_batch.store.shards import shard_path
 
     path = shard_path(workdir, address)
-    raw = sum(len(json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()) + 1 for r in records)
+    raw = sum(
+        len(json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()) + 1
+        for r in records
+    )
     ent = sum(len(r["entropies"]) for r in records)
-    print(f"trajectory records: {raw / len(records):.0f} B uncompressed, {path.stat().st_size / len(records):.0f} B "
-          f"compressed per record; entropy field {ent / max(generated, 1):.2f} B/token (float16 base64)")
-    print(f"teacher pass rate on these problems: {sum(r['correct'] for r in records) / len(records):.2f}")
+    print(
+        f"trajectory records: {raw / len(records):.0f} B uncompressed, {path.stat().st_size / len(records):.0f} B "
+        f"compressed per record; entropy field {ent / max(generated, 1):.2f} B/token (float16 base64)"
+    )
+    print(
+        f"teacher pass rate on these problems: {sum(r['correct'] for r in records) / len(records):.2f}"
+    )
 
 
 SCORER_CHILD = """
@@ -99,12 +119,19 @@ def bench_scorer() -> None:
     for n in (256, 1024):
         figures = {}
         for mode in ("scorer", "plain"):
-            out = subprocess.run([sys.executable, "-c", SCORER_CHILD, str(n), mode], capture_output=True,
-                                 text=True, check=True, cwd=REPO).stdout.split()
+            out = subprocess.run(
+                [sys.executable, "-c", SCORER_CHILD, str(n), mode],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=REPO,
+            ).stdout.split()
             figures[mode] = (float(out[0]), float(out[1]))
         (s_tps, s_mb), (p_tps, p_mb) = figures["scorer"], figures["plain"]
-        print(f"scorer at {n} tokens x 4: {s_tps:7.1f} tok/s, +{s_mb:6.0f} MB peak RSS; plain forward: "
-              f"{p_tps:7.1f} tok/s, +{p_mb:6.0f} MB; speed ratio {s_tps / p_tps:.2f}")
+        print(
+            f"scorer at {n} tokens x 4: {s_tps:7.1f} tok/s, +{s_mb:6.0f} MB peak RSS; plain forward: "
+            f"{p_tps:7.1f} tok/s, +{p_mb:6.0f} MB; speed ratio {s_tps / p_tps:.2f}"
+        )
 
 
 if __name__ == "__main__":

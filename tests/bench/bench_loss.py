@@ -38,7 +38,10 @@ def child(variant: str, positions: int, vocab: int, dtype: str) -> dict:
     began = time.perf_counter()
     if variant == "plain":
         loss = F.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100, reduction="sum"
+            logits[:, :-1].flatten(0, 1).float(),
+            labels[:, 1:].flatten(),
+            ignore_index=-100,
+            reduction="sum",
         )
     else:
         loss = next_token_nll(logits, labels)
@@ -61,19 +64,35 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"plain": [], "chunked": []}
     for _ in range(3):
         for variant in runs:
-            cmd = [sys.executable, __file__, "--child", variant, "--positions", str(args.positions),
-                   "--vocab", str(args.vocab), "--dtype", args.dtype]  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                variant,
+                "--positions",
+                str(args.positions),
+                "--vocab",
+                str(args.vocab),
+                "--dtype",
+                args.dtype,
+            ]
             runs[variant].append(json.loads(subprocess.check_output(cmd, text=True)))
     logits_mb = args.positions * args.vocab * (2 if args.dtype == "bfloat16" else 4) / 2**20
-    print(f"loss forward+backward, {args.positions} positions x {args.vocab} vocab, {args.dtype} "
-          f"logits ({logits_mb:.0f} MB), best of 3 in fresh processes:")  # fmt: skip
+    print(
+        f"loss forward+backward, {args.positions} positions x {args.vocab} vocab, {args.dtype} "
+        f"logits ({logits_mb:.0f} MB), best of 3 in fresh processes:"
+    )
     best = {v: min(r, key=lambda x: x["seconds"]) for v, r in runs.items()}
     mem = {v: min(x["extra_mb"] for x in r) for v, r in runs.items()}
     for variant in runs:
-        print(f"  {variant:<8} +{mem[variant]:7.0f} MB peak   {best[variant]['seconds']:6.2f} s   "
-              f"loss {best[variant]['loss']:.1f}")  # fmt: skip
-    print(f"  chunked/plain: memory {mem['chunked'] / max(mem['plain'], 1):.2f}x, "
-          f"time {best['chunked']['seconds'] / best['plain']['seconds']:.2f}x")
+        print(
+            f"  {variant:<8} +{mem[variant]:7.0f} MB peak   {best[variant]['seconds']:6.2f} s   "
+            f"loss {best[variant]['loss']:.1f}"
+        )
+    print(
+        f"  chunked/plain: memory {mem['chunked'] / max(mem['plain'], 1):.2f}x, "
+        f"time {best['chunked']['seconds'] / best['plain']['seconds']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

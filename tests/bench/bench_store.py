@@ -28,8 +28,17 @@ from heal_batch.store.shards import read_records, shard_path, write_records  # n
 
 def records(n: int = 20000) -> list[dict]:
     text = "Let me think step by step. " * 20
-    return [{"id": f"p{i}", "sample_index": i % 8, "completion": text, "entropies": "AAAA" * 64,
-             "correct": i % 3 == 0, "pass_rate": 0.375} for i in range(n)]
+    return [
+        {
+            "id": f"p{i}",
+            "sample_index": i % 8,
+            "completion": text,
+            "entropies": "AAAA" * 64,
+            "correct": i % 3 == 0,
+            "pass_rate": 0.375,
+        }
+        for i in range(n)
+    ]
 
 
 def bench_shards(tmp: Path) -> None:
@@ -53,13 +62,15 @@ def bench_shards(tmp: Path) -> None:
     t_ours = min(_time(ours) for _ in range(3))
     t_base = min(_time(baseline) for _ in range(3))
     mb = raw_bytes / 1e6
-    print(f"shard write+verify+read: {mb / t_ours:7.1f} MB/s  (plain zstandard+json: {mb / t_base:7.1f} MB/s, "
-          f"ratio {t_base / t_ours:.2f}x) over {len(recs)} records, {mb:.1f} MB uncompressed")
+    print(
+        f"shard write+verify+read: {mb / t_ours:7.1f} MB/s  (plain zstandard+json: {mb / t_base:7.1f} MB/s, "
+        f"ratio {t_base / t_ours:.2f}x) over {len(recs)} records, {mb:.1f} MB uncompressed"
+    )
 
 
 def bench_status(tmp: Path, n: int = 10000) -> None:
-    from heal_batch.pipeline import status
     from heal_batch.executors.debug import DebugExecutor
+    from heal_batch.pipeline import status
     from heal_batch.pipeline.launch import launch, plan
     from heal_batch.stages.ingest import IngestConfig
     from heal_batch.store.layout import Layout
@@ -68,8 +79,11 @@ def bench_status(tmp: Path, n: int = 10000) -> None:
     from tests.fixtures.toy_stage import ToyPipeline, write_problems
 
     problems = write_problems(tmp / "p.jsonl", n=20)
-    cfg = ToyPipeline(workdir=str(tmp / "run"), executor="debug",
-                      ingest=IngestConfig(paths=[str(problems)], num_shards=n))
+    cfg = ToyPipeline(
+        workdir=str(tmp / "run"),
+        executor="debug",
+        ingest=IngestConfig(paths=[str(problems)], num_shards=n),
+    )
     layout = Layout(cfg.workdir)
     plans = launch(cfg, DebugExecutor(), ["ingest"], dry_run=True, echo=lambda *_: None).plans
     key = plans[0].key
@@ -78,7 +92,10 @@ def bench_status(tmp: Path, n: int = 10000) -> None:
     from heal_batch.store.receipts import Receipt
 
     for i in range(n):
-        write_receipt(layout, Receipt(stage="ingest", run_key=key, index=i, state="done", output=address, records=1))
+        write_receipt(
+            layout,
+            Receipt(stage="ingest", run_key=key, index=i, state="done", output=address, records=1),
+        )
     t_plan = _time(lambda: plan(cfg, ["ingest"]))
     launch(cfg, DebugExecutor(), ["ingest"], echo=lambda *_: None)  # seals the manifest
     manifest = load_manifest(layout.manifest("ingest", key))
@@ -88,14 +105,23 @@ def bench_status(tmp: Path, n: int = 10000) -> None:
     save_manifest(layout, manifest)
     t_status = _time(lambda: status.collect(layout.workdir))
     t_status_sealed = _time(lambda: status.collect(layout.workdir))
-    print(f"planning over {n} receipts: {t_plan:.2f} s; status refresh over {n} receipts: {t_status:.2f} s; "
-          f"status of a sealed run: {t_status_sealed:.3f} s")
+    print(
+        f"planning over {n} receipts: {t_plan:.2f} s; status refresh over {n} receipts: {t_status:.2f} s; "
+        f"status of a sealed run: {t_status_sealed:.3f} s"
+    )
 
 
 def bench_help() -> None:
-    runs = [_time(lambda: subprocess.run(["heal-batch", "--help"], capture_output=True, check=True)) for _ in range(5)]
-    bare = [_time(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)) for _ in range(5)]
-    print(f"heal-batch --help: {statistics.median(runs):.3f} s wall (bare python start: {statistics.median(bare):.3f} s)")
+    runs = [
+        _time(lambda: subprocess.run(["heal-batch", "--help"], capture_output=True, check=True))
+        for _ in range(5)
+    ]
+    bare = [
+        _time(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)) for _ in range(5)
+    ]
+    print(
+        f"heal-batch --help: {statistics.median(runs):.3f} s wall (bare python start: {statistics.median(bare):.3f} s)"
+    )
 
 
 def _time(fn) -> float:

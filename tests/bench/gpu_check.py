@@ -46,8 +46,9 @@ def section_generate(args) -> dict:
     from heal_batch.stages.teacher import TeacherConfig, render_prompt
     from heal_batch.store.shards import write_records
 
-    teacher_cfg = TeacherConfig(model=args.model, backend="vllm", dtype="bfloat16",
-                                vllm_engine=dict(ENGINE))  # fmt: skip
+    teacher_cfg = TeacherConfig(
+        model=args.model, backend="vllm", dtype="bfloat16", vllm_engine=dict(ENGINE)
+    )
     gen_cfg = GenerateConfig(k=args.k, max_new_tokens=args.tokens, temperature=0.7)
     items = generate_problems(args.problems, seed=7)
     start = time.perf_counter()
@@ -69,9 +70,14 @@ def section_generate(args) -> dict:
     bare_s = time.perf_counter() - start
     bare_tokens = sum(len(c.token_ids) for o in outputs for c in o.outputs)
     stage_tps, bare_tps = stage_tokens / stage_s, bare_tokens / bare_s
-    result = {"engine_start_s": round(engine_s, 1), "stage_tok_s": round(stage_tps, 1),
-              "bare_tok_s": round(bare_tps, 1), "ratio": round(stage_tps / bare_tps, 3),
-              "stage_tokens": stage_tokens, "bare_tokens": bare_tokens}  # fmt: skip
+    result = {
+        "engine_start_s": round(engine_s, 1),
+        "stage_tok_s": round(stage_tps, 1),
+        "bare_tok_s": round(bare_tps, 1),
+        "ratio": round(stage_tps / bare_tps, 3),
+        "stage_tokens": stage_tokens,
+        "bare_tokens": bare_tokens,
+    }
     result["memory"] = _memory_split(args.model, torch)
     return result
 
@@ -92,10 +98,13 @@ def _memory_split(model_spec: str, torch) -> dict:
     torch.cuda.synchronize()
     free_after, _ = torch.cuda.mem_get_info()
     gib = 1 << 30
-    return {"total_gib": round(total / gib, 1), "vllm_gib": round(vllm_used / gib, 1),
-            "scorer_weights_gib": round(weights / gib, 2),
-            "scorer_peak_gib": round(torch.cuda.max_memory_allocated() / gib, 2),
-            "free_after_gib": round(free_after / gib, 1)}  # fmt: skip
+    return {
+        "total_gib": round(total / gib, 1),
+        "vllm_gib": round(vllm_used / gib, 1),
+        "scorer_weights_gib": round(weights / gib, 2),
+        "scorer_peak_gib": round(torch.cuda.max_memory_allocated() / gib, 2),
+        "free_after_gib": round(free_after / gib, 1),
+    }
 
 
 def section_scorer(args) -> dict:
@@ -117,15 +126,21 @@ def section_scorer(args) -> dict:
         return sum(len(o.logprobs) for o in out)
 
     def plain() -> int:
-        batch = torch.tensor([tok("Count:" + completion, add_special_tokens=False)["input_ids"]]
-                             * rows, device="cuda")  # fmt: skip
+        batch = torch.tensor(
+            [tok("Count:" + completion, add_special_tokens=False)["input_ids"]] * rows,
+            device="cuda",
+        )
         with torch.inference_mode():
             logp = torch.log_softmax(model(batch).logits.float(), -1)
             (-(logp.exp() * logp).sum(-1)).sum().item()
         return int(batch.numel())
 
-    return {"seq": args.seq, "rows": rows, **_timed("scorer", ours, torch),
-            **_timed("plain", plain, torch)}
+    return {
+        "seq": args.seq,
+        "rows": rows,
+        **_timed("scorer", ours, torch),
+        **_timed("plain", plain, torch),
+    }
 
 
 def _timed(name: str, fn, torch, repeats: int = 3) -> dict:
@@ -156,14 +171,26 @@ def section_train(args) -> dict:
     with (data / "gsm8k_train.jsonl").open() as fh:
         for line, _ in zip(fh, range(args.train_rows * 4), strict=False):
             row = json.loads(line)
-            chats.append({"messages": [
-                {"role": "user", "content": row["problem"]},
-                {"role": "assistant", "content": row["solution"]},
-            ]})  # fmt: skip
+            chats.append(
+                {
+                    "messages": [
+                        {"role": "user", "content": row["problem"]},
+                        {"role": "assistant", "content": row["solution"]},
+                    ]
+                }
+            )
     model_dir = resolve_model(args.model)
-    cfg = TrainConfig(deepspeed="zero2", dtype="bf16", max_steps=args.steps, per_device_batch=4,
-                      grad_accum=1, max_seq_len=2048, save_every_steps=0, log_every_steps=1,
-                      keep_ds_checkpoint=False)  # fmt: skip
+    cfg = TrainConfig(
+        deepspeed="zero2",
+        dtype="bf16",
+        max_steps=args.steps,
+        per_device_batch=4,
+        grad_accum=1,
+        max_seq_len=2048,
+        save_every_steps=0,
+        log_every_steps=1,
+        keep_ds_checkpoint=False,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         train_sft(chats, model_dir, Path(tmp) / "sft", cfg)
         log = read_log(Path(tmp) / "sft")[1:]  # drop the warm-up step
@@ -177,27 +204,48 @@ def section_train(args) -> dict:
     name = torch.cuda.get_device_name()
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
     mfu = 6 * n_params * tps / peak if peak else None
-    return {"device": name, "params": n_params, "steps_timed": len(log),
-            "tok_s": round(tps, 1), "mfu": round(mfu, 4) if mfu is not None else None}
+    return {
+        "device": name,
+        "params": n_params,
+        "steps_timed": len(log),
+        "tok_s": round(tps, 1),
+        "mfu": round(mfu, 4) if mfu is not None else None,
+    }
 
 
 def section_lmeval(args) -> dict:
     from heal_batch.backends.models import resolve_model
     from heal_batch.evaluation.harness import EvalConfig, run_benchmarks
 
-    cfg = EvalConfig(benchmarks=["gsm8k"], backend="vllm", limit=args.limit, n_samples=0,
-                     greedy=True, max_gen_toks=512, batch_size=64, dtype="bfloat16",
-                     model_args={"gpu_memory_utilization": 0.6, "max_model_len": 4096})  # fmt: skip
+    cfg = EvalConfig(
+        benchmarks=["gsm8k"],
+        backend="vllm",
+        limit=args.limit,
+        n_samples=0,
+        greedy=True,
+        max_gen_toks=512,
+        batch_size=64,
+        dtype="bfloat16",
+        model_args={"gpu_memory_utilization": 0.6, "max_model_len": 4096},
+    )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         record = run_benchmarks(resolve_model(args.model), ["gsm8k"], cfg, Path(tmp))[0]
         seconds = time.perf_counter() - start
-    return {"problems": record.get("num_problems"), "greedy_acc": record.get("greedy_acc"),
-            "greedy_flex_acc": record.get("greedy_flex_acc"), "seconds": round(seconds, 1)}
+    return {
+        "problems": record.get("num_problems"),
+        "greedy_acc": record.get("greedy_acc"),
+        "greedy_flex_acc": record.get("greedy_flex_acc"),
+        "seconds": round(seconds, 1),
+    }
 
 
-SECTIONS = {"generate": section_generate, "scorer": section_scorer, "train": section_train,
-            "lmeval": section_lmeval}  # fmt: skip
+SECTIONS = {
+    "generate": section_generate,
+    "scorer": section_scorer,
+    "train": section_train,
+    "lmeval": section_lmeval,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

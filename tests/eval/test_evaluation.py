@@ -9,7 +9,13 @@ import pytest
 from lm_eval.api.model import LM
 
 from heal_batch.evaluation import harness as ev
-from heal_batch.evaluation.harness import BENCHMARK_FILES, BENCHMARKS, DATA_BENCHMARKS, TASKS_DIR, EvalConfig
+from heal_batch.evaluation.harness import (
+    BENCHMARK_FILES,
+    BENCHMARKS,
+    DATA_BENCHMARKS,
+    TASKS_DIR,
+    EvalConfig,
+)
 from heal_batch.stages.evaluate import write_arith
 
 N_SAMPLES, LIMIT, MAX_TOKS = 2, 2, 8
@@ -78,9 +84,16 @@ def run(tiny_llama, shared_data, tmp_path_factory):
     think_end is set so that lm-eval's think_end_token path runs too (the tiny model never emits it).
     """
     cfg = EvalConfig(
-        data_dir=str(shared_data), n_samples=N_SAMPLES, temperature=0.7, top_p=0.9,
-        max_gen_toks=MAX_TOKS, limit=LIMIT, batch_size=16, dtype="float32", think_end="</think>",
-    )  # fmt: skip
+        data_dir=str(shared_data),
+        n_samples=N_SAMPLES,
+        temperature=0.7,
+        top_p=0.9,
+        max_gen_toks=MAX_TOKS,
+        limit=LIMIT,
+        batch_size=16,
+        dtype="float32",
+        think_end="</think>",
+    )
     out = tmp_path_factory.mktemp("eval_out")
     return ev.run_benchmarks(str(tiny_llama), list(DATA_BENCHMARKS), cfg, out), out
 
@@ -137,9 +150,14 @@ def test_vllm_backend_runs(tiny_llama, shared_data, tmp_path, monkeypatch):
     pytest.importorskip("vllm")
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
     cfg = EvalConfig(
-        data_dir=str(shared_data), n_samples=2, max_gen_toks=MAX_TOKS, limit=2, backend="vllm",
-        dtype="float32", model_args={"max_model_len": 1024, "enforce_eager": True},
-    )  # fmt: skip
+        data_dir=str(shared_data),
+        n_samples=2,
+        max_gen_toks=MAX_TOKS,
+        limit=2,
+        backend="vllm",
+        dtype="float32",
+        model_args={"max_model_len": 1024, "enforce_eager": True},
+    )
     rec = ev.run_benchmark(str(tiny_llama), "gsm8k", cfg, tmp_path)
     assert rec["num_problems"] == 2 and "vllm" in rec["versions"]
 

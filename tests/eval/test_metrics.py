@@ -40,15 +40,15 @@ def test_pass_at_k_matches_the_closed_form_on_every_count():
 @pytest.mark.parametrize(
     ("n", "c", "k", "expected"),
     [
-        (4, 1, 2, 0.5),      # C(3,2)/C(4,2) = 3/6
-        (10, 0, 5, 0.0),     # nothing correct
-        (10, 10, 1, 1.0),    # everything correct
-        (10, 6, 5, 1.0),     # n - c = 4 < k = 5: every draw of 5 holds a correct one
-        (10, 1, 10, 1.0),    # k = n and one correct
-        (5, 2, 1, 0.4),      # pass@1 is c / n
+        (4, 1, 2, 0.5),  # C(3,2)/C(4,2) = 3/6
+        (10, 0, 5, 0.0),  # nothing correct
+        (10, 10, 1, 1.0),  # everything correct
+        (10, 6, 5, 1.0),  # n - c = 4 < k = 5: every draw of 5 holds a correct one
+        (10, 1, 10, 1.0),  # k = n and one correct
+        (5, 2, 1, 0.4),  # pass@1 is c / n
         (32, 3, 8, 1 - comb(29, 8) / comb(32, 8)),
     ],
-)  # fmt: skip
+)
 def test_pass_at_k_hand_made_counts(n, c, k, expected):
     assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
 
@@ -89,19 +89,27 @@ def _sample_rows(counts: list[int], n: int) -> list[dict]:
 
 
 def test_record_fields_from_lm_eval_samples_per_benchmark_n():
-    cfg = EvalConfig(benchmarks=["aime24", "gsm8k"], n_samples=4,
-                     n_samples_per_benchmark={"aime24": 32}, seed=7)
+    cfg = EvalConfig(
+        benchmarks=["aime24", "gsm8k"], n_samples=4, n_samples_per_benchmark={"aime24": 32}, seed=7
+    )
     assert cfg.samples_for("aime24") == 32 and cfg.samples_for("gsm8k") == 4
     aime = [0, 0, 1, 5, 32, 3]
-    samples = {"heal_aime24_sampled": list(reversed(_sample_rows(aime, 32))),
-               "heal_gsm8k_sampled": _sample_rows([4, 0, 2], 4)}  # fmt: skip
+    samples = {
+        "heal_aime24_sampled": list(reversed(_sample_rows(aime, 32))),
+        "heal_gsm8k_sampled": _sample_rows([4, 0, 2], 4),
+    }
     rec = ev._sampled("aime24", samples, cfg)
     assert rec["n_samples"] == 32 and rec["correct_counts"] == aime  # doc order
     assert list(rec["pass_at_k"]) == ["1", "2", "4", "8", "16", "32"]
     assert rec["pass_at_k"]["8"] == pytest.approx(mean_pass_at_k(aime, 32, 8))
     assert rec["pass_at_k"]["1"] == pytest.approx(sum(aime) / 32 / len(aime))
-    assert rec["seeds"] == {"lm_eval_random": 7, "numpy": 7, "torch": 7, "vllm": None,
-                            "bootstrap": 7}  # fmt: skip
+    assert rec["seeds"] == {
+        "lm_eval_random": 7,
+        "numpy": 7,
+        "torch": 7,
+        "vllm": None,
+        "bootstrap": 7,
+    }
     assert rec["interval"]["seed"] == 7 and rec["interval"]["confidence"] == 0.95
     gsm = ev._sampled("gsm8k", samples, cfg)
     assert gsm["n_samples"] == 4 and list(gsm["pass_at_k"]) == ["1", "2", "4"]
@@ -111,8 +119,12 @@ def test_record_fields_from_lm_eval_samples_per_benchmark_n():
 
 
 def _validate_fields(fields: dict) -> None:
-    schema = {"$defs": SCHEMA["$defs"], "type": "object", "additionalProperties": False,
-              "properties": {k: SCHEMA["properties"][k] for k in fields}}  # fmt: skip
+    schema = {
+        "$defs": SCHEMA["$defs"],
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {k: SCHEMA["properties"][k] for k in fields},
+    }
     jsonschema.validate(fields, schema)
     assert set(fields) <= set(SCHEMA["required"])
 
@@ -138,10 +150,16 @@ def test_per_benchmark_n_errors_name_the_key():
 def test_tasks_get_their_benchmarks_repeats(shared_data):
     from lm_eval.tasks import TaskManager
 
-    cfg = EvalConfig(benchmarks=["aime24", "amc23"], n_samples=4,
-                     n_samples_per_benchmark={"aime24": 32, "amc23": 0})
-    manager = TaskManager(include_path=str(ev.TASKS_DIR), include_defaults=False,
-                          metadata={"data_dir": str(shared_data)})
+    cfg = EvalConfig(
+        benchmarks=["aime24", "amc23"],
+        n_samples=4,
+        n_samples_per_benchmark={"aime24": 32, "amc23": 0},
+    )
+    manager = TaskManager(
+        include_path=str(ev.TASKS_DIR),
+        include_defaults=False,
+        metadata={"data_dir": str(shared_data)},
+    )
     tasks = ev._load_tasks(manager, ["aime24", "amc23"], cfg)
     repeats = {task.config.task: task.config.repeats for task in tasks}
     assert repeats == {"heal_aime24_greedy": 1, "heal_amc23_greedy": 1, "heal_aime24_sampled": 32}
@@ -155,16 +173,31 @@ def test_report_shows_pass_at_k_intervals_and_seeds():
     for ckpt, counts in (("base", [0, 1, 0, 2]), ("heal-3", [4, 3, 0, 32])):
         for bench, n in (("aime24", 32), ("gsm8k", 4)):
             kept = [min(c, n) for c in counts]
-            fields = ev._sampled(bench, {f"heal_{bench}_sampled": _sample_rows(kept, n)},
-                                 EvalConfig(n_samples=4, n_samples_per_benchmark={"aime24": 32}))
-            records.append({"checkpoint": ckpt, "benchmark": bench, "num_problems": 4,
-                            "avg_at_n": fields["pass_at_k"]["1"], "avg_at_n_stderr": 0.1,
-                            **fields})  # fmt: skip
+            fields = ev._sampled(
+                bench,
+                {f"heal_{bench}_sampled": _sample_rows(kept, n)},
+                EvalConfig(n_samples=4, n_samples_per_benchmark={"aime24": 32}),
+            )
+            records.append(
+                {
+                    "checkpoint": ckpt,
+                    "benchmark": bench,
+                    "num_problems": 4,
+                    "avg_at_n": fields["pass_at_k"]["1"],
+                    "avg_at_n_stderr": 0.1,
+                    **fields,
+                }
+            )
     blocks = evaluation_blocks(records)
     table = blocks[blocks.index(PASS_AT_K_TITLE) + 1]
     assert isinstance(table, Table)
-    assert table.headers == ["checkpoint", "aime24 pass@1", "aime24 pass@32", "gsm8k pass@1",
-                             "gsm8k pass@4"]  # fmt: skip
+    assert table.headers == [
+        "checkpoint",
+        "aime24 pass@1",
+        "aime24 pass@32",
+        "gsm8k pass@1",
+        "gsm8k pass@4",
+    ]
     heal3 = next(row for row in table.rows if row[0] == "HEAL stage III")
     expected = mean_pass_at_k([4, 3, 0, 32], 32, 32)
     low, high = records[2]["pass_at_k_ci"]["32"]

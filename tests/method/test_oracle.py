@@ -17,8 +17,10 @@ from heal_batch.method.oracle import (
 )
 
 L1 = "What is 8 + 8?"
-L3 = ("Sara buys 4 notebooks at 12 dollars each and 3 pens at 5 dollars each. She pays with a "
-      "100 dollar bill. How many dollars of change does Sara get?")  # fmt: skip
+L3 = (
+    "Sara buys 4 notebooks at 12 dollars each and 3 pens at 5 dollars each. She pays with a "
+    "100 dollar bill. How many dollars of change does Sara get?"
+)
 
 
 @pytest.mark.parametrize(
@@ -36,8 +38,7 @@ L3 = ("Sara buys 4 notebooks at 12 dollars each and 3 pens at 5 dollars each. Sh
         ("8 + 8 = 16. The answer is 16.", "16", L1, "no_answer"),
         ("The answer is \\boxed{}.", "16", L1, "no_answer"),
         # level 3: products, a sum and change; results of the prefix may be reused
-        ("4 x 12 = 48\n3 * 5 = $15\n48 + 15 = 63\n100 - 63 = 37\n\\boxed{37}", "37", L3,
-         "derived"),
+        ("4 x 12 = 48\n3 * 5 = $15\n48 + 15 = 63\n100 - 63 = 37\n\\boxed{37}", "37", L3, "derived"),
         ("63 dollars in all.\n100 - 63 = 37\nThe change is \\boxed{37}.", "37", L3, "derived"),
         ("4 × 12 + 3 × 5 = 63, 100 - 63 = 37 so \\boxed{37}", "37", L3, "derived"),
         ("4 * 12 + 3 * 5 = 75, 100 - 63 = 37 so \\boxed{37}", "37", L3, "wrong_step"),
@@ -70,9 +71,14 @@ def test_is_builtin():
 
 
 def test_pure_vs_oracle_counts_precision_recall_and_rules():
-    pairs = [("kept", "derived"), ("kept", "derived"), ("kept", "shortcut"),
-             ("no_reasoning_after_cut", "shortcut"), ("top_lambda", "derived"),
-             ("above_reference_q97.5", "wrong_step")]  # fmt: skip
+    pairs = [
+        ("kept", "derived"),
+        ("kept", "derived"),
+        ("kept", "shortcut"),
+        ("no_reasoning_after_cut", "shortcut"),
+        ("top_lambda", "derived"),
+        ("above_reference_q97.5", "wrong_step"),
+    ]
     c = pure_vs_oracle(pairs)
     assert c["oracle_candidates"] == 6 and c["oracle_derived"] == 3 and c["oracle_shortcut"] == 2
     assert c["oracle_kept"] == 3 and c["oracle_kept_derived"] == 2

@@ -226,7 +226,9 @@ def test_the_ratio_alone_keeps_a_bare_answer_that_the_two_extra_rules_drop():
 def test_lambda_is_a_share_of_the_candidates_left_after_the_structural_rules():
     pool = [ScoredCandidate(f"c{i}", 1.0 + i, reasoning_tokens=20) for i in range(4)]
     pool.append(ScoredCandidate("short", 0.5, reasoning_tokens=2))
-    reasons = {d.candidate_id: d.reason for d in decide(pool, [], PureConfig(drop_top_fraction=0.25))}
+    reasons = {
+        d.candidate_id: d.reason for d in decide(pool, [], PureConfig(drop_top_fraction=0.25))
+    }
     assert reasons == {
         "c0": "kept",
         "c1": "kept",

@@ -15,8 +15,19 @@ def ingest_cli(tmp_path, monkeypatch):
     """``heal-batch run`` of ingest (3 tasks) in tmp_path/run; task 2 fails the first time."""
     problems = write_problems(tmp_path / "p.jsonl", n=9)
     workdir = tmp_path / "run"
-    args = ["run", "--executor", "debug", "--workdir", str(workdir), "--stages", "ingest",
-            "--ingest.paths", f"[{problems}]", "--ingest.num_shards", "3"]
+    args = [
+        "run",
+        "--executor",
+        "debug",
+        "--workdir",
+        str(workdir),
+        "--stages",
+        "ingest",
+        "--ingest.paths",
+        f"[{problems}]",
+        "--ingest.num_shards",
+        "3",
+    ]
     monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", "ingest/2@before-run=raise")
     assert main(args) == 1
     monkeypatch.delenv("HEAL_BATCH_FAILPOINTS")

@@ -30,16 +30,30 @@ def hold(code: str, ready) -> subprocess.Popen:
 def test_a_second_launcher_fails_at_once_naming_the_first(tmp_path, capsys):
     workdir = tmp_path / "run"
     ready = tmp_path / "locked"
-    holder = hold(f"""
+    holder = hold(
+        f"""
         import pathlib, time
         from heal_batch.store.lock import workdir_lock
         with workdir_lock(pathlib.Path({str(workdir)!r})):
             pathlib.Path({str(ready)!r}).touch()
             time.sleep(120)
-    """, ready)
+    """,
+        ready,
+    )
     problems = write_problems(tmp_path / "p.jsonl", n=4)
-    args = ["run", "--executor", "debug", "--workdir", str(workdir), "--stages", "ingest",
-            "--ingest.paths", f"[{problems}]", "--ingest.num_shards", "2"]
+    args = [
+        "run",
+        "--executor",
+        "debug",
+        "--workdir",
+        str(workdir),
+        "--stages",
+        "ingest",
+        "--ingest.paths",
+        f"[{problems}]",
+        "--ingest.num_shards",
+        "2",
+    ]
     try:
         started = time.monotonic()
         assert main(args) == 2
@@ -58,14 +72,17 @@ def test_a_task_still_running_on_this_host_is_not_started_again(tmp_path):
     plans = launch(cfg, make_executor("debug"), ["ingest"], dry_run=True, echo=lambda *_: None)
     key = plans.plans[0].key
     ready = tmp_path / "started"
-    orphan = hold(f"""
+    orphan = hold(
+        f"""
         import pathlib, time
         from heal_batch.store.layout import Layout
         from heal_batch.store.markers import write_start_marker
         write_start_marker(Layout({cfg.workdir!r}), "ingest", {key!r}, 1)
         pathlib.Path({str(ready)!r}).touch()
         time.sleep(120)
-    """, ready)
+    """,
+        ready,
+    )
     try:
         with pytest.raises(PlanError, match=f"ingest task 1 \\(pid {orphan.pid}"):
             run(cfg, ["ingest"])

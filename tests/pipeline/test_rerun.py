@@ -22,9 +22,22 @@ def toy_cli(monkeypatch, tmp_path):
     workdir = tmp_path / "run"
 
     def run(*extra):
-        return cli.main(["run", "--executor", "debug", "--workdir", str(workdir),
-                         "--ingest.paths", f"[{problems}]", "--ingest.num_shards", "3",
-                         "--stages", "ingest,toy", *extra])
+        return cli.main(
+            [
+                "run",
+                "--executor",
+                "debug",
+                "--workdir",
+                str(workdir),
+                "--ingest.paths",
+                f"[{problems}]",
+                "--ingest.num_shards",
+                "3",
+                "--stages",
+                "ingest,toy",
+                *extra,
+            ]
+        )
 
     run.layout = Layout(workdir)
     return run

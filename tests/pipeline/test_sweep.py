@@ -21,7 +21,9 @@ STAGES = "ingest,generate,repair,score,curriculum"
 
 def test_parse_grid_reads_yaml_lists_and_names_bad_input():
     assert parse_grid("repair.gear.strategy=[entropy-surge,random]") == (
-        "repair.gear.strategy", ["entropy-surge", "random"])
+        "repair.gear.strategy",
+        ["entropy-surge", "random"],
+    )
     assert parse_grid("repair.gear.backoff_steps=[1, 2]") == ("repair.gear.backoff_steps", [1, 2])
     for bad in ("repair.seed", "repair.seed=3", "=[1]", "repair.seed=[]"):
         with pytest.raises(ValueError, match="KEY="):
@@ -37,28 +39,59 @@ def test_variants_are_the_product_of_grids_and_seeds():
     variants = make_variants(grids, [0, 1], ["generate.seed", "repair.seed"])
     assert len(variants) == 8
     assert variants[0].name == "strategy=entropy-surge,top_p=1.0,seed=0"
-    assert variants[-1].overrides == {"repair.gear.strategy": "start", "repair.top_p": 0.9,
-                                      "generate.seed": 1, "repair.seed": 1}
+    assert variants[-1].overrides == {
+        "repair.gear.strategy": "start",
+        "repair.top_p": 0.9,
+        "generate.seed": 1,
+        "repair.seed": 1,
+    }
     assert [v.name for v in make_variants([], None, fields)] == ["base"]
 
 
 def _variant(name, repair=None, heal3=None, evaluate=None):
-    return {"name": name, "overrides": {}, "repair": repair,
-            "sets": None if heal3 is None else {"heal-3": heal3}, "evaluate": evaluate}
+    return {
+        "name": name,
+        "overrides": {},
+        "repair": repair,
+        "sets": None if heal3 is None else {"heal-3": heal3},
+        "evaluate": evaluate,
+    }
 
 
 def test_table_on_hand_made_counters():
-    repair = {"bucket_corner": 4, "bucket_hard": 2, "kept_repair": 6, "kept_answer_guided": 2,
-              "kept": 8, "dropped_leak": 2, "dropped_wrong_answer": 5, "total": 15}
-    heal3 = {"kept_repair": 3, "kept_answer_guided": 1, "kept_natural": 9, "dropped_top_lambda": 2,
-             "dropped_above_reference_q99": 2, "dropped_duplicate": 7, "dropped_not_in_set": 1,
-             "oracle_candidates": 8, "oracle_derived": 5, "oracle_kept": 4,
-             "oracle_kept_derived": 3}
+    repair = {
+        "bucket_corner": 4,
+        "bucket_hard": 2,
+        "kept_repair": 6,
+        "kept_answer_guided": 2,
+        "kept": 8,
+        "dropped_leak": 2,
+        "dropped_wrong_answer": 5,
+        "total": 15,
+    }
+    heal3 = {
+        "kept_repair": 3,
+        "kept_answer_guided": 1,
+        "kept_natural": 9,
+        "dropped_top_lambda": 2,
+        "dropped_above_reference_q99": 2,
+        "dropped_duplicate": 7,
+        "dropped_not_in_set": 1,
+        "oracle_candidates": 8,
+        "oracle_derived": 5,
+        "oracle_kept": 4,
+        "oracle_kept_derived": 3,
+    }
     metrics = variant_metrics(_variant("a", repair, heal3))
     assert metrics == {
-        "corner_problems": 4, "verified_repairs": 6, "repairs_per_corner_problem": 1.5,
-        "answer_guided": 2, "leak_rate": 0.2, "pure_keep_rate": 0.5,
-        "pure_precision": 0.75, "pure_recall": 0.6,
+        "corner_problems": 4,
+        "verified_repairs": 6,
+        "repairs_per_corner_problem": 1.5,
+        "answer_guided": 2,
+        "leak_rate": 0.2,
+        "pure_keep_rate": 0.5,
+        "pure_precision": 0.75,
+        "pure_recall": 0.6,
     }
     empty = variant_metrics(_variant("b"))
     assert set(empty.values()) == {None}
@@ -66,14 +99,22 @@ def test_table_on_hand_made_counters():
 
 def test_accuracy_deltas_paired_when_counts_exist_else_from_greedy_stderr():
     def record(checkpoint, counts=None, greedy=None, se=None):
-        return {"checkpoint": checkpoint, "benchmark": "arith", "correct_counts": counts,
-                "n_samples": 4 if counts else 0, "greedy_acc": greedy, "greedy_acc_stderr": se,
-                "seeds": {"bootstrap": 0}}
+        return {
+            "checkpoint": checkpoint,
+            "benchmark": "arith",
+            "correct_counts": counts,
+            "n_samples": 4 if counts else 0,
+            "greedy_acc": greedy,
+            "greedy_acc_stderr": se,
+            "seeds": {"bootstrap": 0},
+        }
 
-    first = _variant("first", evaluate=[record("heal-3", [4, 0, 2, 2]),
-                                        record("rs", None, 0.5, 0.1)])
-    second = _variant("second", evaluate=[record("heal-3", [4, 4, 2, 2]),
-                                          record("rs", None, 0.6, 0.1)])
+    first = _variant(
+        "first", evaluate=[record("heal-3", [4, 0, 2, 2]), record("rs", None, 0.5, 0.1)]
+    )
+    second = _variant(
+        "second", evaluate=[record("heal-3", [4, 4, 2, 2]), record("rs", None, 0.6, 0.1)]
+    )
     table = sweep_table([first, second])
     rows = {(a["variant"], a["checkpoint"]): a for a in table["accuracy"]}
     assert rows["first", "heal-3"]["delta"] == 0.0
@@ -91,15 +132,22 @@ def test_accuracy_deltas_paired_when_counts_exist_else_from_greedy_stderr():
 
 def _write_config(tmp_path: Path, model: Path, executor: str) -> Path:
     config = {
-        "workdir": str(tmp_path / "run"), "executor": executor,
+        "workdir": str(tmp_path / "run"),
+        "executor": executor,
         "teacher": {"model": str(model), "system_prompt": None, "examples": [], "batch_size": 8},
         "ingest": {"paths": [str(write_problems(tmp_path / "p.jsonl", n=6))], "num_shards": 2},
         "generate": {"k": 2, "max_new_tokens": 16, "chunk_problems": 2},
-        "repair": {"paths_per_problem": 2, "continuations_per_path": 3, "guided_per_problem": 1,
-                   "guided_buckets": ["hard", "corner"], "max_new_tokens": 16, "chunk_problems": 1,
-                   "gear": {"min_step_tokens": 1, "search_fraction": 0.9}},
+        "repair": {
+            "paths_per_problem": 2,
+            "continuations_per_path": 3,
+            "guided_per_problem": 1,
+            "guided_buckets": ["hard", "corner"],
+            "max_new_tokens": 16,
+            "chunk_problems": 1,
+            "gear": {"min_step_tokens": 1, "search_fraction": 0.9},
+        },
         "score": {"reference_samples": 3},
-    }  # fmt: skip
+    }
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -131,8 +179,15 @@ def test_sweep_on_debug_shares_upstream_and_compares(tmp_path, tiny_llama, monke
     monkeypatch.setattr("heal_batch.stages.teacher.make_generator", lambda cfg, *_: teacher)
     monkeypatch.delenv("HEAL_BATCH_DATA", raising=False)
     config = _write_config(tmp_path, tiny_llama, "debug")
-    argv = ["sweep", "--config", str(config), "--stages", STAGES,
-            "--grid", "repair.gear.strategy=[entropy-surge,start]"]  # fmt: skip
+    argv = [
+        "sweep",
+        "--config",
+        str(config),
+        "--stages",
+        STAGES,
+        "--grid",
+        "repair.gear.strategy=[entropy-surge,start]",
+    ]
     assert main(argv) == 0
     table = _check_shared(tmp_path / "run")
     plain = [p for p, _ in teacher.calls if "Hindsight" not in p and "For reference" not in p]
@@ -151,14 +206,28 @@ def test_sweep_on_debug_shares_upstream_and_compares(tmp_path, tiny_llama, monke
 def test_sweep_on_local_with_seeds(tmp_path, tiny_llama, monkeypatch):
     monkeypatch.delenv("HEAL_BATCH_DATA", raising=False)
     config = _write_config(tmp_path, tiny_llama, "local")
-    argv = ["sweep", "--config", str(config), "--stages", "ingest,generate,repair",
-            "--grid", "repair.gear.strategy=[entropy-surge,start]", "--seeds", "0,1",
-            "--seed_fields", "repair.seed"]  # fmt: skip
+    argv = [
+        "sweep",
+        "--config",
+        str(config),
+        "--stages",
+        "ingest,generate,repair",
+        "--grid",
+        "repair.gear.strategy=[entropy-surge,start]",
+        "--seeds",
+        "0,1",
+        "--seed_fields",
+        "repair.seed",
+    ]
     assert main(argv) == 0
     record = json.loads((tmp_path / "run" / "sweeps" / "sweep.json").read_text())
     names = [v["name"] for v in record["variants"]]
-    assert names == ["strategy=entropy-surge,seed=0", "strategy=entropy-surge,seed=1",
-                     "strategy=start,seed=0", "strategy=start,seed=1"]
+    assert names == [
+        "strategy=entropy-surge,seed=0",
+        "strategy=entropy-surge,seed=1",
+        "strategy=start,seed=0",
+        "strategy=start,seed=1",
+    ]
     assert len({v["run_keys"]["generate"] for v in record["variants"]}) == 1
     assert len({v["run_keys"]["repair"] for v in record["variants"]}) == 4
     assert [v["ran"] for v in record["variants"]][1:] == [["repair"]] * 3
@@ -168,9 +237,17 @@ def test_sweep_on_local_with_seeds(tmp_path, tiny_llama, monkeypatch):
 def test_sweep_on_slurm_waits_for_each_variant(tmp_path, tiny_llama, slurm_cluster, monkeypatch):
     monkeypatch.delenv("HEAL_BATCH_DATA", raising=False)
     config = _write_config(tmp_path, tiny_llama, "slurm")
-    argv = ["sweep", "--config", str(config), "--cluster", "local",
-            "--stages", "ingest,generate,repair",
-            "--grid", "repair.gear.strategy=[entropy-surge,start]"]  # fmt: skip
+    argv = [
+        "sweep",
+        "--config",
+        str(config),
+        "--cluster",
+        "local",
+        "--stages",
+        "ingest,generate,repair",
+        "--grid",
+        "repair.gear.strategy=[entropy-surge,start]",
+    ]
     assert main(argv) == 0
     record = json.loads((tmp_path / "run" / "sweeps" / "sweep.json").read_text())
     first, second = record["variants"]

@@ -13,8 +13,19 @@ from tests.fixtures.toy_stage import write_problems
 @pytest.fixture
 def run_args(tmp_path):
     problems = write_problems(tmp_path / "p.jsonl", n=6)
-    return ["run", "--executor", "debug", "--workdir", str(tmp_path / "run"), "--stages", "ingest",
-            "--ingest.paths", f"[{problems}]", "--ingest.num_shards", "2"]
+    return [
+        "run",
+        "--executor",
+        "debug",
+        "--workdir",
+        str(tmp_path / "run"),
+        "--stages",
+        "ingest",
+        "--ingest.paths",
+        f"[{problems}]",
+        "--ingest.num_shards",
+        "2",
+    ]
 
 
 def files(folder):
@@ -47,9 +58,19 @@ def test_executor_slurm_without_slurm_fails_before_writing(tmp_path, run_args, m
 
 def test_a_model_folder_that_does_not_exist_is_named_by_its_config_key(tmp_path, capsys):
     problems = write_problems(tmp_path / "p.jsonl", n=6)
-    args = ["run", "--executor", "debug", "--workdir", str(tmp_path / "run"),
-            "--stages", "ingest,generate", "--ingest.paths", f"[{problems}]",
-            "--teacher.model", str(tmp_path / "no-such-model")]
+    args = [
+        "run",
+        "--executor",
+        "debug",
+        "--workdir",
+        str(tmp_path / "run"),
+        "--stages",
+        "ingest,generate",
+        "--ingest.paths",
+        f"[{problems}]",
+        "--teacher.model",
+        str(tmp_path / "no-such-model"),
+    ]
     assert main([*args, "--dry_run", "true"]) == 0
     assert "warning: teacher.model: model " in capsys.readouterr().out
     assert main(args) == 2

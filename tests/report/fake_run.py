@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from heal_batch.records import encode_floats
 from heal_batch.config import PipelineConfig
 from heal_batch.pipeline.contract import Counters, Task, TaskIO
+from heal_batch.records import encode_floats
 
 K = 5
 CORRECT = {
@@ -28,19 +28,36 @@ CORRECT = {
     "p4": 0,
     "p5": 1,
 }  # easy easy hard corner corner corner
-STAGE_NAMES = ("generate", "repair", "score", "curriculum", "train-1", "train-2", "train-3",
-               "train-baselines", "evaluate")  # fmt: skip
+STAGE_NAMES = (
+    "generate",
+    "repair",
+    "score",
+    "curriculum",
+    "train-1",
+    "train-2",
+    "train-3",
+    "train-baselines",
+    "evaluate",
+)
 EVAL = {"base": 0.1, "rs": 0.2, "flat": 0.25, "heal-1": 0.3, "heal-2": 0.4, "heal-3": 0.5}
 CUT = len("Step 1: add.\n\n")
 # the text after the cut of each repair and its oracle label (score writes it: method.oracle)
-AFTER_CUT = {"p3#s1#c0": ("3 + 4 = 7. \\boxed{7}", "derived"),
-             "p3#s1#c1": ("The answer is \\boxed{7}.", "shortcut"),
-             "p5#s1#c0": ("5 + 2 = 7, so \\boxed{7}", "derived"),
-             "p5#s1#c1": ("2 + 5 = 7 gives \\boxed{7}", "derived")}  # fmt: skip
+AFTER_CUT = {
+    "p3#s1#c0": ("3 + 4 = 7. \\boxed{7}", "derived"),
+    "p3#s1#c1": ("The answer is \\boxed{7}.", "shortcut"),
+    "p5#s1#c0": ("5 + 2 = 7, so \\boxed{7}", "derived"),
+    "p5#s1#c1": ("2 + 5 = 7 gives \\boxed{7}", "derived"),
+}
 # PURE against the oracle, as curriculum's heal-3 task counts it: p5#s1#c1 dropped (top_lambda)
-ORACLE_COUNTERS = {"oracle_candidates": 4, "oracle_derived": 3, "oracle_shortcut": 1,
-                   "oracle_kept": 3, "oracle_kept_derived": 2, "oracle_rule_top_lambda": 1,
-                   "oracle_rule_top_lambda_derived": 1}  # fmt: skip
+ORACLE_COUNTERS = {
+    "oracle_candidates": 4,
+    "oracle_derived": 3,
+    "oracle_shortcut": 1,
+    "oracle_kept": 3,
+    "oracle_kept_derived": 2,
+    "oracle_rule_top_lambda": 1,
+    "oracle_rule_top_lambda_derived": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -95,11 +112,21 @@ def trajectory(pid: str, s: int) -> dict[str, Any]:
     entropies = [0.2 + 0.05 * (i % 5) for i in range(60)]
     entropies[14] = 3.5  # the surge GEAR cuts at: the first token of step 2
     completion = f"Step 1: add.\n\nStep 2: carry the one.\n\nSo the answer is \\boxed{{{7 if correct else 8}}}."
-    return {"id": f"{pid}#s{s}", "problem_id": pid, "problem": f"What is {pid}?", "reference_answer": "7",
-            "sample_index": s, "completion": completion, "entropies": encode_floats(entropies),
-            "correct": correct, "k": K, "n_correct": CORRECT[pid], "pass_rate": CORRECT[pid] / K,
-            # one token per character; p5's trajectories lack offsets (the report's fallback plot)
-            **({"offsets": list(range(60)), "entropy_method": "exact"} if pid != "p5" else {})}  # fmt: skip
+    return {
+        "id": f"{pid}#s{s}",
+        "problem_id": pid,
+        "problem": f"What is {pid}?",
+        "reference_answer": "7",
+        "sample_index": s,
+        "completion": completion,
+        "entropies": encode_floats(entropies),
+        "correct": correct,
+        "k": K,
+        "n_correct": CORRECT[pid],
+        "pass_rate": CORRECT[pid] / K,
+        # one token per character; p5's trajectories lack offsets (the report's fallback plot)
+        **({"offsets": list(range(60)), "entropy_method": "exact"} if pid != "p5" else {}),
+    }
 
 
 def candidates() -> tuple[list[dict], list[dict]]:
@@ -107,33 +134,100 @@ def candidates() -> tuple[list[dict], list[dict]]:
     cands, summaries = [], []
     for pid in ("p3", "p5"):
         for j in range(2):
-            bp = {"step_index": 1, "token_index": 14, "char_index": 14, "strategy": "surge",
-                  "reason": "entropy surge", "surge": 3.2}  # fmt: skip
-            cands.append({"kind": "repair", "id": f"{pid}#s1#c{j}", "problem_id": pid, "bucket": "corner",
-                          "source_trajectory": f"{pid}#s1", "breakpoint": bp, "continuation": "Carry: 7.",
-                          "text": "Step 1: add.\n\n" + AFTER_CUT[f"{pid}#s1#c{j}"][0],
-                          "cut_char": CUT, "correct": True,
-                          "source": "builtin/arith-L1"})  # fmt: skip
-        summaries.append({"kind": "repair_summary", "id": f"{pid}#summary", "problem_id": pid,
-                          "bucket": "corner", "attempted": 3, "correct": 2, "leaked": 0, "kept": 2,
-                          "reason": "kept"})  # fmt: skip
-    summaries.append({"kind": "repair_summary", "id": "p4#summary", "problem_id": "p4", "bucket": "corner",
-                      "attempted": 3, "correct": 0, "leaked": 0, "kept": 0,
-                      "reason": "no_correct_continuation"})  # fmt: skip
-    cands += [{"kind": "answer_guided", "id": f"p2#ag{j}", "problem_id": "p2", "bucket": "hard",
-               "source_trajectory": None, "breakpoint": None, "text": "...", "correct": True}
-              for j in range(3)]  # fmt: skip
-    summaries.append({"kind": "repair_summary", "id": "p2#summary", "problem_id": "p2", "bucket": "hard",
-                      "attempted": 3, "correct": 3, "leaked": 0, "kept": 3, "reason": "kept"})  # fmt: skip
+            bp = {
+                "step_index": 1,
+                "token_index": 14,
+                "char_index": 14,
+                "strategy": "surge",
+                "reason": "entropy surge",
+                "surge": 3.2,
+            }
+            cands.append(
+                {
+                    "kind": "repair",
+                    "id": f"{pid}#s1#c{j}",
+                    "problem_id": pid,
+                    "bucket": "corner",
+                    "source_trajectory": f"{pid}#s1",
+                    "breakpoint": bp,
+                    "continuation": "Carry: 7.",
+                    "text": "Step 1: add.\n\n" + AFTER_CUT[f"{pid}#s1#c{j}"][0],
+                    "cut_char": CUT,
+                    "correct": True,
+                    "source": "builtin/arith-L1",
+                }
+            )
+        summaries.append(
+            {
+                "kind": "repair_summary",
+                "id": f"{pid}#summary",
+                "problem_id": pid,
+                "bucket": "corner",
+                "attempted": 3,
+                "correct": 2,
+                "leaked": 0,
+                "kept": 2,
+                "reason": "kept",
+            }
+        )
+    summaries.append(
+        {
+            "kind": "repair_summary",
+            "id": "p4#summary",
+            "problem_id": "p4",
+            "bucket": "corner",
+            "attempted": 3,
+            "correct": 0,
+            "leaked": 0,
+            "kept": 0,
+            "reason": "no_correct_continuation",
+        }
+    )
+    cands += [
+        {
+            "kind": "answer_guided",
+            "id": f"p2#ag{j}",
+            "problem_id": "p2",
+            "bucket": "hard",
+            "source_trajectory": None,
+            "breakpoint": None,
+            "text": "...",
+            "correct": True,
+        }
+        for j in range(3)
+    ]
+    summaries.append(
+        {
+            "kind": "repair_summary",
+            "id": "p2#summary",
+            "problem_id": "p2",
+            "bucket": "hard",
+            "attempted": 3,
+            "correct": 3,
+            "leaked": 0,
+            "kept": 3,
+            "reason": "kept",
+        }
+    )
     return cands, summaries
 
 
 def scored(cands: list[dict]) -> list[dict]:
-    out = [c | {"pure": {"ratio": 1.5 + i, "unscored_reason": None}}
-           | ({"oracle": AFTER_CUT[c["id"]][1]} if c["id"] in AFTER_CUT else {})
-           for i, c in enumerate(cands)]  # fmt: skip
-    out += [{"kind": "reference", "id": f"p0#s{s}", "problem_id": "p0",
-             "pure": {"ratio": 1.0 + 0.1 * s, "unscored_reason": None}} for s in range(K)]  # fmt: skip
+    out = [
+        c
+        | {"pure": {"ratio": 1.5 + i, "unscored_reason": None}}
+        | ({"oracle": AFTER_CUT[c["id"]][1]} if c["id"] in AFTER_CUT else {})
+        for i, c in enumerate(cands)
+    ]
+    out += [
+        {
+            "kind": "reference",
+            "id": f"p0#s{s}",
+            "problem_id": "p0",
+            "pure": {"ratio": 1.0 + 0.1 * s, "unscored_reason": None},
+        }
+        for s in range(K)
+    ]
     return out
 
 
@@ -143,12 +237,27 @@ def curriculum(cands: list[dict], kept_repairs: int = 3) -> list[list[dict]]:
     natural = [f"{p}#s{s}" for p, c in CORRECT.items() for s in range(c)]
     guided = [c["id"] for c in cands if c["kind"] == "answer_guided"]
     repairs = [c["id"] for c in cands if c["kind"] == "repair"][:kept_repairs]
-    by_set = {"heal-1": [("natural", natural)], "heal-2": [("natural", natural), ("answer_guided", guided)],
-              "heal-3": [("natural", natural), ("answer_guided", guided), ("repair", repairs)],
-              "rs": [("natural", natural)], "flat": [("natural", natural), ("answer_guided", guided),
-                                                      ("repair", repairs)]}  # fmt: skip
-    return [[{"id": f"{name}/{sid}", "set": name, "kind": kind, "source_id": sid, "problem_id": sid[:2]}
-             for kind, ids in parts for sid in ids] for name, parts in by_set.items()]  # fmt: skip
+    by_set = {
+        "heal-1": [("natural", natural)],
+        "heal-2": [("natural", natural), ("answer_guided", guided)],
+        "heal-3": [("natural", natural), ("answer_guided", guided), ("repair", repairs)],
+        "rs": [("natural", natural)],
+        "flat": [("natural", natural), ("answer_guided", guided), ("repair", repairs)],
+    }
+    return [
+        [
+            {
+                "id": f"{name}/{sid}",
+                "set": name,
+                "kind": kind,
+                "source_id": sid,
+                "problem_id": sid[:2],
+            }
+            for kind, ids in parts
+            for sid in ids
+        ]
+        for name, parts in by_set.items()
+    ]
 
 
 def checkpoint(tmp: Path, name: str, examples: int = 12) -> dict:
@@ -156,9 +265,17 @@ def checkpoint(tmp: Path, name: str, examples: int = 12) -> dict:
     log = tmp / f"{name}_train_log.jsonl"
     log.write_text("".join(json.dumps({"step": s, "loss": 2.0 / s}) + "\n" for s in range(1, 6)))
     base = {"heal-2": "heal-1", "heal-3": "heal-2"}.get(name, "tiny")
-    return {"kind": "checkpoint", "set": name, "path": str(tmp / name), "files": {}, "steps": 5,
-            "final_loss": 0.4, "train_log": str(log), "base": base,
-            "examples": examples}  # fmt: skip
+    return {
+        "kind": "checkpoint",
+        "set": name,
+        "path": str(tmp / name),
+        "files": {},
+        "steps": 5,
+        "final_loss": 0.4,
+        "train_log": str(log),
+        "base": base,
+        "examples": examples,
+    }
 
 
 def correct_counts(score: float) -> list[int]:
@@ -169,13 +286,32 @@ def correct_counts(score: float) -> list[int]:
 def evaluation() -> list[list[dict]]:
     """Every checkpoint on gsm8k (with per-problem counts) and math500 (without)."""
     versions = {"lm_eval": "0.4.13", "transformers": "5.19.0"}
-    return [[{"checkpoint": ckpt, "benchmark": bench, "avg_at_n": score, "avg_at_n_stderr": 0.1,
-              "correct_counts": correct_counts(score) if bench == "gsm8k" else None,
-              "seeds": {"bootstrap": 0},
-              "greedy_acc": score, "greedy_acc_stderr": 0.05, "pass_at_n": min(1.0, 2 * score),
-              "pass_at_n_stderr": 0.1, "num_problems": 10, "n_samples": 2, "temperature": 0.6,
-              "top_p": 0.95, "max_gen_toks": 256, "limit": 10, "backend": "hf", "versions": versions}]
-             for ckpt, score in EVAL.items() for bench in ("gsm8k", "math500")]  # fmt: skip
+    return [
+        [
+            {
+                "checkpoint": ckpt,
+                "benchmark": bench,
+                "avg_at_n": score,
+                "avg_at_n_stderr": 0.1,
+                "correct_counts": correct_counts(score) if bench == "gsm8k" else None,
+                "seeds": {"bootstrap": 0},
+                "greedy_acc": score,
+                "greedy_acc_stderr": 0.05,
+                "pass_at_n": min(1.0, 2 * score),
+                "pass_at_n_stderr": 0.1,
+                "num_problems": 10,
+                "n_samples": 2,
+                "temperature": 0.6,
+                "top_p": 0.95,
+                "max_gen_toks": 256,
+                "limit": 10,
+                "backend": "hf",
+                "versions": versions,
+            }
+        ]
+        for ckpt, score in EVAL.items()
+        for bench in ("gsm8k", "math500")
+    ]
 
 
 def build_config(
@@ -183,18 +319,26 @@ def build_config(
 ) -> ReportPipeline:
     cands, summaries = candidates()
     records = {
-        "generate": [[trajectory(p, s) for p in ("p0", "p1", "p2") for s in range(K)],
-                     [trajectory(p, s) for p in ("p3", "p4", "p5") for s in range(K)]],
+        "generate": [
+            [trajectory(p, s) for p in ("p0", "p1", "p2") for s in range(K)],
+            [trajectory(p, s) for p in ("p3", "p4", "p5") for s in range(K)],
+        ],
         "repair": [cands + summaries],
         "score": [scored(cands) + summaries],
         "curriculum": curriculum(cands, kept_repairs),
-        "train-1": [[checkpoint(tmp, "heal-1", 12)]], "train-2": [[checkpoint(tmp, "heal-2", 15)]],
+        "train-1": [[checkpoint(tmp, "heal-1", 12)]],
+        "train-2": [[checkpoint(tmp, "heal-2", 15)]],
         "train-3": [[checkpoint(tmp, "heal-3", 18)]],
         "train-baselines": [[checkpoint(tmp, "rs", 12)], [checkpoint(tmp, "flat", 18)]],
         "evaluate": evaluation(),
-    }  # fmt: skip
-    counters = {"repair": [{"dropped_no_correct_continuation": 1}],
-                "curriculum": [{"dropped_top_lambda": 1, "dropped_not_in_set": n} for n in (6, 3, 0, 6, 0)]}  # fmt: skip
+    }
+    counters = {
+        "repair": [{"dropped_no_correct_continuation": 1}],
+        "curriculum": [{"dropped_top_lambda": 1, "dropped_not_in_set": n} for n in (6, 3, 0, 6, 0)],
+    }
     counters["curriculum"][2] |= ORACLE_COUNTERS
-    return ReportPipeline(workdir=str(tmp / "run"), executor="debug",
-                          canned=CannedConfig({k: v for k, v in records.items() if k in stages}, counters))  # fmt: skip
+    return ReportPipeline(
+        workdir=str(tmp / "run"),
+        executor="debug",
+        canned=CannedConfig({k: v for k, v in records.items() if k in stages}, counters),
+    )

@@ -34,13 +34,18 @@ def test_device_count():
 
 
 def test_hours_are_seconds_times_devices(full_run):
-    _set_receipts(full_run, "generate", device="2 x NVIDIA H200", seconds=1800.0,
-                  counters={"total": 1, "kept": 1, "tokens_out": 9000})
-    _set_receipts(full_run, "score", device="cpu", seconds=360.0,
-                  counters={"tokens_in": 720})
+    _set_receipts(
+        full_run,
+        "generate",
+        device="2 x NVIDIA H200",
+        seconds=1800.0,
+        counters={"total": 1, "kept": 1, "tokens_out": 9000},
+    )
+    _set_receipts(full_run, "score", device="cpu", seconds=360.0, counters={"tokens_in": 720})
     data = collect(full_run)
-    hours = {h.stage: h for h in stage_hours(full_run, {n: r.run_key for n, r in
-                                                        data.stages.items()})}
+    hours = {
+        h.stage: h for h in stage_hours(full_run, {n: r.run_key for n, r in data.stages.items()})
+    }
     gen, score = hours["generate"], hours["score"]
     assert (gen.gpu_hours, gen.cpu_hours) == (gen.tasks * 1.0, 0.0)
     assert gen.tokens_per_s == 9000 / 1800

@@ -12,11 +12,11 @@ import pytest
 
 from heal_batch.executors import make_executor
 from heal_batch.pipeline.launch import launch
+from heal_batch.pipeline.registry import STAGES
 from heal_batch.report import write_report
 from heal_batch.report.collect import collect
-from heal_batch.report.render import Figure, Section, Table, to_html, to_markdown
 from heal_batch.report.labels import SECTION_TITLES as TITLES
-from heal_batch.pipeline.registry import STAGES
+from heal_batch.report.render import Figure, Section, Table, to_html, to_markdown
 from tests.report.fake_run import CANNED, STAGE_NAMES, build_config
 
 
@@ -72,8 +72,14 @@ def test_full_run_fills_every_section(full_run):
         for line in evaluation.splitlines()
         if line.startswith("| ") and "±" in line
     ]
-    assert rows[:6] == ["| base student", "| RS-SFT (rs)", "| flat (all data)", "| HEAL stage I",
-                        "| HEAL stage II", "| HEAL stage III"]  # fmt: skip
+    assert rows[:6] == [
+        "| base student",
+        "| RS-SFT (rs)",
+        "| flat (all data)",
+        "| HEAL stage I",
+        "| HEAL stage II",
+        "| HEAL stage III",
+    ]
     assert "| HEAL stage III | 0.500 ± 0.100 | 0.500 ± 0.100 |" in evaluation
     assert "n_samples=2, temperature=0.6" in evaluation and "lm_eval 0.4.13" in evaluation
 
@@ -120,8 +126,9 @@ def test_unreadable_section_does_not_hide_the_others(full_run):
 
 
 def test_render_escapes_text():
-    section = Section("A <b>", ["x < y", Table(["h|1"], [["<script>"]]),
-                                Figure("f", b"\x89PNG", "cap & more")])  # fmt: skip
+    section = Section(
+        "A <b>", ["x < y", Table(["h|1"], [["<script>"]]), Figure("f", b"\x89PNG", "cap & more")]
+    )
     html = to_html([section], "T", "sub")
     assert "<script>" not in html and "&lt;script&gt;" in html and "cap &amp; more" in html
     assert "| h\\|1 |" in to_markdown([section], "T", "sub")
@@ -133,8 +140,20 @@ def test_chromium_renders_the_report(full_run, tmp_path):
 
     html = write_report(full_run)
     shot = tmp_path / "report.png"
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
-                    "--window-size=1200,2400", html.as_uri()], check=True, capture_output=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1200,2400",
+            html.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     pixels = imread(shot)
     assert pixels.shape[:2] == (2400, 1200)
     assert pixels[..., :3].std() > 0.05  # not a blank page
@@ -150,11 +169,12 @@ def test_report_reads_real_generate_output(tmp_path, tiny_llama):
     from heal_batch.stages.teacher import TeacherConfig
 
     cfg = PipelineConfig(
-        workdir=str(tmp_path / "run"), executor="debug",
+        workdir=str(tmp_path / "run"),
+        executor="debug",
         ingest=IngestConfig(paths=["builtin:arith?count=4&seed=0"], num_shards=1),
         teacher=TeacherConfig(model=str(tiny_llama), dtype="float32", examples=[]),
         generate=GenerateConfig(k=2, max_new_tokens=8),
-    )  # fmt: skip
+    )
     assert (
         launch(cfg, make_executor("debug"), ["ingest", "generate"], echo=lambda *_: None).failed
         == {}
@@ -169,11 +189,19 @@ def test_greedy_only_evaluation_charts_greedy_accuracy_and_lists_the_lenient_tab
     from heal_batch.report.evaltable import evaluation_blocks
 
     records = [
-        {"checkpoint": c, "benchmark": "arith", "greedy_acc": acc, "greedy_acc_stderr": 0.05,
-         "greedy_flex_acc": 0.3, "greedy_flex_acc_stderr": 0.08, "avg_at_n": None,
-         "num_problems": 30, "n_samples": 0}
+        {
+            "checkpoint": c,
+            "benchmark": "arith",
+            "greedy_acc": acc,
+            "greedy_acc_stderr": 0.05,
+            "greedy_flex_acc": 0.3,
+            "greedy_flex_acc_stderr": 0.08,
+            "avg_at_n": None,
+            "num_problems": 30,
+            "n_samples": 0,
+        }
         for c, acc in (("base", 0.0), ("heal-3", 0.133))
-    ]  # fmt: skip
+    ]
     blocks = evaluation_blocks(records)
     figures = [b for b in blocks if isinstance(b, Figure)]
     assert len(figures) == 1 and figures[0].caption.startswith("greedy accuracy per benchmark")
@@ -203,8 +231,10 @@ def test_warns_when_a_heal_set_adds_nothing(tmp_path, monkeypatch):
     run = make_run(tmp_path, monkeypatch, kept_repairs=0)
     html = write_report(run).read_text()
     added = sections_of((run / "report" / "report.md").read_text())["What HEAL added"]
-    assert added.strip().startswith("**Warning: heal-3 equals heal-2 (the same 15 examples): no "
-                                    "GEAR repair made it into stage III")  # fmt: skip
+    assert added.strip().startswith(
+        "**Warning: heal-3 equals heal-2 (the same 15 examples): no "
+        "GEAR repair made it into stage III"
+    )
     assert "PURE's drops in heal-3: top_lambda 1.**" in added
     assert "<p><strong>Warning: heal-3 equals heal-2" in html and "**" not in html
 
@@ -218,8 +248,9 @@ def test_warns_when_heal_equals_rejection_sampling(tmp_path):
     digest = sum(ids_digest(i) for i in ("a#s0", "b#s1")) % 2**64
     assert digest == sum(ids_digest(i) for i in ("b#s1", "a#s0")) % 2**64  # order-free
     sets = {name: Counter(natural=2) for name in ("heal-1", "heal-2", "heal-3", "rs")}
-    data = RunData(workdir=tmp_path, stages={}, curriculum=sets,
-                   set_digests=dict.fromkeys(sets, (2, digest)))  # fmt: skip
+    data = RunData(
+        workdir=tmp_path, stages={}, curriculum=sets, set_digests=dict.fromkeys(sets, (2, digest))
+    )
     warnings = [b for b in heal_added_blocks(data) if isinstance(b, str) and "Warning" in b]
     assert [w.split(":")[1] for w in warnings] == [
         " heal-2 equals heal-1 (the same 2 examples)",
@@ -238,17 +269,22 @@ def test_evaluation_pairs_checkpoints_with_rs_and_names_unequal_budgets(full_run
     assert "| base student | -0.100 [" in evaluation and "| RS-SFT (rs) | +" not in evaluation
     assert "| HEAL stage III | heal-1 → heal-2 → heal-3 | 5 | 15 | 18 |" in evaluation
     assert "| RS-SFT (rs) | rs | 5 | 5 | 12 |" in evaluation
-    assert ("**Unequal step budgets: RS-SFT trained 5 optimizer steps in all, but HEAL stage II "
-            "10, HEAL stage III 15;") in evaluation  # fmt: skip
+    assert (
+        "**Unequal step budgets: RS-SFT trained 5 optimizer steps in all, but HEAL stage II "
+        "10, HEAL stage III 15;"
+    ) in evaluation
 
 
 def test_paired_comparison_needs_per_problem_counts():
     from heal_batch.report.compare import paired_blocks
 
-    greedy = [{"checkpoint": c, "benchmark": "arith", "correct_counts": None}
-              for c in ("rs", "heal-3")]  # fmt: skip
+    greedy = [
+        {"checkpoint": c, "benchmark": "arith", "correct_counts": None} for c in ("rs", "heal-3")
+    ]
     assert "sampled pass is off" in paired_blocks(greedy)[0]
     assert "RS-SFT (rs) was not evaluated" in paired_blocks(greedy[1:])[0]
-    uneven = [{"checkpoint": name, "benchmark": "arith", "correct_counts": counts, "n_samples": 1}
-              for name, counts in (("rs", [1, 0]), ("heal-3", [1]))]  # fmt: skip
+    uneven = [
+        {"checkpoint": name, "benchmark": "arith", "correct_counts": counts, "n_samples": 1}
+        for name, counts in (("rs", [1, 0]), ("heal-3", [1]))
+    ]
     assert paired_blocks(uneven)[1].rows == [["HEAL stage III", "-"]]  # not the same problems

@@ -61,10 +61,19 @@ def test_logs_and_cancel_on_slurm(slurm_cluster, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(STAGES, "toy", SleepStage)
     monkeypatch.setenv(REGISTER, "1")
     problems = write_problems(tmp_path / "problems.jsonl", n=4)
-    cfg = ToyPipeline(workdir=str(tmp_path / "run"), executor="slurm", cluster="local",
-                      ingest=IngestConfig(paths=[str(problems)], num_shards=2))
-    result = launch(cfg, SlurmExecutor(load_profile("local")), ["ingest", "toy"], wait=False,
-                    echo=lambda *_: None)
+    cfg = ToyPipeline(
+        workdir=str(tmp_path / "run"),
+        executor="slurm",
+        cluster="local",
+        ingest=IngestConfig(paths=[str(problems)], num_shards=2),
+    )
+    result = launch(
+        cfg,
+        SlurmExecutor(load_profile("local")),
+        ["ingest", "toy"],
+        wait=False,
+        echo=lambda *_: None,
+    )
     toy_jobs = [t.job_id for t in result.plans[1].manifest.tasks]
     workdir = Path(cfg.workdir)
     _wait_for_log(workdir, "toy", 0, STARTED.format(0))
@@ -113,9 +122,13 @@ def test_logs_and_cancel_local_tasks(tmp_path, monkeypatch, capsys):
     workdir = tmp_path / "run"
     problems = write_problems(tmp_path / "problems.jsonl", n=4)
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    launcher = subprocess.Popen([sys.executable, str(driver), str(workdir), str(problems)],
-                                cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+    launcher = subprocess.Popen(
+        [sys.executable, str(driver), str(workdir), str(problems)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for_log(workdir, "toy", 0, STARTED.format(0), timeout=120)
         capsys.readouterr()

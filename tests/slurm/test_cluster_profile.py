@@ -353,9 +353,11 @@ def test_plain_sbatch_scripts_start_tasks_with_the_profiles_python_and_srun_args
     from heal_batch.executors.slurm.sbatch import _script
 
     plan = SimpleNamespace(
-        name="s", key="k" * 64, stage=SimpleNamespace(resources=resources),
+        name="s",
+        key="k" * 64,
+        stage=SimpleNamespace(resources=resources),
         todo=[SimpleNamespace(index=0), SimpleNamespace(index=1)],
-    )  # fmt: skip
+    )
     command = _script(plan, profile, tmp_path / "c.yaml", str(tmp_path)).splitlines()[-1]
 
     assert command.startswith(expected.format(exe=shlex.quote(sys.executable)) + " --config ")

@@ -39,7 +39,7 @@ from tests.fixtures.held_generate import (
     HeldGenerateStage,
     marker,
     wait_for_hold,
-)  # fmt: skip
+)
 from tests.fixtures.slurm import wait_for_jobs
 from tests.fixtures.slurm_runs import (
     GENERATE,
@@ -56,7 +56,7 @@ from tests.fixtures.slurm_runs import (
     teacher_section,
     write_config,
     write_profile,
-)  # fmt: skip
+)
 from tests.fixtures.toy_stage import ToyPipeline, write_problems
 
 pytestmark = pytest.mark.slurm
@@ -159,10 +159,13 @@ def test_cancelled_stage_shows_in_status_and_run_resubmits_only_it_and_downstrea
     monkeypatch.setitem(STAGES, "toy", AfterGenerateStage)  # a cheap stage reading generate i
     problems = write_problems(tmp_path / "problems.jsonl", n=4)
     cfg = ToyPipeline(
-        workdir=str(tmp_path / "run"), executor="slurm", cluster="local",
-        teacher=TeacherConfig(**teacher_section(tiny_llama)), generate=GenerateConfig(**GENERATE),
+        workdir=str(tmp_path / "run"),
+        executor="slurm",
+        cluster="local",
+        teacher=TeacherConfig(**teacher_section(tiny_llama)),
+        generate=GenerateConfig(**GENERATE),
         ingest=IngestConfig(paths=[str(problems)], num_shards=2),
-    )  # fmt: skip
+    )
     workdir, stages = tmp_path / "run", ["ingest", "generate", "toy"]
 
     def run(echo=lambda *_: None):  # what `heal-batch run` does with this config
@@ -241,12 +244,29 @@ def test_a_slurm_timeout_reads_as_a_time_limit_in_status(tmp_path, monkeypatch):
 
     layout = Layout(tmp_path)
     key = "a" * 64
-    save_manifest(layout, Manifest(
-        stage="ingest", run_key=key, stage_version=1, format_version=1, code_version="t",
-        config={}, pipeline={}, upstream={}, executor="slurm",
-        tasks=[TaskEntry(index=0, inputs=[], state="submitted", job_id="7_0",
-                         log_path="/logs/7_0_log.err")],
-    ))  # fmt: skip
+    save_manifest(
+        layout,
+        Manifest(
+            stage="ingest",
+            run_key=key,
+            stage_version=1,
+            format_version=1,
+            code_version="t",
+            config={},
+            pipeline={},
+            upstream={},
+            executor="slurm",
+            tasks=[
+                TaskEntry(
+                    index=0,
+                    inputs=[],
+                    state="submitted",
+                    job_id="7_0",
+                    log_path="/logs/7_0_log.err",
+                )
+            ],
+        ),
+    )
     layout.ref("ingest").parent.mkdir(parents=True, exist_ok=True)
     layout.ref("ingest").write_text(key + "\n")
     fake = tmp_path / "bin"

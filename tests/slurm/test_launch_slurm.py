@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from heal_batch.pipeline import status
-from heal_batch.executors.slurm.profiles import load_profile
 from heal_batch.executors.slurm.executor import SlurmExecutor
+from heal_batch.executors.slurm.profiles import load_profile
+from heal_batch.pipeline import status
 from heal_batch.pipeline.launch import PlanError, launch
 from heal_batch.pipeline.registry import STAGES
 from heal_batch.stages.ingest import IngestConfig
@@ -20,12 +20,18 @@ pytestmark = pytest.mark.slurm
 
 def make_cfg(tmp_path, shards=8):
     problems = write_problems(tmp_path / "problems.jsonl")
-    return ToyPipeline(workdir=str(tmp_path / "run"), executor="slurm", cluster="local",
-                       ingest=IngestConfig(paths=[str(problems)], num_shards=shards))
+    return ToyPipeline(
+        workdir=str(tmp_path / "run"),
+        executor="slurm",
+        cluster="local",
+        ingest=IngestConfig(paths=[str(problems)], num_shards=shards),
+    )
 
 
 def run(cfg, stages=None, wait=True):
-    return launch(cfg, SlurmExecutor(load_profile("local")), stages, wait=wait, echo=lambda *_: None)
+    return launch(
+        cfg, SlurmExecutor(load_profile("local")), stages, wait=wait, echo=lambda *_: None
+    )
 
 
 def rows(cfg):
@@ -42,7 +48,11 @@ def test_failed_shard_rerun_on_slurm(slurm_cluster, tmp_path, monkeypatch, failp
     row = rows(cfg)["ingest"]
     assert row.counts["done"] == 7 and row.counts["failed"] == 1
     (failure,) = row.failures
-    assert (("FailpointError" in failure.reason) if failpoint.endswith("raise") else ("died" in failure.reason)), failure
+    assert (
+        ("FailpointError" in failure.reason)
+        if failpoint.endswith("raise")
+        else ("died" in failure.reason)
+    ), failure
     assert failure.log_path and Path(failure.log_path).is_file()
 
     monkeypatch.delenv("HEAL_BATCH_FAILPOINTS")
@@ -60,8 +70,12 @@ def test_dag_is_submitted_at_once_with_dependencies(slurm_cluster, tmp_path, mon
     assert result.submitted == {"ingest": [0, 1, 2], "toy": [0, 1, 2]}
     toy_job = result.plans[1].manifest.tasks[0].job_id.split("_")[0]
     ingest_job = result.plans[0].manifest.tasks[0].job_id.split("_")[0]
-    info = subprocess.run(["scontrol", "show", "job", toy_job], capture_output=True, text=True).stdout
-    assert f"afterany:{ingest_job}" in info or "Dependency=(null)" in info  # null once ingest already ended
+    info = subprocess.run(
+        ["scontrol", "show", "job", toy_job], capture_output=True, text=True
+    ).stdout
+    assert (
+        f"afterany:{ingest_job}" in info or "Dependency=(null)" in info
+    )  # null once ingest already ended
     with pytest.raises(PlanError, match="still queued or running"):
         run(cfg, ["ingest", "toy"], wait=False)  # would submit the same tasks twice
 
@@ -82,8 +96,20 @@ def test_plain_sbatch_scripts_run_the_stage(slurm_cluster, tmp_path):
 
     problems = write_problems(tmp_path / "p.jsonl", n=10)
     workdir = tmp_path / "run"
-    args = ["--executor", "slurm", "--cluster", "local", "--workdir", str(workdir), "--stages", "ingest",
-            "--ingest.paths", f"[{problems}]", "--ingest.num_shards", "3"]
+    args = [
+        "--executor",
+        "slurm",
+        "--cluster",
+        "local",
+        "--workdir",
+        str(workdir),
+        "--stages",
+        "ingest",
+        "--ingest.paths",
+        f"[{problems}]",
+        "--ingest.num_shards",
+        "3",
+    ]
     assert main(["run", *args, "--sbatch_dir", str(tmp_path / "sbatch")]) == 0
     submit = tmp_path / "sbatch" / "submit.sh"
     out = subprocess.run(["bash", str(submit)], capture_output=True, text=True, check=True).stdout
@@ -100,7 +126,9 @@ def test_ingest_and_generate_on_slurm(slurm_cluster, tmp_path, tiny_llama):
     from heal_batch.stages.teacher import TeacherConfig
 
     cfg = PipelineConfig(
-        workdir=str(tmp_path / "run"), executor="slurm", cluster="local",
+        workdir=str(tmp_path / "run"),
+        executor="slurm",
+        cluster="local",
         teacher=TeacherConfig(model=str(tiny_llama), system_prompt=None, examples=[]),
         ingest=IngestConfig(paths=[str(write_problems(tmp_path / "p.jsonl", n=4))], num_shards=2),
         generate=GenerateConfig(k=2, max_new_tokens=8),

@@ -32,13 +32,27 @@ pytestmark = pytest.mark.slurm
 os.environ.setdefault(
     "TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "heal_batch" / "torch_extensions")
 )
-ALL_STAGES = ["ingest", "generate", "repair", "score", "curriculum", "train-1", "train-2", "train-3",
-              "train-baselines", "evaluate"]  # fmt: skip
+ALL_STAGES = [
+    "ingest",
+    "generate",
+    "repair",
+    "score",
+    "curriculum",
+    "train-1",
+    "train-2",
+    "train-3",
+    "train-baselines",
+    "evaluate",
+]
 FAILPOINT = "repair/1@before-run=raise"
 # Two problems per ingest shard (sha256 split); with generate's seeds the parrot answers p0 and p1
 # once in 2 samples (easy: natural samples for heal-1) and p5 and p11 never (corner: repaired).
-PROBLEMS = [("p0", "What is 40 + 2?"), ("p1", "What is 39 + 3?"), ("p5", "What is 35 + 7?"),
-            ("p11", "What is 29 + 13?")]  # fmt: skip
+PROBLEMS = [
+    ("p0", "What is 40 + 2?"),
+    ("p1", "What is 39 + 3?"),
+    ("p5", "What is 35 + 7?"),
+    ("p11", "What is 29 + 13?"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,23 +69,47 @@ def write_config(tmp_path: Path, teacher: Path, student: Path, data: Path) -> Pa
         "".join(json.dumps({"id": i, "problem": p, "answer": "42"}) + "\n" for i, p in PROBLEMS)
     )
     config = {
-        "workdir": str(tmp_path / "run"), "executor": "slurm", "cluster": "local",
-        "teacher": {"model": str(teacher), "system_prompt": None, "examples": [], "dtype": "float32"},
+        "workdir": str(tmp_path / "run"),
+        "executor": "slurm",
+        "cluster": "local",
+        "teacher": {
+            "model": str(teacher),
+            "system_prompt": None,
+            "examples": [],
+            "dtype": "float32",
+        },
         "ingest": {"paths": [str(problems)], "num_shards": 2},
         "generate": {"k": 2, "max_new_tokens": 12},
         # strategy start: the parrot's one-line answers have no entropy surge to cut at
-        "repair": {"paths_per_problem": 1, "continuations_per_path": 2, "guided_per_problem": 0,
-                   "max_new_tokens": 12, "gear": {"strategy": "start"}},
+        "repair": {
+            "paths_per_problem": 1,
+            "continuations_per_path": 2,
+            "guided_per_problem": 0,
+            "max_new_tokens": 12,
+            "gear": {"strategy": "start"},
+        },
         "score": {"reference_samples": 2},
         # the parrot's repairs have no reasoning for PURE to judge: keep them unfiltered
         "pure": {"kinds": []},
         "curriculum": {"baselines": ["rs"], "benchmarks": ["gsm8k"], "data_dir": str(data)},
         "student": {"model": str(student)},
-        "train": {"max_steps": 1, "lr": 3e-3, "per_device_batch": 2, "max_seq_len": 96, "warmup_ratio": 0.0,
-                  "save_every_steps": 0, "dtype": "fp32"},
-        "evaluate": {"benchmarks": ["gsm8k"], "data_dir": str(data), "limit": 2, "n_samples": 0,
-                     "max_gen_toks": 8},
-    }  # fmt: skip
+        "train": {
+            "max_steps": 1,
+            "lr": 3e-3,
+            "per_device_batch": 2,
+            "max_seq_len": 96,
+            "warmup_ratio": 0.0,
+            "save_every_steps": 0,
+            "dtype": "fp32",
+        },
+        "evaluate": {
+            "benchmarks": ["gsm8k"],
+            "data_dir": str(data),
+            "limit": 2,
+            "n_samples": 0,
+            "max_gen_toks": 8,
+        },
+    }
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -164,10 +202,17 @@ def test_whole_pipeline_on_slurm_with_a_failed_shard_and_rerun(
 
     # only the failed shard and what reads it ran again (the base student's evaluation did not)
     assert attempts(rows) == {
-        "ingest": [1, 1], "generate": [1, 1], "repair": [1, 2], "score": [1, 2],
-        "curriculum": [2, 2, 2, 2], "train-1": [2], "train-2": [2], "train-3": [2],
-        "train-baselines": [2], "evaluate": [1, 2, 2, 2, 2],
-    }  # fmt: skip
+        "ingest": [1, 1],
+        "generate": [1, 1],
+        "repair": [1, 2],
+        "score": [1, 2],
+        "curriculum": [2, 2, 2, 2],
+        "train-1": [2],
+        "train-2": [2],
+        "train-3": [2],
+        "train-baselines": [2],
+        "evaluate": [1, 2, 2, 2, 2],
+    }
     layout = Layout(workdir)
     results = [
         next(read_records(shard_path(layout.store, t.output)))

@@ -50,11 +50,13 @@ QUIET = {"echo": lambda *_: None}
 
 def generate_config(workdir: Path, teacher: Path, problems: Path, executor: str) -> PipelineConfig:
     return PipelineConfig(
-        workdir=str(workdir), executor=executor, cluster="local",
+        workdir=str(workdir),
+        executor=executor,
+        cluster="local",
         teacher=TeacherConfig(model=str(teacher), system_prompt=None, examples=[], batch_size=8),
         ingest=IngestConfig(paths=[str(problems)], num_shards=2),
         generate=GenerateConfig(k=2, max_new_tokens=12, chunk_problems=2),
-    )  # fmt: skip
+    )
 
 
 def test_generate_gives_the_same_addresses_on_debug_local_and_slurm(
@@ -89,13 +91,23 @@ def train_config(workdir: Path, student: Path, executor: str, grad_accum: int) -
     gen, scored = base_records()
     gen += [dict(r, id=r["id"] + "x", completion=r["completion"] + " again") for r in gen]
     return TrainPipeline(
-        workdir=str(workdir), executor=executor,
-        fake_generate=FakeUpstreamConfig(gen), fake_score=FakeUpstreamConfig(scored),
+        workdir=str(workdir),
+        executor=executor,
+        fake_generate=FakeUpstreamConfig(gen),
+        fake_score=FakeUpstreamConfig(scored),
         curriculum=CurriculumConfig(baselines=[], decontaminate=False),
         student=StudentConfig(model=str(student)),
-        train=TrainStageConfig(max_steps=4, lr=3e-3, per_device_batch=1, grad_accum=grad_accum,
-                               max_seq_len=96, warmup_ratio=0.0, save_every_steps=0, dtype="fp32"),
-    )  # fmt: skip
+        train=TrainStageConfig(
+            max_steps=4,
+            lr=3e-3,
+            per_device_batch=1,
+            grad_accum=grad_accum,
+            max_seq_len=96,
+            warmup_ratio=0.0,
+            save_every_steps=0,
+            dtype="fp32",
+        ),
+    )
 
 
 def checkpoint(cfg, result) -> dict:
@@ -144,29 +156,54 @@ def parrot(tmp_path_factory) -> Path:
 
 
 # The parrot solves about half of its samples, so heal-1 (its correct samples) is not empty.
-PARROT_PROBLEMS = [("p0", "What is 40 + 2?"), ("p1", "What is 39 + 3?"),
-                   ("p5", "What is 35 + 7?"), ("p11", "What is 29 + 13?")]  # fmt: skip
+PARROT_PROBLEMS = [
+    ("p0", "What is 40 + 2?"),
+    ("p1", "What is 39 + 3?"),
+    ("p5", "What is 35 + 7?"),
+    ("p11", "What is 29 + 13?"),
+]
 
 
 def write_pipeline(folder: Path, teacher: Path, student: Path) -> Path:
     """A real pipeline YAML up to train-1 (a fresh `heal-batch stage` process must parse it)."""
     problems = folder / "problems.jsonl"
-    problems.write_text("".join(json.dumps({"id": i, "problem": p, "answer": "42"}) + "\n"
-                                for i, p in PARROT_PROBLEMS))  # fmt: skip
+    problems.write_text(
+        "".join(
+            json.dumps({"id": i, "problem": p, "answer": "42"}) + "\n" for i, p in PARROT_PROBLEMS
+        )
+    )
     config = {
-        "workdir": str(folder / "run"), "executor": "debug",
-        "teacher": {"model": str(teacher), "system_prompt": None, "examples": [],
-                    "dtype": "float32"},
+        "workdir": str(folder / "run"),
+        "executor": "debug",
+        "teacher": {
+            "model": str(teacher),
+            "system_prompt": None,
+            "examples": [],
+            "dtype": "float32",
+        },
         "ingest": {"paths": [str(problems)], "num_shards": 1},
         "generate": {"k": 2, "max_new_tokens": 12},
-        "repair": {"paths_per_problem": 1, "continuations_per_path": 2, "guided_per_problem": 0,
-                   "max_new_tokens": 12, "gear": {"strategy": "start"}},
-        "score": {"reference_samples": 2}, "pure": {"kinds": []},
+        "repair": {
+            "paths_per_problem": 1,
+            "continuations_per_path": 2,
+            "guided_per_problem": 0,
+            "max_new_tokens": 12,
+            "gear": {"strategy": "start"},
+        },
+        "score": {"reference_samples": 2},
+        "pure": {"kinds": []},
         "curriculum": {"baselines": [], "decontaminate": False},
         "student": {"model": str(student)},
-        "train": {"max_steps": 3, "lr": 3e-3, "per_device_batch": 1, "max_seq_len": 96,
-                  "warmup_ratio": 0.0, "save_every_steps": 0, "dtype": "fp32"},
-    }  # fmt: skip
+        "train": {
+            "max_steps": 3,
+            "lr": 3e-3,
+            "per_device_batch": 1,
+            "max_seq_len": 96,
+            "warmup_ratio": 0.0,
+            "save_every_steps": 0,
+            "dtype": "fp32",
+        },
+    }
     path = folder / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -196,15 +233,32 @@ def test_two_ranks_through_plain_sbatch_match_one_rank_even_with_a_late_rank(
     ranks = {"train": {"tasks_per_node": 2, "cpus_per_task": 1, "mem_gb": 4}}
     cluster = write_profile(tmp_path, "two-ranks", per_stage=ranks)
     scripts = tmp_path / "sbatch"
-    assert main(["run", "--config", str(config), "--executor", "slurm", "--cluster", str(cluster),
-                 "--stages", "train-1", "--sbatch_dir", str(scripts)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(config),
+                "--executor",
+                "slurm",
+                "--cluster",
+                str(cluster),
+                "--stages",
+                "train-1",
+                "--sbatch_dir",
+                str(scripts),
+            ]
+        )
+        == 0
+    )
     (script,) = scripts.glob("*-train-1.sbatch")
     late = """srun bash -c 'if [ "$SLURM_PROCID" = 1 ]; then sleep 3; fi; exec "$0" "$@"' """
     text = script.read_text()
     assert "\nsrun " in text
     script.write_text(text.replace("\nsrun ", "\n" + late))
-    out = subprocess.run(["bash", str(scripts / "submit.sh")], capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["bash", str(scripts / "submit.sh")], capture_output=True, text=True, check=True
+    ).stdout
     job = out.split("job ")[-1].strip()
     try:
         assert wait_for_jobs([job], timeout=300) == {job: "COMPLETED"}
@@ -212,8 +266,10 @@ def test_two_ranks_through_plain_sbatch_match_one_rank_even_with_a_late_rank(
         subprocess.run(["scancel", job], check=False, capture_output=True)
     two_ranks, two = train_losses(workdir)
 
-    assert main(["run", "--config", str(config), "--stages", "train-1",
-                 "--train.grad_accum", "2"]) == 0  # fmt: skip
+    assert (
+        main(["run", "--config", str(config), "--stages", "train-1", "--train.grad_accum", "2"])
+        == 0
+    )
     one_rank, one = train_losses(workdir)
     assert (two_ranks["world_size"], one_rank["world_size"]) == (2, 1)
     assert two.keys() == one.keys() == {1, 2, 3}

@@ -410,9 +410,12 @@ def test_real_repair_and_score_records(tmp_path, tiny_llama, no_data, monkeypatc
     teacher = ScriptedTeacher(tiny_llama)
     monkeypatch.setattr("heal_batch.stages.teacher.make_generator", lambda cfg, *_: teacher)
     cfg = make_pipeline(
-        tmp_path / "run", tiny_llama, write_problems(tmp_path / "p.jsonl", n=6), shards=2,
+        tmp_path / "run",
+        tiny_llama,
+        write_problems(tmp_path / "p.jsonl", n=6),
+        shards=2,
         score=ScoreConfig(reference_samples=3),
-    )  # fmt: skip
+    )
     stages = ["ingest", "generate", "repair", "score", "curriculum"]
     result = launch(cfg, make_executor("debug"), stages, echo=lambda *_: None)
     assert not result.failed

@@ -12,11 +12,11 @@ import jsonschema
 import pytest
 
 from heal_batch.config import PipelineConfig
+from heal_batch.data import benchmarks
 from heal_batch.executors import make_executor
+from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref
 from heal_batch.pipeline.launch import launch
 from heal_batch.pipeline.registry import STAGES
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref
-from heal_batch.data import benchmarks
 from heal_batch.stages.evaluate import TRAIN_STAGES, EvaluateConfig, EvaluateStage
 from heal_batch.stages.train.stage import StudentConfig
 from heal_batch.store.layout import Layout
@@ -207,12 +207,19 @@ def test_evaluates_base_and_checkpoints_through_lm_eval(
 ):
     """ONE small lm-eval run per task: base + heal-1 on 2 GSM8K problems, 8 tokens, n=2."""
     cfg = EvalPipeline(
-        workdir=str(tmp_path / "run"), executor="debug",
+        workdir=str(tmp_path / "run"),
+        executor="debug",
         fake_train=FakeTrainConfig(model=str(tiny_llama), sets={"train-1": ["heal-1"]}),
-        evaluate=EvaluateConfig(benchmarks=["gsm8k"], data_dir=str(shared_data), limit=2, max_gen_toks=8,
-                                batch_size=4, dtype="float32"),
+        evaluate=EvaluateConfig(
+            benchmarks=["gsm8k"],
+            data_dir=str(shared_data),
+            limit=2,
+            max_gen_toks=8,
+            batch_size=4,
+            dtype="float32",
+        ),
         student=StudentConfig(model=str(tiny_llama)),
-    )  # fmt: skip
+    )
     stages = list(TRAIN_STAGES) + ["evaluate"]
     result = launch(cfg, make_executor("debug"), stages, echo=lambda *_: None)
     assert result.failed == {} and result.submitted["evaluate"] == [0, 1]
@@ -248,13 +255,20 @@ def test_arith_needs_no_data_folder_and_skips_the_training_problems(tmp_path, ti
     from heal_batch.stages.ingest import IngestConfig
 
     cfg = EvalPipeline(
-        workdir=str(tmp_path / "run"), executor="debug",
+        workdir=str(tmp_path / "run"),
+        executor="debug",
         ingest=IngestConfig(paths=["builtin:arith?count=40&seed=1000"]),
-        evaluate=EvaluateConfig(benchmarks=["arith"], data_dir=str(tmp_path / "no-such-folder"),
-                                arith_count=6, limit=3, max_gen_toks=8, n_samples=0,
-                                dtype="float32"),
+        evaluate=EvaluateConfig(
+            benchmarks=["arith"],
+            data_dir=str(tmp_path / "no-such-folder"),
+            arith_count=6,
+            limit=3,
+            max_gen_toks=8,
+            n_samples=0,
+            dtype="float32",
+        ),
         student=StudentConfig(model=str(tiny_llama)),
-    )  # fmt: skip
+    )
     result = launch(cfg, make_executor("debug"), [*TRAIN_STAGES, "evaluate"], echo=lambda *_: None)
     assert result.failed == {}
     plan = result.plans[-1]

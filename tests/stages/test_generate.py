@@ -1,15 +1,15 @@
 """generate: trajectory records on a tiny model, resume after a kill, reproducible addresses, SmolLM2 on GSM8K."""
 
-import jsonschema
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
-from heal_batch.records import decode_floats
 from heal_batch.config import PipelineConfig
 from heal_batch.executors import make_executor
 from heal_batch.pipeline.launch import launch
+from heal_batch.records import decode_floats
 from heal_batch.stages.generate import GenerateConfig
 from heal_batch.stages.ingest import IngestConfig
 from heal_batch.stages.teacher import TeacherConfig
@@ -17,13 +17,16 @@ from heal_batch.store.layout import Layout
 from heal_batch.store.shards import read_records, shard_path
 from tests.fixtures.toy_stage import write_problems
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "manifests" / "trajectory.schema.json").read_text())
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "manifests" / "trajectory.schema.json").read_text()
+)
 
 
 def make_cfg(workdir, model, problems, executor="debug", shards=2, **gen):
     gen = {"k": 3, "max_new_tokens": 12, "chunk_problems": 2, **gen}
     return PipelineConfig(
-        workdir=str(workdir), executor=executor,
+        workdir=str(workdir),
+        executor=executor,
         teacher=TeacherConfig(model=str(model), system_prompt=None, examples=[], batch_size=8),
         ingest=IngestConfig(paths=[str(problems)], num_shards=shards),
         generate=GenerateConfig(**gen),
@@ -49,7 +52,11 @@ def test_records_carry_everything(tmp_path, tiny_llama):
     assert len(records) == 5 * 3
     for record in records:
         jsonschema.validate(record, SCHEMA)
-        assert len(decode_floats(record["entropies"])) == record["n_tokens"] == len(record["token_ids"])
+        assert (
+            len(decode_floats(record["entropies"]))
+            == record["n_tokens"]
+            == len(record["token_ids"])
+        )
         assert len(decode_floats(record["logprobs"])) == record["n_tokens"]
         assert record["entropy_method"] == "exact" and record["prompt"].endswith("assistant\n")
         assert record["correct"] == (record["grade_reason"] == "correct")
@@ -96,7 +103,8 @@ def test_smollm2_on_gsm8k_through_the_launcher(tmp_path, shared_data):
     lines = (shared_data / "gsm8k_test.jsonl").read_text().splitlines()[:3]
     (tmp_path / "gsm8k3.jsonl").write_text("\n".join(lines) + "\n")
     cfg = PipelineConfig(
-        workdir=str(tmp_path / "run"), executor="local",
+        workdir=str(tmp_path / "run"),
+        executor="local",
         ingest=IngestConfig(paths=[str(tmp_path / "gsm8k3.jsonl")], num_shards=1),
         generate=GenerateConfig(k=2, max_new_tokens=48),
     )

@@ -16,8 +16,11 @@ GOOD = '{"id": "a", "problem": "1+1?", "answer": "2"}\n'
 
 
 def ingest(tmp_path, paths, shards=2):
-    cfg = ToyPipeline(workdir=str(tmp_path / "run"), executor="debug",
-                      ingest=IngestConfig(paths=[str(p) for p in paths], num_shards=shards))
+    cfg = ToyPipeline(
+        workdir=str(tmp_path / "run"),
+        executor="debug",
+        ingest=IngestConfig(paths=[str(p) for p in paths], num_shards=shards),
+    )
     result = launch(cfg, make_executor("debug"), ["ingest"], echo=lambda *_: None)
     return cfg, result
 
@@ -25,18 +28,29 @@ def ingest(tmp_path, paths, shards=2):
 def outputs(cfg, result):
     layout = Layout(cfg.workdir)
     receipts = read_receipts(layout, "ingest", result.plans[0].key)
-    return [list(read_records(shard_path(layout.store, r.output))) for _, r in sorted(receipts.items())]
+    return [
+        list(read_records(shard_path(layout.store, r.output))) for _, r in sorted(receipts.items())
+    ]
 
 
-@pytest.mark.parametrize("content,expected", [
-    (GOOD + '{"id": "b", "problem": "2+2?"\n', r"bad\.jsonl:2: malformed JSON"),
-    (GOOD + '{"id": "b", "problem": "2+2?"}\n', r"bad\.jsonl:2: missing field 'answer'"),
-    (GOOD + '{"id": 7, "problem": "2+2?", "answer": "4"}\n', r"bad\.jsonl:2: field 'id' must be a string, got int"),
-    (GOOD + '[1, 2]\n', r"bad\.jsonl:2: expected a JSON object"),
-    (b'{"id": "a", "problem": "caf\xe9", "answer": "1"}\n', r"bad\.jsonl:1: not UTF-8"),
-    ("", r"bad\.jsonl: empty file"),
-    (GOOD + '{"id": "a", "problem": "1+1?", "answer": "3"}\n', r"bad\.jsonl:2: duplicate id 'a' with different content \(first seen at .*bad\.jsonl:1\)"),
-])
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (GOOD + '{"id": "b", "problem": "2+2?"\n', r"bad\.jsonl:2: malformed JSON"),
+        (GOOD + '{"id": "b", "problem": "2+2?"}\n', r"bad\.jsonl:2: missing field 'answer'"),
+        (
+            GOOD + '{"id": 7, "problem": "2+2?", "answer": "4"}\n',
+            r"bad\.jsonl:2: field 'id' must be a string, got int",
+        ),
+        (GOOD + "[1, 2]\n", r"bad\.jsonl:2: expected a JSON object"),
+        (b'{"id": "a", "problem": "caf\xe9", "answer": "1"}\n', r"bad\.jsonl:1: not UTF-8"),
+        ("", r"bad\.jsonl: empty file"),
+        (
+            GOOD + '{"id": "a", "problem": "1+1?", "answer": "3"}\n',
+            r"bad\.jsonl:2: duplicate id 'a' with different content \(first seen at .*bad\.jsonl:1\)",
+        ),
+    ],
+)
 def test_bad_input_names_file_and_line_and_publishes_nothing(tmp_path, content, expected):
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -67,14 +81,22 @@ def test_split_is_deterministic_complete_and_deduplicated(tmp_path):
     counters = [t.counters for t in result.plans[0].manifest.tasks]
     assert sum(c.get("dropped_duplicate", 0) for c in counters) == 1
     record = next(r for shard in shards for r in shard if r["id"] == "q0")
-    assert record == {"id": "q0", "problem": "What is 0 + 0?", "answer": "0", "source": "p", "meta": {}}
+    assert record == {
+        "id": "q0",
+        "problem": "What is 0 + 0?",
+        "answer": "0",
+        "source": "p",
+        "meta": {},
+    }
 
 
 def test_parquet_and_extra_fields_go_to_meta(tmp_path):
     import polars as pl
 
     path = tmp_path / "p.parquet"
-    pl.DataFrame({"id": ["x", "y"], "problem": ["a?", "b?"], "answer": ["1", "2"], "level": [3, 4]}).write_parquet(path)
+    pl.DataFrame(
+        {"id": ["x", "y"], "problem": ["a?", "b?"], "answer": ["1", "2"], "level": [3, 4]}
+    ).write_parquet(path)
     cfg, result = ingest(tmp_path, [path], shards=1)
     (shard,) = outputs(cfg, result)
     assert [r["meta"] for r in shard] == [{"level": 3}, {"level": 4}]

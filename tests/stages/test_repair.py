@@ -8,11 +8,11 @@ import jsonschema
 import pytest
 
 from heal_batch.executors import make_executor
-from heal_batch.pipeline.launch import launch
 from heal_batch.method.gear import GearConfig
 from heal_batch.method.hints import build_hint, hint_prefill
-from heal_batch.stages.repair.stage import RepairConfig
+from heal_batch.pipeline.launch import launch
 from heal_batch.stages.repair.jobs import Job, judge, summary_record
+from heal_batch.stages.repair.stage import RepairConfig
 from heal_batch.store.layout import Layout
 from heal_batch.store.shards import read_records, shard_path
 from tests.fixtures.scripted_teacher import FAILED, REPAIRED, ScriptedTeacher, make_pipeline

@@ -41,8 +41,15 @@ SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "manifests" / "checkpoint.schema.json").read_text()
 )
 TRAIN_STAGES = (Train1Stage, Train2Stage, Train3Stage, TrainBaselinesStage)
-TINY = {"lr": 3e-3, "per_device_batch": 2, "grad_accum": 1, "max_seq_len": 96,
-        "warmup_ratio": 0.0, "save_every_steps": 0, "dtype": "fp32"}  # fmt: skip
+TINY = {
+    "lr": 3e-3,
+    "per_device_batch": 2,
+    "grad_accum": 1,
+    "max_seq_len": 96,
+    "warmup_ratio": 0.0,
+    "save_every_steps": 0,
+    "dtype": "fp32",
+}
 
 
 @dataclass
@@ -76,12 +83,14 @@ def test_pace_stages_chain_checkpoints_and_rs_matches_their_steps(tmp_path, tiny
     gen, scored = base_records()
     gen += [dict(r, id=r["id"] + "x", completion=r["completion"] + " again") for r in gen]
     cfg = TrainPipeline(
-        workdir=str(tmp_path / "run"), executor="debug",
-        fake_generate=FakeUpstreamConfig(gen), fake_score=FakeUpstreamConfig(scored),
+        workdir=str(tmp_path / "run"),
+        executor="debug",
+        fake_generate=FakeUpstreamConfig(gen),
+        fake_score=FakeUpstreamConfig(scored),
         curriculum=CurriculumConfig(baselines=["rs"], decontaminate=False),
         student=StudentConfig(model=str(tiny_llama)),
         train=TrainStageConfig(epochs=[2, 1, 1], **TINY),
-    )  # fmt: skip
+    )
     stages = ["generate", "score", "curriculum", *(c.name for c in TRAIN_STAGES)]
     result = launch(cfg, make_executor("debug"), stages, echo=lambda *_: None)
     assert not result.failed, result.failed

@@ -17,13 +17,53 @@ from heal_batch.store.shards import canonical_line, json_line, parse_line
 
 pytestmark = pytest.mark.skipif(shards.orjson is None, reason="orjson is not installed")
 
-EDGE_FLOATS = [1e16, 1e-7, -0.0, 0.0, 1e-5, 1e-4, 0.0001234, 1e15, 9999999999999998.0, 1e21,
-               1e22, 5e-324, 1.7976931348623157e308, 0.1, 2.5, -1e100, 123456789.123]  # fmt: skip
-EDGE_INTS = [0, -1, 2**53 + 1, 2**63 - 1, 2**63, 2**64 - 1, 2**64, 2**64 + 1, -(2**63),
-             -(2**63) - 1, 10**40, -(10**40)]  # fmt: skip
-EDGE_TEXT = ["", "plain", "é ü ß", "日本語", "😀 \U00010000 \U0010ffff", "\x00\x01\x1f\x7f",
-             "\u2028\u2029", 'quote " backslash \\ slash /', "\n\r\t\b\f", "1e16", ":1e5",
-             "0.00001"]  # fmt: skip
+EDGE_FLOATS = [
+    1e16,
+    1e-7,
+    -0.0,
+    0.0,
+    1e-5,
+    1e-4,
+    0.0001234,
+    1e15,
+    9999999999999998.0,
+    1e21,
+    1e22,
+    5e-324,
+    1.7976931348623157e308,
+    0.1,
+    2.5,
+    -1e100,
+    123456789.123,
+]
+EDGE_INTS = [
+    0,
+    -1,
+    2**53 + 1,
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+    2**64,
+    2**64 + 1,
+    -(2**63),
+    -(2**63) - 1,
+    10**40,
+    -(10**40),
+]
+EDGE_TEXT = [
+    "",
+    "plain",
+    "é ü ß",
+    "日本語",
+    "😀 \U00010000 \U0010ffff",
+    "\x00\x01\x1f\x7f",
+    "\u2028\u2029",
+    'quote " backslash \\ slash /',
+    "\n\r\t\b\f",
+    "1e16",
+    ":1e5",
+    "0.00001",
+]
 
 
 def _float(rng: random.Random) -> float:
@@ -38,8 +78,9 @@ def _float(rng: random.Random) -> float:
 
 def _text(rng: random.Random) -> str:
     def char() -> str:
-        c = rng.choice([rng.randint(0, 0x7F), rng.randint(0x80, 0xFFFF),
-                        rng.randint(0x10000, 0x10FFFF)])  # fmt: skip
+        c = rng.choice(
+            [rng.randint(0, 0x7F), rng.randint(0x80, 0xFFFF), rng.randint(0x10000, 0x10FFFF)]
+        )
         return chr(c) if not 0xD800 <= c < 0xE000 else "x"
 
     return "".join(char() for _ in range(rng.randint(0, 12)))
@@ -87,8 +128,14 @@ def test_edge_values(value):
 
 def test_orjson_takes_the_common_records():
     """The speed-up applies: a plain generate-like record never reaches the json fallback."""
-    record = {"id": "p1#s0", "token_ids": list(range(300)), "pass_rate": 0.75, "source": None,
-              "completion": "Step 1: add.\n\n\\boxed{7}", "entropies": "AAAA" * 64}  # fmt: skip
+    record = {
+        "id": "p1#s0",
+        "token_ids": list(range(300)),
+        "pass_rate": 0.75,
+        "source": None,
+        "completion": "Step 1: add.\n\n\\boxed{7}",
+        "entropies": "AAAA" * 64,
+    }
     assert canonical_line(record) == shards.orjson.dumps(record, option=shards._ORJSON_OPTIONS)
 
 

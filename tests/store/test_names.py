@@ -16,16 +16,19 @@ KEY = "a" * 64
 OUTSIDE = "../../../../outside/x"
 
 
-@pytest.mark.parametrize("call", [
-    lambda lay: lay.manifest("ingest", OUTSIDE),
-    lambda lay: lay.manifest("../ingest", KEY),
-    lambda lay: lay.run_dir("ingest", KEY.upper()),
-    lambda lay: lay.receipt("ingest", KEY, -1),
-    lambda lay: lay.scratch("ingest", KEY, "../3"),
-    lambda lay: lay.ref("../nope"),
-    lambda lay: lay.checkpoints(KEY, "../x"),
-    lambda lay: shard_path(lay.store, "../" + KEY[3:]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda lay: lay.manifest("ingest", OUTSIDE),
+        lambda lay: lay.manifest("../ingest", KEY),
+        lambda lay: lay.run_dir("ingest", KEY.upper()),
+        lambda lay: lay.receipt("ingest", KEY, -1),
+        lambda lay: lay.scratch("ingest", KEY, "../3"),
+        lambda lay: lay.ref("../nope"),
+        lambda lay: lay.checkpoints(KEY, "../x"),
+        lambda lay: shard_path(lay.store, "../" + KEY[3:]),
+    ],
+)
 def test_layout_refuses_names_that_are_not_names(tmp_path, call):
     with pytest.raises(RunFolderError):
         call(Layout(tmp_path))
@@ -62,10 +65,15 @@ def test_a_receipt_whose_output_leaves_the_store_is_damaged_and_its_task_reruns(
     assert json.loads(receipt.read_text())["output"] == good
 
 
-@pytest.mark.parametrize("field,value", [
-    ("stage", "../../x"), ("run_key", OUTSIDE), ("upstream", {"ingest": OUTSIDE}),
-    ("tasks", "oops"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("stage", "../../x"),
+        ("run_key", OUTSIDE),
+        ("upstream", {"ingest": OUTSIDE}),
+        ("tasks", "oops"),
+    ],
+)
 def test_a_manifest_with_bad_names_is_refused_naming_the_file(tmp_path, field, value):
     cfg, layout, key = ingest_run(tmp_path)
     path = layout.manifest("ingest", key)

@@ -25,12 +25,33 @@ def test_store_receipts_manifests_refs_and_report_honour_the_umask(tmp_path, uma
     umask(mask)
     problems = write_problems(tmp_path / "p.jsonl", n=4)
     workdir = tmp_path / "run"
-    assert main(["run", "--executor", "debug", "--workdir", str(workdir), "--stages", "ingest",
-                 "--ingest.paths", f"[{problems}]", "--ingest.num_shards", "2"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--executor",
+                "debug",
+                "--workdir",
+                str(workdir),
+                "--stages",
+                "ingest",
+                "--ingest.paths",
+                f"[{problems}]",
+                "--ingest.num_shards",
+                "2",
+            ]
+        )
+        == 0
+    )
     layout = Layout(workdir)
     key = layout.read_ref("ingest")
-    files = [layout.receipt("ingest", key, 0), layout.manifest("ingest", key), layout.ref("ingest"),
-             workdir / "report" / "report.html", workdir / "report" / "report.md",
-             *layout.store.glob("*/*.jsonl.zst")]
+    files = [
+        layout.receipt("ingest", key, 0),
+        layout.manifest("ingest", key),
+        layout.ref("ingest"),
+        workdir / "report" / "report.html",
+        workdir / "report" / "report.md",
+        *layout.store.glob("*/*.jsonl.zst"),
+    ]
     modes = {str(f.relative_to(workdir)): oct(stat.S_IMODE(f.stat().st_mode)) for f in files}
     assert set(modes.values()) == {oct(mode)}, modes

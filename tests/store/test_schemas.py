@@ -21,14 +21,19 @@ def schema(name):
 
 
 @pytest.fixture(scope="module")
-def run_folder(tmp_path_factory, ):
+def run_folder(
+    tmp_path_factory,
+):
     tmp = tmp_path_factory.mktemp("schemas")
     import os
 
     os.environ["HEAL_BATCH_FAILPOINTS"] = "ingest/1@before-run=raise"
     try:
-        cfg = ToyPipeline(workdir=str(tmp / "run"), executor="debug",
-                          ingest=IngestConfig(paths=[str(write_problems(tmp / "p.jsonl"))], num_shards=3))
+        cfg = ToyPipeline(
+            workdir=str(tmp / "run"),
+            executor="debug",
+            ingest=IngestConfig(paths=[str(write_problems(tmp / "p.jsonl"))], num_shards=3),
+        )
         launch(cfg, make_executor("debug"), ["ingest"], echo=lambda *_: None)
     finally:
         del os.environ["HEAL_BATCH_FAILPOINTS"]
@@ -47,13 +52,20 @@ def test_receipts_validate(run_folder):
     for path in receipts:
         data = json.loads(path.read_text())
         jsonschema.validate(data, schema("receipt"))
-    assert json.loads((run_folder.workdir / "runs").glob("*/*/tasks/1.json").__next__().read_text())["attempt"] == 2
+    assert (
+        json.loads((run_folder.workdir / "runs").glob("*/*/tasks/1.json").__next__().read_text())[
+            "attempt"
+        ]
+        == 2
+    )
 
 
 def test_failed_receipt_validates(tmp_path):
     from heal_batch.store.receipts import Receipt
 
-    receipt = Receipt(stage="ingest", run_key="a" * 64, index=0, state="failed", error="ValueError: x")
+    receipt = Receipt(
+        stage="ingest", run_key="a" * 64, index=0, state="failed", error="ValueError: x"
+    )
     jsonschema.validate(receipt.to_dict(), schema("receipt"))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**receipt.to_dict(), "error": None}, schema("receipt"))
@@ -65,7 +77,9 @@ def test_sealed_manifest_validates_and_records_provenance(run_folder):
     jsonschema.validate(data, schema("manifest"))
     assert data["sealed"] and data["counters"]["kept"] == 40
     assert {"zstandard", "submitit"} <= set(data["library_versions"])
-    assert data["config"] == {"config": {"paths": data["pipeline"]["ingest"]["paths"], "num_shards": 3}}
+    assert data["config"] == {
+        "config": {"paths": data["pipeline"]["ingest"]["paths"], "num_shards": 3}
+    }
 
 
 def test_problem_records_validate(run_folder):

@@ -5,9 +5,19 @@ import textwrap
 
 import pytest
 
-from heal_batch.store.shards import ShardError, ShardWriter, read_records, shard_path, verify, write_records
+from heal_batch.store.shards import (
+    ShardError,
+    ShardWriter,
+    read_records,
+    shard_path,
+    verify,
+    write_records,
+)
 
-RECORDS = [{"id": f"p{i}", "x": i / 3, "text": "héllo ∑", "nested": {"b": 1, "a": [1, 2]}} for i in range(500)]
+RECORDS = [
+    {"id": f"p{i}", "x": i / 3, "text": "héllo ∑", "nested": {"b": 1, "a": [1, 2]}}
+    for i in range(500)
+]
 
 
 def test_round_trip(tmp_path):
@@ -58,10 +68,9 @@ def test_wrong_address_is_detected(tmp_path):
 
 
 def test_exception_inside_writer_publishes_nothing(tmp_path):
-    with pytest.raises(RuntimeError):
-        with ShardWriter(tmp_path) as writer:
-            writer.write({"a": 1})
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), ShardWriter(tmp_path) as writer:
+        writer.write({"a": 1})
+        raise RuntimeError("boom")
     assert not list(tmp_path.glob("*/*.jsonl.zst"))
     assert not list((tmp_path / ".tmp").iterdir())
 

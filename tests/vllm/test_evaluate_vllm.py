@@ -44,5 +44,7 @@ def test_arith_through_lm_eval_vllm(tmp_path, vllm_importable):
     rec = json.loads(lines[-1].removeprefix("RECORD "))
     assert rec["num_problems"] == 30 and rec["versions"]["vllm"]
     assert 0 <= rec["greedy_acc"] <= rec["greedy_flex_acc"] <= 1
-    print(f"arith greedy {rec['greedy_acc']:.3f} strict, {rec['greedy_flex_acc']:.3f} lenient, "
-          f"{rec['seconds']:.0f} s in lm-eval")  # fmt: skip
+    print(
+        f"arith greedy {rec['greedy_acc']:.3f} strict, {rec['greedy_flex_acc']:.3f} lenient, "
+        f"{rec['seconds']:.0f} s in lm-eval"
+    )

@@ -27,8 +27,10 @@ TOO_LONG = "What is" + " 1 +" * 2100 + " 1?"  # about 6,300 tokens, beyond max_m
 
 
 def problems_file(path: Path, n: int, too_long: bool = False) -> Path:
-    rows = [{"id": f"q{i}", "problem": f"What is {i} + {i + 3}?", "answer": str(2 * i + 3)}
-            for i in range(n)]  # fmt: skip
+    rows = [
+        {"id": f"q{i}", "problem": f"What is {i} + {i + 3}?", "answer": str(2 * i + 3)}
+        for i in range(n)
+    ]
     if too_long:
         rows.append({"id": "q-long", "problem": TOO_LONG, "answer": "2101"})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -37,10 +39,12 @@ def problems_file(path: Path, n: int, too_long: bool = False) -> Path:
 
 def config(tmp_path, teacher: TeacherConfig, problems: Path, executor: str) -> PipelineConfig:
     return PipelineConfig(
-        workdir=str(tmp_path / "run"), executor=executor, teacher=teacher,
+        workdir=str(tmp_path / "run"),
+        executor=executor,
+        teacher=teacher,
         ingest=IngestConfig(paths=[str(problems)], num_shards=1),
         generate=GenerateConfig(k=2, max_new_tokens=48, chunk_problems=4),
-    )  # fmt: skip
+    )
 
 
 def generate(cfg: PipelineConfig, executor):

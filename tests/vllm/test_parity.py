@@ -56,10 +56,12 @@ def test_token_logprobs_and_entropies_agree(pair):
         full += h.entropies[:n]
     d, topk, full = np.abs(d_logprob), np.array(topk), np.array(full)
     r, bias = np.corrcoef(topk, full)[0, 1], float(np.mean(topk - full))
-    print(f"{len(d)} shared tokens: |logprob diff| mean {d.mean():.4f}"
-          f" p99 {np.quantile(d, 0.99):.3f} max {d.max():.3f};"
-          f" entropy r {r:.3f}, bias {bias:+.3f} nats"
-          f" ({bias / full.mean():+.1%} of {full.mean():.3f})")  # fmt: skip
+    print(
+        f"{len(d)} shared tokens: |logprob diff| mean {d.mean():.4f}"
+        f" p99 {np.quantile(d, 0.99):.3f} max {d.max():.3f};"
+        f" entropy r {r:.3f}, bias {bias:+.3f} nats"
+        f" ({bias / full.mean():+.1%} of {full.mean():.3f})"
+    )
     assert len(d) >= 800  # measured 1136 (every token); two texts may part early
     assert d.mean() < 1e-3 and d.max() < 0.02  # measured mean < 5e-5, max < 5e-4
     assert r > 0.95  # measured 0.991

@@ -1,8 +1,8 @@
 """Cancel Slurm jobs: the one place ``scancel`` is called.
 
-    outcome = cancel_jobs({"1234_0", "1234_1", "1235"})
-    outcome.cancelled   # ids Slurm still held (pending or running) and was told to cancel
-    outcome.finished    # ids Slurm no longer holds (already ended): nothing to do
+outcome = cancel_jobs({"1234_0", "1234_1", "1235"})
+outcome.cancelled   # ids Slurm still held (pending or running) and was told to cancel
+outcome.finished    # ids Slurm no longer holds (already ended): nothing to do
 """
 
 from __future__ import annotations
@@ -35,9 +35,12 @@ def cancel_jobs(job_ids: Iterable[str]) -> CancelOutcome:
     outcome = CancelOutcome(sorted(held), [job for job in ids if job not in held])
     if not held:
         return outcome
-    done = subprocess.run(["scancel", *outcome.cancelled], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        ["scancel", *outcome.cancelled], capture_output=True, text=True, timeout=60, check=False
+    )
     if done.returncode != 0:
-        raise CancelError(f"scancel {' '.join(outcome.cancelled)} failed (rc {done.returncode}): "
-                          f"{done.stderr.strip()}; check them with `squeue -j`")
+        raise CancelError(
+            f"scancel {' '.join(outcome.cancelled)} failed (rc {done.returncode}): "
+            f"{done.stderr.strip()}; check them with `squeue -j`"
+        )
     return outcome

@@ -28,9 +28,11 @@ class SlurmExecutor:
 
     def unavailable(self) -> str | None:
         if shutil.which("sbatch") is None:
-            return ("`sbatch` is not on PATH here (Slurm is not installed, or this is not a login "
-                    "node). Run on a machine that can submit Slurm jobs, use --executor local, or "
-                    "write plain sbatch scripts with --sbatch_dir DIR")
+            return (
+                "`sbatch` is not on PATH here (Slurm is not installed, or this is not a login "
+                "node). Run on a machine that can submit Slurm jobs, use --executor local, or "
+                "write plain sbatch scripts with --sbatch_dir DIR"
+            )
         return None
 
     def submit(self, jobs: list[TaskJob], logs: Path, after: list[Submission]) -> Submission:

@@ -86,6 +86,7 @@ class SlurmJobs:
         from heal_batch.executors.slurm.cancel import cancel_jobs
 
         if not job_ids:
-            return CancelOutcome(note="no Slurm job ids recorded for its unfinished tasks "
-                                 "(never submitted?)")
+            return CancelOutcome(
+                note="no Slurm job ids recorded for its unfinished tasks (never submitted?)"
+            )
         return cancel_jobs(job_ids)

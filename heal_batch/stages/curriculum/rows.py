@@ -146,10 +146,15 @@ def light_schema() -> dict:
     import polars as pl
 
     types = {
-        "str": pl.String, "kind": pl.Enum(list(STAGE_OF_KIND)), "bool": pl.Boolean,
-        "f64": pl.Float64, "i32": pl.Int32, "cat": pl.Categorical, "u128": pl.UInt128,
+        "str": pl.String,
+        "kind": pl.Enum(list(STAGE_OF_KIND)),
+        "bool": pl.Boolean,
+        "f64": pl.Float64,
+        "i32": pl.Int32,
+        "cat": pl.Categorical,
+        "u128": pl.UInt128,
         "u32": pl.UInt32,
-    }  # fmt: skip
+    }
     return {name: types[t] for name, t in LIGHT_SCHEMA.items()}
 
 

@@ -54,6 +54,8 @@ KEPT = "kept"
 NOT_SCORED = "not_scored"
 HEAL_SETS = ("heal-1", "heal-2", "heal-3")
 BASELINE_MODES = {"rs": "stage-I-only", "flat": "flat"}
+
+
 @dataclass(frozen=True)
 class SetSpec:
     """One training set: its name, the PACE mode it belongs to and its stage in that mode."""

@@ -206,9 +206,13 @@ class CurriculumStage:
             counters.update(oracle_counters(table, labels, self.pure.kinds))
         del pool, table  # the set's light rows are all the texts are fetched by
         write_in_order(
-            kept, shards, io.read, lambda r: self._example(spec.name, r), io.write,
+            kept,
+            shards,
+            io.read,
+            lambda r: self._example(spec.name, r),
+            io.write,
             io.scratch / "spill",
-        )  # fmt: skip
+        )
         counters.update(set_counters)
         counters["reference_ratios"] += len(references[0])
         return counters

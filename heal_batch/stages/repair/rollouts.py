@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from heal_batch.method.trajectory import breakpoint_dict, breakpoint_of, stored_entropies
 from heal_batch.stages.repair.jobs import (
     Job,
     candidate_record,
@@ -21,7 +22,6 @@ from heal_batch.stages.repair.jobs import (
     summary_record,
 )
 from heal_batch.stages.teacher import TeacherConfig
-from heal_batch.method.trajectory import breakpoint_dict, breakpoint_of, stored_entropies
 
 
 @dataclass

@@ -31,12 +31,12 @@ from typing import Any, ClassVar
 
 from heal_batch.method.gear import GearConfig
 from heal_batch.method.hints import DEFAULT_ANSWER_GUIDED_TEMPLATE
-from heal_batch.pipeline.contract import Counters, Task, TaskIO, ref, Resources
 from heal_batch.pipeline.chunks import resumable_chunks
+from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO, ref
 from heal_batch.stages.repair.jobs import group_by_problem, problem_bucket
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
-from heal_batch.store.runkeys import OMIT_AT_DEFAULT
+from heal_batch.records import OMIT_AT_DEFAULT
 
 PLACEMENTS = ("prompt", "start")
 BUCKETS = ("hard", "corner")
@@ -147,16 +147,19 @@ class RepairStage:
         worker = functools.cache(self._worker)
         counters = Counters()
         for chunk, records in resumable_chunks(
-            io, list(zip(groups, buckets)), cfg.chunk_problems,
-            lambda chunk: _repair_chunk(worker, chunk, cfg), "problems", _tokens_out,
-        ):  # fmt: skip
+            io,
+            list(zip(groups, buckets)),
+            cfg.chunk_problems,
+            lambda chunk: _repair_chunk(worker, chunk, cfg),
+            "problems",
+            _tokens_out,
+        ):
             for _, b in chunk:
                 counters[f"bucket_{b}"] += 1
             for record in records:
                 io.write(record)
                 _count(counters, record)
         return counters
-
 
     def _worker(self):
         """The repair teacher (loaded only when a chunk has problems to augment)."""
@@ -168,6 +171,7 @@ class RepairStage:
 def _repair_chunk(worker, chunk: Sequence[tuple[list[dict], str]], cfg: RepairConfig) -> list[dict]:
     todo = [(g, b) for g, b in chunk if cfg.augments(b)]
     return worker().repair(todo) if todo else []
+
 
 def _tokens_out(records: list[dict[str, Any]]) -> int:
     """Generated tokens of the kept continuations (dropped ones are not in the records)."""

@@ -19,8 +19,8 @@ from heal_batch.method.pure import (
     score_candidate,
     step_perplexities,
 )
-from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.method.trajectory import steps_of, token_spans
+from heal_batch.stages.teacher import TeacherConfig
 
 
 class PureScorer:
@@ -76,7 +76,9 @@ class PureScorer:
 
     def _block(self, item: dict[str, Any], text: str, cut: int, scored: Any) -> dict[str, Any]:
         spans = token_spans(scored.offsets, len(text))
-        steps = steps_of(text, scored.offsets, self.steps.min_step_tokens, self.steps.step_delimiter)
+        steps = steps_of(
+            text, scored.offsets, self.steps.min_step_tokens, self.steps.step_delimiter
+        )
         first = first_step_after(steps, cut)
         result = score_candidate(
             item["id"],

@@ -159,7 +159,11 @@ class ScoreStage:
         scorer = functools.cache(self._scorer)
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for _, done in resumable_chunks(
-            io, items, self.config.chunk_records, lambda chunk: scorer().score(chunk), "records",
+            io,
+            items,
+            self.config.chunk_records,
+            lambda chunk: scorer().score(chunk),
+            "records",
             lambda done: sum(d["pure"]["n_tokens"] for d in done),
         ):
             out.update({(d["kind"], d["id"]): d["pure"] for d in done})

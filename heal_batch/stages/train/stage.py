@@ -91,8 +91,11 @@ class _TrainStage:
         counters.update(examples=len(records), steps=result.steps)
         counters["resumed_from_step"] += result.resumed_from_step
         if io.is_main:
-            io.write(checkpoint_record(set_name, base, init_path, out_dir, result, cfg, len(records),
-                                       io.world_size))
+            io.write(
+                checkpoint_record(
+                    set_name, base, init_path, out_dir, result, cfg, len(records), io.world_size
+                )
+            )
         return counters
 
     def _start(self, task: Task, io: TaskIO) -> tuple[str, str]:
@@ -197,14 +200,23 @@ def checkpoint_record(
     """The checkpoint record of a finished training task (see manifests/checkpoint.schema.json)."""
     loss = result.final_loss
     return {
-        "kind": "checkpoint", "id": set_name, "set": set_name, "path": str(Path(result.hf_dir).resolve()),
-        "files": dict(result.files), "steps": result.steps,
+        "kind": "checkpoint",
+        "id": set_name,
+        "set": set_name,
+        "path": str(Path(result.hf_dir).resolve()),
+        "files": dict(result.files),
+        "steps": result.steps,
         "final_loss": loss if loss is not None and math.isfinite(loss) else None,
-        "train_log": str(out_dir / "train_log.jsonl"), "base": base, "init_path": str(init_path),
-        "examples": n, "resumed_from_step": result.resumed_from_step,
-        "tokens_per_s": result.tokens_per_s, "nonpad_share": result.nonpad_share,
-        "world_size": world_size, "train_config": cfg.to_dict(),
-    }  # fmt: skip
+        "train_log": str(out_dir / "train_log.jsonl"),
+        "base": base,
+        "init_path": str(init_path),
+        "examples": n,
+        "resumed_from_step": result.resumed_from_step,
+        "tokens_per_s": result.tokens_per_s,
+        "nonpad_share": result.nonpad_share,
+        "world_size": world_size,
+        "train_config": cfg.to_dict(),
+    }
 
 
 def _set_name(records: list[dict], task: Task, stage: str) -> str:
