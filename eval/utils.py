@@ -4,8 +4,9 @@ Self-contained on purpose: lm-eval imports this file by path (``!function utils.
 import only lm-eval's own dependencies (datasets, math_verify), never heal_batch.
 
 Data: ``load_local(data_dir=..., data_file=...)`` is the tasks' ``custom_dataset``. lm-eval calls
-it with the task metadata (where ``data_dir`` arrives from ``TaskManager(metadata=...)`` or the CLI's
-``--metadata``) merged with the YAML's ``dataset_kwargs`` (``data_file``). Fallback: $HEAL_BATCH_DATA.
+it with the task metadata (where ``data_dir`` arrives from ``TaskManager(metadata=...)`` or the
+CLI's ``--metadata``) merged with the YAML's ``dataset_kwargs`` (``data_file``). Fallback:
+$HEAL_BATCH_DATA.
 
 Grading: ``acc`` counts only an explicit final answer, the last complete ``\\boxed{...}`` (or
 ``\\fbox``; for GSM8K, ``#### N`` when there is no box); the last loose number of rambling text is
@@ -35,13 +36,15 @@ _NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 def load_local(data_dir: str | None = None, data_file: str | None = None, **_metadata):
-    """Read ``<data_dir>/<data_file>`` (schema: id, problem, answer, ...) as a one-split DatasetDict."""
+    """Read ``<data_dir>/<data_file>`` (schema: id, problem, answer, ...) as a one-split
+    DatasetDict."""
     import datasets
 
     data_dir = data_dir or os.environ.get("HEAL_BATCH_DATA")
     if not data_dir:
         raise ValueError(
-            "heal_* tasks need the benchmark data folder: pass metadata {'data_dir': '/path/to/data'} "
+            "heal_* tasks need the benchmark data folder: pass metadata "
+            "{'data_dir': '/path/to/data'} "
             '(lm_eval --metadata \'{"data_dir": "..."}\' or TaskManager(metadata=...)) '
             "or set HEAL_BATCH_DATA"
         )
@@ -84,8 +87,13 @@ def _score(reference: str, results: list, allow_hash: bool) -> dict:
     answers = [extract_answer(r, allow_hash) for r in responses]
     correct = [a is not None and is_equivalent(a, reference) for a in answers]
     # lenient: an explicit answer keeps its grade; without one the last number is graded
-    loose = [(last_number(r) if a is None else None) for a, r in zip(answers, responses)]
-    flex = [c or (x is not None and is_equivalent(x, reference)) for c, x in zip(correct, loose)]
+    loose = [
+        (last_number(r) if a is None else None) for a, r in zip(answers, responses, strict=True)
+    ]
+    flex = [
+        c or (x is not None and is_equivalent(x, reference))
+        for c, x in zip(correct, loose, strict=True)
+    ]
     n = max(len(responses), 1)
     return {
         "acc": sum(correct) / n,

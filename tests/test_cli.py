@@ -21,7 +21,8 @@ def test_help_and_status_do_not_import_heavy_libraries(tmp_path):
         "import sys; from heal_batch.cli import main\n"
         "try: main(['--help'])\nexcept SystemExit: pass\n"
         f"main(['status', '--workdir', {str(tmp_path)!r}])\n"
-        "heavy = {'torch', 'vllm', 'deepspeed', 'transformers', 'lm_eval', 'polars'} & set(sys.modules)\n"
+        "heavy = {'torch', 'vllm', 'deepspeed', 'transformers', 'lm_eval', 'polars'}"
+        " & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -68,8 +68,10 @@ def bench_generate(problems: int, k: int, tokens: int, workdir: Path) -> None:
         bare_tokens += int((new != tok.pad_token_id).sum())
     bare_s = time.perf_counter() - start
     print(
-        f"generate stage path: {generated / stage_s:6.1f} tok/s ({generated} tokens, {stage_s:.1f} s); "
-        f"bare generate loop: {bare_tokens / bare_s:6.1f} tok/s ({bare_tokens} tokens, {bare_s:.1f} s); "
+        f"generate stage path: {generated / stage_s:6.1f} tok/s "
+        f"({generated} tokens, {stage_s:.1f} s); "
+        f"bare generate loop: {bare_tokens / bare_s:6.1f} tok/s "
+        f"({bare_tokens} tokens, {bare_s:.1f} s); "
         f"ratio {(generated / stage_s) / (bare_tokens / bare_s):.2f}"
     )
     from heal_batch.store.shards import shard_path
@@ -81,11 +83,14 @@ def bench_generate(problems: int, k: int, tokens: int, workdir: Path) -> None:
     )
     ent = sum(len(r["entropies"]) for r in records)
     print(
-        f"trajectory records: {raw / len(records):.0f} B uncompressed, {path.stat().st_size / len(records):.0f} B "
-        f"compressed per record; entropy field {ent / max(generated, 1):.2f} B/token (float16 base64)"
+        f"trajectory records: {raw / len(records):.0f} B uncompressed, "
+        f"{path.stat().st_size / len(records):.0f} B "
+        f"compressed per record; entropy field {ent / max(generated, 1):.2f} B/token "
+        "(float16 base64)"
     )
     print(
-        f"teacher pass rate on these problems: {sum(r['correct'] for r in records) / len(records):.2f}"
+        "teacher pass rate on these problems: "
+        f"{sum(r['correct'] for r in records) / len(records):.2f}"
     )
 
 
@@ -129,7 +134,8 @@ def bench_scorer() -> None:
             figures[mode] = (float(out[0]), float(out[1]))
         (s_tps, s_mb), (p_tps, p_mb) = figures["scorer"], figures["plain"]
         print(
-            f"scorer at {n} tokens x 4: {s_tps:7.1f} tok/s, +{s_mb:6.0f} MB peak RSS; plain forward: "
+            f"scorer at {n} tokens x 4: {s_tps:7.1f} tok/s, +{s_mb:6.0f} MB peak RSS; "
+            "plain forward: "
             f"{p_tps:7.1f} tok/s, +{p_mb:6.0f} MB; speed ratio {s_tps / p_tps:.2f}"
         )
 

@@ -1,4 +1,5 @@
-"""Benchmark: the chunked SFT loss (heal_batch.training.loss) against the plain shifted cross-entropy.
+"""Benchmark: the chunked SFT loss (heal_batch.training.loss) against the plain shifted
+cross-entropy.
 
     python tests/bench/bench_loss.py [--positions 4096] [--vocab 49152] [--dtype bfloat16]
 

@@ -1,4 +1,5 @@
-"""Store and launcher benchmarks; prints figures (ratios against a baseline measured in the same run).
+"""Store and launcher benchmarks; prints figures (ratios against a baseline measured in the same
+run).
 
     python tests/bench/bench_store.py
 
@@ -63,7 +64,8 @@ def bench_shards(tmp: Path) -> None:
     t_base = min(_time(baseline) for _ in range(3))
     mb = raw_bytes / 1e6
     print(
-        f"shard write+verify+read: {mb / t_ours:7.1f} MB/s  (plain zstandard+json: {mb / t_base:7.1f} MB/s, "
+        f"shard write+verify+read: {mb / t_ours:7.1f} MB/s  "
+        f"(plain zstandard+json: {mb / t_base:7.1f} MB/s, "
         f"ratio {t_base / t_ours:.2f}x) over {len(recs)} records, {mb:.1f} MB uncompressed"
     )
 
@@ -106,7 +108,8 @@ def bench_status(tmp: Path, n: int = 10000) -> None:
     t_status = _time(lambda: status.collect(layout.workdir))
     t_status_sealed = _time(lambda: status.collect(layout.workdir))
     print(
-        f"planning over {n} receipts: {t_plan:.2f} s; status refresh over {n} receipts: {t_status:.2f} s; "
+        f"planning over {n} receipts: {t_plan:.2f} s; "
+        f"status refresh over {n} receipts: {t_status:.2f} s; "
         f"status of a sealed run: {t_status_sealed:.3f} s"
     )
 
@@ -120,7 +123,8 @@ def bench_help() -> None:
         _time(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)) for _ in range(5)
     ]
     print(
-        f"heal-batch --help: {statistics.median(runs):.3f} s wall (bare python start: {statistics.median(bare):.3f} s)"
+        f"heal-batch --help: {statistics.median(runs):.3f} s wall "
+        f"(bare python start: {statistics.median(bare):.3f} s)"
     )
 
 

@@ -40,7 +40,7 @@ for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
 def gsm8k_chats(n: int) -> list[dict]:
     chats = []
     with (DATA / "gsm8k_train.jsonl").open() as fh:
-        for line, _ in zip(fh, range(n)):
+        for line, _ in zip(fh, range(n), strict=False):
             row = json.loads(line)
             chats.append(
                 {
@@ -218,7 +218,8 @@ def compare(work: Path, args: argparse.Namespace) -> None:
     print(f"micro-batch non-pad share in train_sft: {sft['nonpad_share']:.1%} (goal >= 95 %)")
     print(
         f"peak RSS: train_sft {sft['peak_rss_mb']:.0f} MB, bare {bare['peak_rss_mb']:.0f} MB; "
-        f"wall per run (torch imports, init, steps; sft also its final save): sft {sft['wall_s']:.1f} s, "
+        "wall per run (torch imports, init, steps; sft also its final save): "
+        f"sft {sft['wall_s']:.1f} s, "
         f"bare {bare['wall_s']:.1f} s"
     )
 

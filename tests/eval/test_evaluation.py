@@ -1,4 +1,5 @@
-"""heal_batch.evaluation.harness: task YAMLs load, one real lm-eval run over all benchmarks, records."""
+"""heal_batch.evaluation.harness: task YAMLs load, one real lm-eval run over all benchmarks,
+records."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_every_task_yaml_loads_its_full_file(data_with_arith):
         include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_dir": str(shared_data)}
     )
     yamls = sorted(p.stem for p in TASKS_DIR.glob("*.yaml"))
-    expected = sorted([b for b in BENCHMARKS] + [f"{b}_sampled" for b in BENCHMARKS])
+    expected = sorted(list(BENCHMARKS) + [f"{b}_sampled" for b in BENCHMARKS])
     assert yamls == expected
     names = [f"heal_{b}_{kind}" for b in BENCHMARKS for kind in ("greedy", "sampled")]
     tasks = manager.load(names)["tasks"]
@@ -81,7 +82,8 @@ def test_model_spec_passes_think_end_and_extra_args():
 def run(tiny_llama, shared_data, tmp_path_factory):
     """ONE lm-eval call: all seven benchmarks x (greedy, sampled) on LIMIT problems each.
 
-    think_end is set so that lm-eval's think_end_token path runs too (the tiny model never emits it).
+    think_end is set so that lm-eval's think_end_token path runs too (the tiny model never emits
+    it).
     """
     cfg = EvalConfig(
         data_dir=str(shared_data),

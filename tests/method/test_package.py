@@ -1,4 +1,5 @@
-"""Package-level contracts of heal_batch.method: stdlib-only imports, runnable docstring examples."""
+"""Package-level contracts of heal_batch.method: stdlib-only imports, runnable docstring
+examples."""
 
 from __future__ import annotations
 

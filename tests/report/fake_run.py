@@ -111,7 +111,10 @@ def trajectory(pid: str, s: int) -> dict[str, Any]:
     correct = s < CORRECT[pid]
     entropies = [0.2 + 0.05 * (i % 5) for i in range(60)]
     entropies[14] = 3.5  # the surge GEAR cuts at: the first token of step 2
-    completion = f"Step 1: add.\n\nStep 2: carry the one.\n\nSo the answer is \\boxed{{{7 if correct else 8}}}."
+    completion = (
+        "Step 1: add.\n\nStep 2: carry the one.\n\n"
+        f"So the answer is \\boxed{{{7 if correct else 8}}}."
+    )
     return {
         "id": f"{pid}#s{s}",
         "problem_id": pid,

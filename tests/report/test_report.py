@@ -35,7 +35,7 @@ def full_run(tmp_path, monkeypatch):
 
 def sections_of(markdown: str) -> dict[str, str]:
     parts = re.split(r"^## (.+)$", markdown, flags=re.MULTILINE)
-    return dict(zip(parts[1::2], parts[2::2]))
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
 
 
 def test_full_run_fills_every_section(full_run):

@@ -82,7 +82,9 @@ def test_submitit_sees_a_cancelled_job(slurm_cluster, tmp_path):
     handle.cancel()
 
     # Without sacct (slurmdbd) submitit never learns the job ended and result() blocks forever.
-    done = lambda: handle.done(force_check=True)  # skips submitit's polling backoff
+    def done():
+        return handle.done(force_check=True)  # skips submitit's polling backoff
+
     _wait_until(done, 60, f"submitit never saw job {handle.job_id} end")
     with pytest.raises(submitit.core.utils.UncompletedJobError, match="CANCELLED"):
         handle.result()

@@ -138,7 +138,8 @@ def follow(capsys, workdir: Path, done, timeout: float) -> dict[str, dict]:
             return rows
         time.sleep(3)
     pytest.fail(
-        f"pipeline did not get there in {timeout}s:\n{cli(capsys, 'status', '--workdir', str(workdir))[1]}"
+        f"pipeline did not get there in {timeout}s:\n"
+        f"{cli(capsys, 'status', '--workdir', str(workdir))[1]}"
     )
 
 

@@ -1,5 +1,6 @@
 """evaluate: plan order over (checkpoint x benchmark), data folder resolution, a real lm-eval run of
-fake train checkpoints (the tiny model) through the launcher, and errors on bad checkpoint records."""
+fake train checkpoints (the tiny model) through the launcher, and errors on bad checkpoint
+records."""
 
 from __future__ import annotations
 

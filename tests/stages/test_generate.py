@@ -1,4 +1,5 @@
-"""generate: trajectory records on a tiny model, resume after a kill, reproducible addresses, SmolLM2 on GSM8K."""
+"""generate: trajectory records on a tiny model, resume after a kill, reproducible addresses,
+SmolLM2 on GSM8K."""
 
 import json
 from pathlib import Path

@@ -47,7 +47,10 @@ def outputs(cfg, result):
         ("", r"bad\.jsonl: empty file"),
         (
             GOOD + '{"id": "a", "problem": "1+1?", "answer": "3"}\n',
-            r"bad\.jsonl:2: duplicate id 'a' with different content \(first seen at .*bad\.jsonl:1\)",
+            (
+                r"bad\.jsonl:2: duplicate id 'a' with different content "
+                r"\(first seen at .*bad\.jsonl:1\)"
+            ),
         ),
     ],
 )

@@ -88,7 +88,7 @@ def test_crash_between_temp_write_and_rename_leaves_no_visible_shard(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script])
     assert proc.returncode == 9
     assert list((tmp_path / ".tmp").iterdir()), "the temp file was written"
-    assert not [p for p in tmp_path.rglob("*.jsonl.zst")], "no shard may be visible"
+    assert not list(tmp_path.rglob("*.jsonl.zst")), "no shard may be visible"
 
 
 def test_nan_is_refused(tmp_path):

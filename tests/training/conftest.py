@@ -1,4 +1,5 @@
-"""Fixtures for the SFT tests: arithmetic chat records and a DeepSpeed JIT cache outside the repo."""
+"""Fixtures for the SFT tests: arithmetic chat records and a DeepSpeed JIT cache outside the
+repo."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Where ranks come from: existing env, Slurm tasks (via submitit's helper), or one local process."""
+"""Where ranks come from: existing env, Slurm tasks (via submitit's helper), or one local
+process."""
 
 from __future__ import annotations
 

@@ -8,7 +8,9 @@ from heal_batch.training.tokenize import IGNORE, tokenize_chat, tokenize_records
 
 
 def _labelled_text(tok, sample) -> str:
-    return tok.decode([t for t, lab in zip(sample.input_ids, sample.labels) if lab != IGNORE])
+    return tok.decode(
+        [t for t, lab in zip(sample.input_ids, sample.labels, strict=True) if lab != IGNORE]
+    )
 
 
 def test_labels_cover_exactly_the_assistant_reply_and_its_end_token(tiny_tokenizer, records):
