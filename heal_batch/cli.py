@@ -90,7 +90,10 @@ def build_parser() -> ArgumentParser:
         "--plot",
         type=str | None,
         default=None,
-        help="draw a trajectory's token/step entropy and GEAR breakpoint: record id (or 'first') -> PNG",
+        help=(
+            "draw a trajectory's token/step entropy and GEAR breakpoint: "
+            "record id (or 'first') -> PNG"
+        ),
     )
     inspect.add_argument("--out", type=str, default="entropy.png", help="PNG path for --plot")
     commands.add_subcommand("inspect", inspect, help="verify and print a shard")

@@ -2,20 +2,23 @@
 
 Inputs -> outputs:
   prompts (chat-templated text, optionally ending mid-assistant-turn) + GenerationParams
-    -> for each prompt, n Samples: continuation text, token ids, per-token chosen logprob and entropy.
+    -> for each prompt, n Samples: continuation text, token ids, per-token chosen logprob and
+       entropy.
 
 A prompt that ends inside the assistant turn (render_chat(..., assistant_prefix="Step 1: ...")) is
 continued: the Sample text is only the new text, so `prefix + sample.text` is the whole turn. GEAR
 uses this to let the teacher carry on after a hint.
 
 Seeds: sample i of a request with seed s is drawn with seed s + i in every backend (vLLM does the
-same for n > 1), so one sample can be re-drawn alone. Backends differ in their random streams, so the
-same seed gives different text on HF and vLLM.
+same for n > 1), so one sample can be re-drawn alone. Backends differ in their random streams, so
+the same seed gives different text on HF and vLLM.
 
 Example:
     gen = HFGenerator.from_spec("smollm2-135m-instruct")
     prompt = render_chat(gen.tokenizer, "Be brief.", "What is 2 + 3?")
-    [[s0, s1]] = gen.generate([SampleRequest(prompt, seed=7, n=2)], GenerationParams(max_new_tokens=64))
+    [[s0, s1]] = gen.generate(
+        [SampleRequest(prompt, seed=7, n=2)], GenerationParams(max_new_tokens=64)
+    )
     s0.text, s0.entropies[:3], s0.finish_reason, s0.seed   # seed == 7, s1.seed == 8
 """
 
@@ -67,7 +70,7 @@ class GenerationParams:
 
 @dataclass(frozen=True)
 class SampleRequest:
-    """One prompt exactly as sent to the model, the seed of its first sample and how many samples."""
+    """One prompt exactly as sent to the model, the seed of its first sample, how many samples."""
 
     prompt: str
     seed: int

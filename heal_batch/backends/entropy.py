@@ -55,10 +55,10 @@ def entropy_and_logprob(logits: torch.Tensor, token_ids: torch.Tensor):
 def topk_entropy(logprobs: Mapping[int, float] | Iterable[float]) -> float:
     """Entropy of the distribution restricted to the given entries, renormalised to sum to 1.
 
-    This is what an engine that returns only the top-K logprobs lets us compute. It ignores the tail,
-    so it reads low (about 20 % low for K=20 on SmolLM2; stack-2026-11-24.md section 3c) but ranks
-    tokens well. For the true top K it is never above the exact entropy: every tail token is at
-    most as likely as the least likely kept one. -inf entries are ignored; empty input gives 0.0.
+    This is what an engine that returns only the top-K logprobs lets us compute. It ignores the
+    tail, so it reads low (about 20 % low for K=20 on SmolLM2; stack-2026-11-24.md section 3c) but
+    ranks tokens well. For the true top K it is never above the exact entropy: every tail token is
+    at most as likely as the least likely kept one. -inf entries are ignored; empty input gives 0.0.
     """
     values = list(logprobs.values()) if isinstance(logprobs, Mapping) else list(logprobs)
     finite = [v for v in values if math.isfinite(v)]

@@ -256,7 +256,8 @@ def _inverse_cdf(probs, u):
 
 
 class _StopStrings:
-    """Stopping criterion: a row is done once its generated text (prompt excluded) holds a stop string."""
+    """Stopping criterion: a row is done once its generated text (prompt excluded) holds a stop
+    string."""
 
     def __init__(self, tokenizer: Any, stop: Sequence[str], prompt_width: int) -> None:
         self.tokenizer = tokenizer

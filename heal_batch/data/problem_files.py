@@ -170,7 +170,7 @@ def _parquet(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     _check_is_file(path)
     try:
         frame = pl.read_parquet(path)
-    except Exception as exc:  # polars raises several types for a bad file
+    except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
         raise ProblemFileError(f"{path}: not a readable parquet file ({exc})") from None
     if frame.height == 0:
         raise ProblemFileError(f"{path}: empty file; expected rows with id, problem, answer")

@@ -1,11 +1,12 @@
 """Evaluate a checkpoint on math benchmarks with lm-eval, reading local JSONL (offline nodes).
 
 Inputs -> outputs: a model directory, a benchmark name and an ``EvalConfig`` -> lm-eval's own
-files in ``out_dir`` (``results_<ts>.json`` and ``samples_heal_<bench>_{greedy,sampled}_<ts>.jsonl``)
-and one flat record per benchmark, e.g.::
+files in ``out_dir`` (``results_<ts>.json`` and
+``samples_heal_<bench>_{greedy,sampled}_<ts>.jsonl``) and one flat record per benchmark, e.g.::
 
-    {"benchmark": "math500", "model": "/ckpt/stage3", "greedy_acc": 0.41, "greedy_acc_stderr": 0.022,
-     "avg_at_n": 0.39, "avg_at_n_stderr": 0.02, "pass_at_n": 0.55, "pass_at_n_stderr": 0.022,
+    {"benchmark": "math500", "model": "/ckpt/stage3", "greedy_acc": 0.41,
+     "greedy_acc_stderr": 0.022, "avg_at_n": 0.39, "avg_at_n_stderr": 0.02, "pass_at_n": 0.55,
+     "pass_at_n_stderr": 0.022,
      "answered_greedy": 0.97, "num_problems": 500, "n_samples": 4, "limit": None,
      "pass_at_k": {"1": 0.39, "2": 0.47, "4": 0.55}, "pass_at_k_ci": {"1": [0.35, 0.43], ...},
      "avg_at_n_ci": [0.35, 0.43], "correct_counts": [4, 0, 2, ...], "interval": {"method":
@@ -15,7 +16,8 @@ and one flat record per benchmark, e.g.::
      EvalConfig field but `benchmarks`), "versions": {"lm_eval": "0.4.13", "vllm": "0.33.0", ...},
      "seconds": 812.3, "results_file": ".../results_<ts>.json", "samples_files": [...]}
 
-    rec = run_benchmark("/ckpt/stage3", "math500", EvalConfig(data_dir="/data", backend="vllm"), out)
+    cfg = EvalConfig(data_dir="/data", backend="vllm")
+    rec = run_benchmark("/ckpt/stage3", "math500", cfg, out)
 
 How the tasks find the data. The YAMLs in the top-level ``eval/`` are static files with no path in
 them. Each names its file (``dataset_kwargs: {data_file: math500.jsonl}``) and loads it through
@@ -96,7 +98,8 @@ class EvalConfig:
     dtype: model dtype passed to the backend ("auto", "bfloat16", "float32", ...).
     greedy: also run the greedy pass (greedy_acc).
     seed: random seed for sampling.
-    model_args: extra lm-eval model arguments (e.g. {"tensor_parallel_size": 4, "max_model_len": 8192}).
+    model_args: extra lm-eval model arguments
+        (e.g. {"tensor_parallel_size": 4, "max_model_len": 8192}).
     tasks_dir: folder with the task YAMLs; None = the eval/ that comes with heal-batch.
     """
 
@@ -144,7 +147,8 @@ class EvalConfig:
 
 
 def run_benchmark(model_dir: str, benchmark: str, cfg: EvalConfig, out_dir: Path) -> dict:
-    """Evaluate `model_dir` on one benchmark; lm-eval's files go to `out_dir`; returns the record."""
+    """Evaluate `model_dir` on one benchmark; lm-eval's files go to `out_dir`. Returns the
+    record."""
     return run_benchmarks(model_dir, [benchmark], cfg, out_dir)[0]
 
 

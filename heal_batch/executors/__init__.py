@@ -37,7 +37,9 @@ EXECUTORS = ("debug", "local", "slurm")
 def make_executor(
     name: str, *, parallelism: int = 1, timeout_min: int = 24 * 60, cluster: str | None = None
 ) -> Executor:
-    """The executor called ``name``; ``cluster`` names a Slurm profile (slurm/profiles/<name>.yaml)."""
+    """The executor called ``name``.
+
+    ``cluster`` names a Slurm profile (slurm/profiles/<name>.yaml)."""
     if name == "debug":
         from heal_batch.executors.debug import DebugExecutor
 

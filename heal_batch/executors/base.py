@@ -90,7 +90,7 @@ def job_error(handle: Any) -> str | None:
     try:
         handle.result()
         return None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - result() re-raises whatever the task raised
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         raised = [
             ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt):", ln)

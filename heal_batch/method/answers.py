@@ -64,9 +64,8 @@ def final_answer_char_span(text: str, style: Style = "auto") -> AnswerSpan | Non
                 return _trimmed(text, *content, "boxed")
         if style == "boxed":
             return None
-    last = None
-    for last in _GSM8K.finditer(text):
-        pass
+    matches = list(_GSM8K.finditer(text))
+    last = matches[-1] if matches else None
     return None if last is None else _trimmed(text, last.start(1), last.end(1), "####")
 
 

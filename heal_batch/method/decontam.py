@@ -101,8 +101,9 @@ def contaminated_texts(
     """The distinct ``texts`` that share an n-gram (or short text) with ``index``.
 
     With ``ignore_in_texts``, n-grams found in at least that many of the distinct texts are
-    ignored (boilerplate). The same answer as ``contaminated(t, index.without(frequent_grams(...)))``
-    for each text, from one normalisation of each distinct text instead of two.
+    ignored (boilerplate). The same answer as
+    ``contaminated(t, index.without(frequent_grams(...)))`` for each text, from one normalisation
+    of each distinct text instead of two.
     """
     if ignore_in_texts is not None and ignore_in_texts < 0:
         raise ValueError(f"ignore_in_texts must be >= 0 or None, got {ignore_in_texts}")
@@ -122,7 +123,8 @@ def overlap_count(text: str, index: NgramIndex) -> int:
 
 
 def contaminated(text: str, index: NgramIndex, *, min_overlap: int = 1) -> bool:
-    """True when ``text`` shares at least ``min_overlap`` n-grams (or short texts) with ``index``."""
+    """True when ``text`` shares at least ``min_overlap`` n-grams (or short texts) with
+    ``index``."""
     if min_overlap < 1:
         raise ValueError(f"min_overlap must be >= 1, got {min_overlap}")
     return overlap_count(text, index) >= min_overlap

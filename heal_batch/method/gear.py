@@ -1,13 +1,13 @@
 """GEAR breakpoints: where to cut a failed trajectory before injecting a hindsight hint.
 
 Input: per-token entropies of the completion (nats, one per token) and its steps (``steps.py``).
-Output: a ``Breakpoint``; the kept prefix is ``text[:bp.char_index]`` = tokens ``[0, bp.token_index)``,
-i.e. everything before step ``bp.step_index``.
+Output: a ``Breakpoint``; the kept prefix is ``text[:bp.char_index]`` = tokens
+``[0, bp.token_index)``, i.e. everything before step ``bp.step_index``.
 
 Strategies live in ``STRATEGIES`` (name -> function), so an ablation is a config change and a new
-strategy is one registered function. All of them choose among the *candidate* steps: steps ``k >= 1``
-that start within the first ``search_fraction`` of the tokens. With no candidate (one step, or the
-first step is longer than the search window) every strategy cuts at step 0.
+strategy is one registered function. All of them choose among the *candidate* steps: steps
+``k >= 1`` that start within the first ``search_fraction`` of the tokens. With no candidate (one
+step, or the first step is longer than the search window) every strategy cuts at step 0.
 
 - ``entropy-surge`` (default): surge_k = E_k - mean(E_{k-w} .. E_{k-1}) (all earlier steps when
   k < w); the candidate with the largest surge above ``min_surge``; if none, the candidate with the
@@ -21,8 +21,10 @@ before the chosen step, 2 also removes the step before it, and so on (never befo
 Example::
 
     >>> from heal_batch.method.steps import split_token_strings
-    >>> text, steps = split_token_strings(["a\\n\\n", "b\\n\\n", "c\\n\\n"] + ["d"] * 6, min_step_tokens=1)
-    >>> find_breakpoint([0.1, 0.1, 2.0] + [0.1] * 6, steps, GearConfig(search_fraction=0.5)).step_index
+    >>> tokens = ["a\\n\\n", "b\\n\\n", "c\\n\\n"] + ["d"] * 6
+    >>> text, steps = split_token_strings(tokens, min_step_tokens=1)
+    >>> cfg = GearConfig(search_fraction=0.5)
+    >>> find_breakpoint([0.1, 0.1, 2.0] + [0.1] * 6, steps, cfg).step_index
     2
 """
 
@@ -50,7 +52,8 @@ class GearConfig:
     """GEAR breakpoint detection and hint settings.
 
     Args:
-        strategy: breakpoint strategy, one of ``STRATEGIES`` (entropy-surge, max-entropy, random, start).
+        strategy: breakpoint strategy, one of ``STRATEGIES`` (entropy-surge, max-entropy, random,
+            start).
         window: w, how many previous steps the surge compares against.
         search_fraction: only steps starting in this leading fraction of tokens can be breakpoints.
         min_surge: a surge must exceed this (nats) to count; the default only absorbs float noise.
@@ -135,8 +138,8 @@ def find_breakpoint(
 ) -> Breakpoint:
     """Choose the breakpoint of one trajectory with ``cfg.strategy``.
 
-    ``entropies`` has one finite value per token covered by ``steps`` (ValueError otherwise). ``seed``
-    only matters for ``random``; derive it from the sample id for reproducible shards.
+    ``entropies`` has one finite value per token covered by ``steps`` (ValueError otherwise).
+    ``seed`` only matters for ``random``; derive it from the sample id for reproducible shards.
     """
     strategy = get_strategy(cfg.strategy)
     check_aligned(entropies, steps, what="entropies")

@@ -37,7 +37,8 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _E_NOTATION = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
 # A number followed only by a unit ("18 dollars", "18\text{ apples}"): the unit is dropped.
 _NUMBER_UNIT = re.compile(
-    r"^\\?\$?\s*([-+]?\d+(?:\.\d+)?)(?:\s*\\(?:text|mbox|mathrm)\{[^{}]*\}|\s+[A-Za-z]{2,}[A-Za-z ]*)\.?$"
+    r"^\\?\$?\s*([-+]?\d+(?:\.\d+)?)"
+    r"(?:\s*\\(?:text|mbox|mathrm)\{[^{}]*\}|\s+[A-Za-z]{2,}[A-Za-z ]*)\.?$"
 )
 
 

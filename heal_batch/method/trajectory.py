@@ -24,7 +24,7 @@ def token_spans(starts: Sequence[int], text_len: int) -> list[tuple[int, int]]:
     Backends and the scorer report only starts; ``steps.split_steps`` wants spans.
     """
     ends = [*starts[1:], text_len]
-    return [(int(s), max(int(s), int(e))) for s, e in zip(starts, ends)]
+    return [(int(s), max(int(s), int(e))) for s, e in zip(starts, ends, strict=False)]
 
 
 def steps_of(

@@ -2,7 +2,8 @@
 
 ``dispatch`` is the one path for every executor: each stage's ready tasks are submitted after
 the stages they read; what has ended is collected into the manifests from the receipts (a task
-that died without one gets a failed receipt), and what is complete is sealed. Only :mod:`heal_batch.pipeline.launch` calls them, under the run folder's lock.
+that died without one gets a failed receipt), and what is complete is sealed. Only
+:mod:`heal_batch.pipeline.launch` calls them, under the run folder's lock.
 """
 
 from __future__ import annotations

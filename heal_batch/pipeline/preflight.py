@@ -5,8 +5,8 @@
   model, a hub name, or a local folder that exists (named by its config key, e.g.
   ``teacher.model``);
 - :func:`refuse_in_flight`: no task is started again while it is still queued or running, on
-  its scheduler (``heal_batch.executors.job_control``) or as a process on this host (its start marker,
-  :mod:`heal_batch.store.markers`) left behind by a launcher that was killed.
+  its scheduler (``heal_batch.executors.job_control``) or as a process on this host (its start
+  marker, :mod:`heal_batch.store.markers`) left behind by a launcher that was killed.
 
 Each raises :class:`PlanError` (or returns the problems) with what to do.
 """

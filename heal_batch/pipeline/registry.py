@@ -1,4 +1,7 @@
-"""Stage registry, in DAG order. Every stage module is light to import (heavy imports live in ``run``)."""
+"""Stage registry, in DAG order.
+
+Every stage module is light to import (heavy imports live in ``run``).
+"""
 
 from __future__ import annotations
 

@@ -6,9 +6,9 @@ writes nothing: unfinished manifests are refreshed from the receipts in memory (
 executor that holds them (``heal_batch.executors.job_control``; on Slurm one ``sacct`` call:
 pending, running, or failed with Slurm's reason, e.g. TIMEOUT or OUT_OF_MEMORY). For a stage still
 running, the progress files of its unfinished tasks (``heal_batch.pipeline.progress``) give its
-tokens/s and an ETA: the units left over the summed rate of the tasks so far. A damaged receipt counts its task as missing and is listed with its path; a bad
-ref or a damaged manifest is listed on its stage's row, and the other stages are still shown.
-Imports nothing heavy.
+tokens/s and an ETA: the units left over the summed rate of the tasks so far. A damaged receipt
+counts its task as missing and is listed with its path; a bad ref or a damaged manifest is listed
+on its stage's row, and the other stages are still shown. Imports nothing heavy.
 """
 
 from __future__ import annotations

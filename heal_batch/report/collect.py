@@ -1,4 +1,5 @@
-"""Read a run folder for the report: stage runs from refs/manifests/receipts, then records per stage.
+"""Read a run folder for the report: stage runs from refs/manifests/receipts, then records per
+stage.
 
 Input: a work directory. Output: :class:`RunData`, plain numbers and short texts per section, or
 ``None`` for a section whose stage has not produced anything yet. Read-only: manifests of unfinished
@@ -199,7 +200,7 @@ def _curriculum(layout: Layout, data: RunData) -> None:
     sets: dict[str, Counter] = {}
     kept: dict[str, set[str]] = {}
     set_counters, digests = {}, {}
-    for address, counters in zip(run.outputs, run.task_counters):
+    for address, counters in zip(run.outputs, run.task_counters, strict=True):
         name, digest = None, 0
         for record in read_records(shard_path(layout.store, address), address):
             kind, name = record.get("kind", "?"), record.get("set", "?")

@@ -40,7 +40,7 @@ def plot_entropy(
         steps = steps_of(record["completion"], record["offsets"], DEFAULT_MIN_STEP_TOKENS)
     fig, ax = plt.subplots(figsize=(10, 3.6))
     ax.plot(range(len(ents)), ents, color="0.6", lw=0.8, label="token entropy")
-    for step, mean in zip(steps, step_means(ents, steps) if steps else []):
+    for step, mean in zip(steps, step_means(ents, steps) if steps else [], strict=True):
         ax.hlines(mean, step.token_start, step.token_end - 1, color="tab:blue", lw=2.2)
         if step.index:
             ax.axvline(step.token_start - 0.5, color="0.3", ls=":", lw=0.8)

@@ -55,7 +55,7 @@ def pass_rate_histogram(bars: Mapping[float, tuple[int, str]], k_label: str) -> 
         ax.bar(rate, count, width=width, color=BUCKET_COLORS.get(bucket, "#888"), label=bucket)
         ax.annotate(str(count), (rate, count), ha="center", va="bottom", fontsize=8)
     handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
+    unique = dict(zip(labels, handles, strict=True))
     ax.legend(unique.values(), unique.keys(), title="PACE bucket", fontsize=8)
     ax.set_xlabel(f"teacher pass rate ({k_label})")
     ax.set_ylabel("problems")
@@ -93,7 +93,7 @@ def entropy_curves(examples: Sequence) -> bytes:
     """One panel per example: token entropy of the source trajectory, breakpoint marked."""
     fig = _figure(8, 2.0 * len(examples) + 0.4)
     axes = fig.subplots(len(examples), 1, squeeze=False)[:, 0]
-    for ax, ex in zip(axes, examples):
+    for ax, ex in zip(axes, examples, strict=True):
         ax.plot(range(len(ex.entropies)), ex.entropies, lw=0.8, color="#4c78a8")
         if ex.token_index is not None:
             ax.axvline(
@@ -117,8 +117,9 @@ def entropy_curves(examples: Sequence) -> bytes:
 
 
 def trajectory_entropy(example, gear: Mapping[str, Any]) -> bytes:
-    """One repaired trajectory: heal_batch.report.entropy_plot.plot_entropy's picture (token and step entropy,
-    GEAR search window, breakpoint) when the trajectory has token offsets, else a plain curve.
+    """One repaired trajectory: heal_batch.report.entropy_plot.plot_entropy's picture (token and
+    step entropy, GEAR search window, breakpoint) when the trajectory has token offsets, else a
+    plain curve.
     ``gear``: the run's repair.gear settings (search_fraction, step_delimiter, min_step_tokens;
     missing keys take GearConfig's defaults), so the steps drawn are the steps GEAR saw."""
     record = example.trajectory
@@ -150,7 +151,7 @@ def curriculum_bars(sets: Mapping[str, Mapping[str, int]], order: Sequence[str])
     for kind in kinds:
         heights = [sets[s].get(kind, 0) for s in order]
         ax.bar(order, heights, bottom=bottom, label=kind, color=KIND_COLORS.get(kind))
-        bottom = [b + h for b, h in zip(bottom, heights)]
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     ax.set_ylabel("training examples")
     _integer_axis(ax.yaxis)
     ax.legend(fontsize=8)
@@ -162,7 +163,7 @@ def loss_curves(curves: Mapping[str, Sequence[tuple[int, float]]]) -> bytes:
     fig = _figure(7, 3.2)
     ax = fig.add_subplot()
     for label, points in curves.items():
-        steps, losses = zip(*points)
+        steps, losses = zip(*points, strict=True)
         ax.plot(steps, losses, marker="." if len(points) < 40 else None, lw=1.2, label=label)
     ax.set_xlabel("optimizer step")
     _integer_axis(ax.xaxis)

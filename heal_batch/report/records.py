@@ -1,10 +1,12 @@
-"""Reduce streams of stage records to what the report shows (repair, score, train, entropy examples).
+"""Reduce streams of stage records to what the report shows (repair, score, train, entropy
+examples).
 
 Inputs: iterables of records as records.md defines them (repair candidates and summaries, scored
 records, checkpoint records, trajectories). Outputs: small dataclasses. Missing optional fields are
 tolerated (shown as "?"), so a report still renders from an older or partial run.
 
-    repair = repair_data(records)   # RepairData(summaries=[...], candidates=Counter({"repair": 12}), ...)
+    repair = repair_data(records)
+    # -> RepairData(summaries=[...], candidates=Counter({"repair": 12}), ...)
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ Outputs: ``<out>/report.md`` referencing ``<out>/<figure>.png``, and ``<out>/rep
 the same PNGs inlined as base64 data URIs, so the HTML file can be mailed or copied alone. All
 text is escaped; nothing is interpreted as markup but a bold paragraph's ``**``.
 
-    write_files([Section("Stages", ["2 stages", Table(["a"], [["1"]])])], out, "HEAL run report", "runs/x")
+    sections = [Section("Stages", ["2 stages", Table(["a"], [["1"]])])]
+    write_files(sections, out, "HEAL run report", "runs/x")
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Section:
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
        max-width: 1080px; margin: 2em auto; padding: 0 1.5em; }
-h1 { margin-bottom: 0.1em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
+h1 { margin-bottom: 0.1em; } \
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
 .meta { color: #666; margin-top: 0; }
 nav ol { columns: 2; padding-left: 1.4em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
@@ -60,7 +62,8 @@ th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: ta
 tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 13px; }
-pre { background: #f6f6f6; padding: 0.7em; white-space: pre-wrap; word-break: break-word; font-size: 12.5px; }
+pre { background: #f6f6f6; padding: 0.7em; white-space: pre-wrap; word-break: break-word; \
+font-size: 12.5px; }
 .empty { color: #888; font-style: italic; }
 """
 

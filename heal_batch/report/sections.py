@@ -1,4 +1,5 @@
-"""Turn :class:`RunData` into the report's sections (tables, figures, short texts), in a fixed order.
+"""Turn :class:`RunData` into the report's sections (tables, figures, short texts), in a fixed
+order.
 
 Every section exists in every report: a section whose stage has not produced anything says
 "Not run yet: ..." and one whose data could not be read says "Could not read ...: <error>".
@@ -19,8 +20,9 @@ from heal_batch.report.labels import SECTION_TITLES, ordered, rank
 from heal_batch.report.render import Figure, Pre, Section, Table
 
 ENTROPY_INTRO = (
-    "Failed teacher trajectories that GEAR repaired: token entropy, the breakpoint where the repair "
-    "replaced the rest, and the text around it (up to 3 problems; repairs kept by PURE first)."
+    "Failed teacher trajectories that GEAR repaired: token entropy, the breakpoint where the "
+    "repair replaced the rest, and the text around it (up to 3 problems; repairs kept by PURE "
+    "first)."
 )
 
 
@@ -37,7 +39,8 @@ def build_sections(data: RunData) -> list[Section]:
         _evaluation,
     )
     return [
-        Section(title, _guarded(builder, data)) for title, builder in zip(SECTION_TITLES, builders)
+        Section(title, _guarded(builder, data))
+        for title, builder in zip(SECTION_TITLES, builders, strict=True)
     ]
 
 
@@ -273,8 +276,8 @@ def _entropy(data: RunData) -> list:
             )
         return [
             (
-                f"No example: none of the {data.repair.candidates['repair']} GEAR repair candidates "
-                "has a breakpoint and a source trajectory in the generate output."
+                f"No example: none of the {data.repair.candidates['repair']} GEAR repair "
+                "candidates has a breakpoint and a source trajectory in the generate output."
             )
         ]
     config = data.stages["repair"].config if "repair" in data.stages else {}

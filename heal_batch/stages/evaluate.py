@@ -2,8 +2,9 @@
 
 Inputs: the checkpoint records of the training stages (one per task of train-1, train-2, train-3,
 train-baselines) plus the base student (``student.model``, or ``evaluate.base_model`` when set),
-and the benchmark JSONL files in the data folder. Output: one shard per (checkpoint, benchmark) task holding one record, the dict of
-:func:`heal_batch.evaluation.harness.run_benchmark` plus where the model came from, e.g.::
+and the benchmark JSONL files in the data folder. Output: one shard per (checkpoint, benchmark)
+task holding one record, the dict of :func:`heal_batch.evaluation.harness.run_benchmark` plus
+where the model came from, e.g.::
 
     {"checkpoint": "heal-2", "checkpoint_shard": "<address>", "path": "/run/checkpoints/…/hf",
      "model_revision": "sha256:…" (config.json + weight file sizes, see stages.teacher),
@@ -80,7 +81,8 @@ class EvaluateConfig(EvalConfig):
         backend: hf (transformers, CPU or GPU) or vllm (GPU).
         batch_size: lm-eval batch size.
         apply_chat_template: render prompts with the model's chat template.
-        think_end: end-of-thinking marker (e.g. "</think>"); text up to it is dropped before grading.
+        think_end: end-of-thinking marker (e.g. "</think>"); text up to it is dropped before
+            grading.
         dtype: model dtype (auto, bfloat16, float32, ...).
         greedy: also run the greedy pass (greedy_acc).
         seed: random seed for sampling.

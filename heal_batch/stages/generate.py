@@ -130,11 +130,11 @@ class _Teacher:
         ]
         requests = [
             SampleRequest(prompt, stable_seed(cfg.seed, p["id"]) % 2**31, cfg.k)
-            for prompt, p in zip(prompts, problems)
+            for prompt, p in zip(prompts, problems, strict=True)
         ]
         outputs = self.generator.generate(requests, params)
         records = []
-        for problem, prompt, samples in zip(problems, prompts, outputs):
+        for problem, prompt, samples in zip(problems, prompts, outputs, strict=True):
             records.extend(self._records(problem, prompt, samples, cfg))
         return records
 
@@ -173,7 +173,7 @@ class _Teacher:
                 "n_correct": n_correct,
                 "pass_rate": n_correct / len(samples),
             }
-            for i, (s, g) in enumerate(zip(samples, grades))
+            for i, (s, g) in enumerate(zip(samples, grades, strict=True))
         ]
 
 

@@ -7,8 +7,8 @@ split is deterministic and does not depend on file order. Example record::
     {"id": "gsm8k-test-0", "problem": "Janet's ducks …", "answer": "18",
      "solution": "…", "source": "gsm8k/test", "meta": {"answer_raw": "18"}}
 
-A duplicate (same id, same problem, answer and solution) is dropped and counted; the same id with different
-content is an error naming both places.
+A duplicate (same id, same problem, answer and solution) is dropped and counted; the same id with
+different content is an error naming both places.
 
     heal-batch stage ingest --config jobs/demo.yaml --ingest.paths '[data/a.jsonl]'
 """

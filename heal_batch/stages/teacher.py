@@ -111,7 +111,8 @@ def render_prompt(
 
 def model_revision(path: str) -> str:
     """A stable id of a local model folder: sha256 over config.json and the weight files' names and
-    sizes (hashing GBs of weights per task would cost more than it tells). Hub names pass through."""
+    sizes (hashing GBs of weights per task would cost more than it tells). Hub names pass
+    through."""
     folder = Path(path)
     if not folder.is_dir():
         return path

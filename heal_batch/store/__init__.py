@@ -1,4 +1,5 @@
-"""The store: content-addressed shards, receipts, manifests and run keys (no knowledge of stages)."""
+"""The store: content-addressed shards, receipts, manifests and run keys (no knowledge of
+stages)."""
 
 from heal_batch.store.shards import (
     ShardError,

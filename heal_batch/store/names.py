@@ -1,10 +1,11 @@
 """Names read from a run folder, checked before any of them becomes a path.
 
 Everything under ``<workdir>`` is addressed by three kinds of names: run keys and shard addresses
-(a sha256: exactly 64 lowercase hex digits) and stage names (lowercase letters, digits, ``-``). A ref, manifest or receipt holding anything else
-(``../../x``, an absolute path, an unknown stage) is refused with :class:`RunFolderError`, which
-names the file the value came from; :class:`~heal_batch.store.layout.Layout` checks again, so no
-path is ever built from an unchecked name.
+(a sha256: exactly 64 lowercase hex digits) and stage names (lowercase letters, digits, ``-``).
+A ref, manifest or receipt holding anything else (``../../x``, an absolute path, an unknown stage)
+is refused with :class:`RunFolderError`, which names the file the value came from;
+:class:`~heal_batch.store.layout.Layout` checks again, so no path is ever built from an unchecked
+name.
 
     check_key(text, source=ref_path)       # -> text, or RunFolderError "refs/generate: run key …"
     check_stage(manifest["stage"], path)    # -> the name, or RunFolderError naming the file

@@ -1,4 +1,5 @@
-"""SFT for PACE stages: tokenize chats (assistant-only loss), pack, train with DeepSpeed, save HF dirs.
+"""SFT for PACE stages: tokenize chats (assistant-only loss), pack, train with DeepSpeed, save HF
+dirs.
 
 Public API (torch, transformers and deepspeed load only when training starts):
 

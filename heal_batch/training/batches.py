@@ -3,12 +3,12 @@
 Inputs -> outputs: the number of packed rows, seed, world size, per-device batch and gradient
 accumulation -> a `BatchPlan` answering "rows of step s on rank r, micro-batch m".
 
-Every epoch shuffles the rows with Random(f"{seed}/{epoch}") and cuts the order into global batches of
-world_size x per_device_batch x grad_accum rows; an epoch whose last global batch is short is
-filled with rows from the start of the same order (as DistributedSampler does), so every rank
-runs the same number of micro-batches. The global batch of a step does not depend on how it is
-split over ranks and micro-batches, so 2 ranks x 1 micro-batch and 1 rank x 2 micro-batches see
-the same rows. Resuming needs only the step number: epoch and position follow from it.
+Every epoch shuffles the rows with Random(f"{seed}/{epoch}") and cuts the order into global
+batches of world_size x per_device_batch x grad_accum rows; an epoch whose last global batch is
+short is filled with rows from the start of the same order (as DistributedSampler does), so every
+rank runs the same number of micro-batches. The global batch of a step does not depend on how it
+is split over ranks and micro-batches, so 2 ranks x 1 micro-batch and 1 rank x 2 micro-batches
+see the same rows. Resuming needs only the step number: epoch and position follow from it.
 
     plan = BatchPlan(num_rows=100, seed=0, world_size=2, per_device_batch=2, grad_accum=4)
     plan.micro_batches(step=7, rank=1)   # -> [[row, row], [row, row], [row, row], [row, row]]

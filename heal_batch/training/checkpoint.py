@@ -2,7 +2,8 @@
 
 Layout under a training run's out_dir:
 
-    ds_ckpt/step<N>/...            DeepSpeed save_checkpoint (model, optimizer, lr schedule) per rank
+    ds_ckpt/step<N>/...            DeepSpeed save_checkpoint (model, optimizer, lr schedule),
+                                   per rank
     ds_ckpt/step<N>/heal_state.json  {"step", "epoch", "step_in_epoch", "fingerprint"}, written last
     ds_ckpt/COMPLETE               the tag of the newest checkpoint whose every rank finished
     hf/                            model safetensors + config, tokenizer, chat template, SHA256SUMS

@@ -15,7 +15,8 @@ Where the ranks come from:
 The group is destroyed at interpreter exit (an atexit hook), while Python is still whole: Gloo's
 worker threads otherwise outlive finalisation and abort the process ("terminate called without an
 active exception", exit -6) after training has finished. If the last training call raised, the
-group is left alone, since destroying it while other ranks may still be inside a collective can hang.
+group is left alone, since destroying it while other ranks may still be inside a collective can
+hang.
 
     with distributed_env() as env:
         ... env.rank, env.world_size, env.device ...

@@ -2,7 +2,8 @@
 
     result = train_sft(records, "runs/x/checkpoints/stage1/hf", Path("runs/x/checkpoints/stage2"),
                        TrainConfig(epochs=2, grad_accum=8, deepspeed="zero3"))
-    result.hf_dir  # .../stage2/hf: model.safetensors, config, tokenizer, chat_template.jinja, SHA256SUMS
+    result.hf_dir
+    # .../stage2/hf: model.safetensors, config, tokenizer, chat_template.jinja, SHA256SUMS
 
 Contract:
 - Inputs: `records` ({"messages": [...]}, loss on assistant tokens only), `init_model_dir` (the
@@ -158,7 +159,8 @@ class _Run:
             padded += batch["input_ids"].numel()
             nll = self._nll(batch)
             # DeepSpeed averages gradients over ranks: scale so the step's gradient is the mean
-            # over all assistant tokens of the global batch, whatever their split over micro-batches.
+            # over all assistant tokens of the global batch, whatever their split over
+            # micro-batches.
             self.engine.backward(nll * (self.env.world_size / n_labels), scale_wrt_gas=False)
             self.engine.step()
             loss_sum += nll.detach().float()

@@ -71,7 +71,7 @@ def tokenize_chat(record: dict[str, Any], tokenizer: Any, index: int = 0) -> Tok
     ids = list(enc["input_ids"])
     labels = [
         tok if any(lo <= start < hi for lo, hi in spans) else IGNORE
-        for tok, (start, _end) in zip(ids, enc["offset_mapping"])
+        for tok, (start, _end) in zip(ids, enc["offset_mapping"], strict=True)
     ]
     return TokenizedSample(tuple(ids), tuple(labels))
 

@@ -154,7 +154,9 @@ def judge(job: Job, sample: Any, cfg) -> tuple[dict[str, Any] | None, str]:
 def candidate_record(
     job: Job, j: int, sample: Any, judged: dict[str, Any], meta: dict[str, Any]
 ) -> dict[str, Any]:
-    """One surviving candidate with full lineage. ``meta``: bucket, user_prompt, model, verifier, ..."""
+    """One surviving candidate with full lineage.
+
+    ``meta``: bucket, user_prompt, model, verifier, ..."""
     p = job.problem
     if job.kind == "repair":
         src = job.source or {}

@@ -99,7 +99,12 @@ class RepairTeacher:
 
             model, tok = self._exact_scorer()
             scored = score(model, tok, [(r["prompt"], r["token_ids"]) for r in redo])
-            out.update({r["id"]: (s.entropies, "exact-rescored") for r, s in zip(redo, scored)})
+            out.update(
+                {
+                    r["id"]: (s.entropies, "exact-rescored")
+                    for r, s in zip(redo, scored, strict=True)
+                }
+            )
         return out
 
     def _exact_scorer(self) -> tuple[Any, Any]:
@@ -141,7 +146,7 @@ class RepairTeacher:
             Counter(),
             Counter(paths=p.paths if p.bucket == "corner" else 1),
         )
-        for job, samples in zip(p.jobs, outputs):
+        for job, samples in zip(p.jobs, outputs, strict=True):
             for j, sample in enumerate(samples):
                 tally["attempted"] += 1
                 judged, reason = judge(job, sample, self.cfg)

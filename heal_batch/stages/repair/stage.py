@@ -8,9 +8,10 @@ continuation: the prompt ends mid-assistant-turn). Hard problems get ``guided_pe
 answer-guided samples. Every sample is graded on its hint-free text, checked for hint leaks, and
 kept with its lineage; every augmented problem also gets a ``repair_summary``. Output example::
 
-    {"kind": "repair", "id": "arith-s0-0005#s2#c1", "problem_id": "arith-s0-0005", "bucket": "corner",
-     "source_trajectory": "arith-s0-0005#s2", "breakpoint": {"step_index": 2, "token_index": 41,
-     "char_index": 120, "strategy": "entropy-surge", "reason": "max_surge", "surge": 0.8, ...},
+    {"kind": "repair", "id": "arith-s0-0005#s2#c1", "problem_id": "arith-s0-0005",
+     "bucket": "corner", "source_trajectory": "arith-s0-0005#s2",
+     "breakpoint": {"step_index": 2, "token_index": 41, "char_index": 120,
+     "strategy": "entropy-surge", "reason": "max_surge", "surge": 0.8, ...},
      "hint": "\\n\\nWait. (Hindsight: ...", "prefix": "...", "continuation": "... \\\\boxed{12}.",
      "text": "<hint-free training target>", "cut_char": 121, "seed": 1234, "correct": true, ...}
     {"kind": "repair_summary", "id": "arith-s0-0005#summary", "attempted": 4, "correct": 1,
@@ -33,10 +34,10 @@ from heal_batch.method.gear import GearConfig
 from heal_batch.method.hints import DEFAULT_ANSWER_GUIDED_TEMPLATE
 from heal_batch.pipeline.chunks import resumable_chunks
 from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO, ref
+from heal_batch.records import OMIT_AT_DEFAULT
 from heal_batch.stages.repair.jobs import group_by_problem, problem_bucket
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
-from heal_batch.records import OMIT_AT_DEFAULT
 
 PLACEMENTS = ("prompt", "start")
 BUCKETS = ("hard", "corner")
@@ -48,7 +49,8 @@ class RepairConfig:
 
     Args:
         easy_min_pass_rate: a problem is easy (left alone) when its pass rate is at least this.
-        corner_max_correct: a non-easy problem with at most this many correct samples is a corner case.
+        corner_max_correct: a non-easy problem with at most this many correct samples is a corner
+            case.
         paths_per_problem: p, failed trajectories repaired per corner case (paper: 10).
         continuations_per_path: m, teacher continuations per repaired trajectory (paper: 20).
         guided_per_problem: answer-guided samples per problem of ``guided_buckets`` (0 = none).
@@ -92,7 +94,8 @@ class RepairConfig:
     def __post_init__(self):
         if self.guided_placement not in PLACEMENTS:
             raise ValueError(
-                f"repair.guided_placement {self.guided_placement!r} is not one of {', '.join(PLACEMENTS)}"
+                f"repair.guided_placement {self.guided_placement!r} "
+                f"is not one of {', '.join(PLACEMENTS)}"
             )
         bad = [b for b in self.guided_buckets if b not in BUCKETS]
         if bad:
@@ -148,7 +151,7 @@ class RepairStage:
         counters = Counters()
         for chunk, records in resumable_chunks(
             io,
-            list(zip(groups, buckets)),
+            list(zip(groups, buckets, strict=True)),
             cfg.chunk_problems,
             lambda chunk: _repair_chunk(worker, chunk, cfg),
             "problems",

@@ -50,7 +50,7 @@ class PureScorer:
         )
         return [
             {"kind": item["kind"], "id": item["id"], "pure": self._block(item, c, cut, s)}
-            for item, (_, c, cut), s in zip(items, pairs, scored)
+            for item, (_, c, cut), s in zip(items, pairs, scored, strict=True)
         ]
 
     def _pair(self, item: dict[str, Any]) -> tuple[str, str, int]:

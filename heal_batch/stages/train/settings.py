@@ -25,7 +25,8 @@ class StudentConfig:
 
     Args:
         model: smollm2-135m-instruct (the demo model), a local HF model directory, or a hub name
-            available offline. Its tokenizer and chat template are used and saved with every checkpoint.
+            available offline. Its tokenizer and chat template are used and saved with every
+            checkpoint.
     """
 
     model: str = "smollm2-135m-instruct"

@@ -5,9 +5,11 @@ student (``student.model``) for train-1 and the baselines, the previous stage's 
 for train-2 and train-3. Output: one checkpoint record per task (rank 0 writes it), e.g.::
 
     {"kind": "checkpoint", "id": "heal-2", "set": "heal-2", "base": "heal-1",
-     "path": "<workdir>/checkpoints/<run_key>/heal-2/hf", "files": {"model.safetensors": "ab12…", …},
-     "steps": 12, "final_loss": 0.83, "train_log": "<workdir>/checkpoints/<run_key>/heal-2/train_log.jsonl",
-     "init_path": "<workdir>/checkpoints/<train-1 key>/heal-1/hf", "examples": 96, "world_size": 1, …}
+     "path": "<workdir>/checkpoints/<run_key>/heal-2/hf",
+     "files": {"model.safetensors": "ab12…", …}, "steps": 12, "final_loss": 0.83,
+     "train_log": "<workdir>/checkpoints/<run_key>/heal-2/train_log.jsonl",
+     "init_path": "<workdir>/checkpoints/<train-1 key>/heal-1/hf", "examples": 96,
+     "world_size": 1, …}
 
 Stages and tasks: train-N has one task, set heal-N, epochs ``train.epochs[N-1]``;
 train-baselines has one task per baseline set (curriculum tasks 3, 4, …), each from the base
@@ -15,9 +17,10 @@ student; with ``baseline_budget: heal_steps`` a baseline trains as many optimize
 stages I-III together (counted on their sets at this job's world size and batch settings).
 
 Training is ``heal_batch.training.train_sft`` (DeepSpeed; one process locally, every rank of a
-multi-rank job with ``resources = "distributed"``; rank and world size come from ``TaskIO``). The out dir
-``<workdir>/checkpoints/<run_key>/<set>/`` depends only on the run and the set, so a requeued or
-re-run task resumes from its last DeepSpeed checkpoint there; a finished one is only verified.
+multi-rank job with ``resources = "distributed"``; rank and world size come from ``TaskIO``). The
+out dir ``<workdir>/checkpoints/<run_key>/<set>/`` depends only on the run and the set, so a
+requeued or re-run task resumes from its last DeepSpeed checkpoint there; a finished one is only
+verified.
 A stage's run key covers only its own training settings (``StageTraining``), so changing stage
 III's epochs retrains stage III alone (and what reads it).
 
