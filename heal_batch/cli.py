@@ -20,11 +20,38 @@ DESCRIPTION = "HEAL reasoning distillation as sharded batch jobs (debug, local o
 
 
 def build_parser() -> ArgumentParser:
+    """``heal-batch`` and its subcommands (the pipeline ones take every config field as a flag)."""
     parser = ArgumentParser(
         prog="heal-batch", description=DESCRIPTION, env_prefix="HEAL_BATCH", default_env=False
     )
     commands = parser.add_subcommands(dest="command")
+    commands.add_subcommand(
+        "run", _run_parser(), help="run the pipeline (or --stages) on an executor"
+    )
+    commands.add_subcommand(
+        "stage", _stage_parser(), help="run chosen tasks of one stage in-process"
+    )
+    commands.add_subcommand("status", _status_parser(), help="show the state of a run folder")
+    commands.add_subcommand(
+        "rerun", _rerun_parser(), help="rerun failed/missing tasks listed in a manifest"
+    )
+    commands.add_subcommand("inspect", _inspect_parser(), help="verify and print a shard")
+    commands.add_subcommand(
+        "sweep",
+        _sweep_parser(),
+        help="run a grid of variants in one run folder (shared upstream), then "
+        "report/sweep.{md,json}",
+    )
+    report = ArgumentParser(
+        description="Write a markdown + self-contained HTML report of a run folder."
+    )
+    report.add_argument("--workdir", type=str, default="runs/demo")
+    commands.add_subcommand("report", report, help="write <workdir>/report/report.{md,html}")
+    _add_ops_commands(commands)
+    return parser
 
+
+def _run_parser() -> ArgumentParser:
     run = pipeline_parser(description="Plan the DAG, skip finished tasks, submit the rest.")
     run.add_argument(
         "--stages", type=str | None, default=None, help="comma-separated stages (default: all)"
@@ -54,8 +81,10 @@ def build_parser() -> ArgumentParser:
         default=None,
         help="write plain sbatch scripts of the DAG here instead of submitting",
     )
-    commands.add_subcommand("run", run, help="run the pipeline (or --stages) on an executor")
+    return run
 
+
+def _stage_parser() -> ArgumentParser:
     stage = pipeline_parser(
         description="Run one stage's tasks in this process (debugging, plain sbatch)."
     )
@@ -64,15 +93,19 @@ def build_parser() -> ArgumentParser:
     stage.add_argument(
         "--task", type=int | None, default=None, help="one task index (e.g. $SLURM_ARRAY_TASK_ID)"
     )
-    commands.add_subcommand("stage", stage, help="run chosen tasks of one stage in-process")
+    return stage
 
+
+def _status_parser() -> ArgumentParser:
     status = ArgumentParser(
         description="Per stage: done/running/pending/failed/missing, reasons and logs."
     )
     status.add_argument("--workdir", type=str, default="runs/demo")
     status.add_argument("--json", type=bool, default=False)
-    commands.add_subcommand("status", status, help="show the state of a run folder")
+    return status
 
+
+def _rerun_parser() -> ArgumentParser:
     rerun = ArgumentParser(
         description="Resubmit a manifest's failed and missing tasks (and what reads them)."
     )
@@ -80,8 +113,10 @@ def build_parser() -> ArgumentParser:
     rerun.add_argument("--executor", type=str | None, default=None)
     rerun.add_argument("--cluster", type=str | None, default=None)
     rerun.add_argument("--wait", type=bool | None, default=None)
-    commands.add_subcommand("rerun", rerun, help="rerun failed/missing tasks listed in a manifest")
+    return rerun
 
+
+def _inspect_parser() -> ArgumentParser:
     inspect = ArgumentParser(description="Verify a shard and print its first records.")
     inspect.add_argument("target", type=str, help="a shard path or a 64-hex address")
     inspect.add_argument("--workdir", type=str, default="runs/demo")
@@ -96,22 +131,7 @@ def build_parser() -> ArgumentParser:
         ),
     )
     inspect.add_argument("--out", type=str, default="entropy.png", help="PNG path for --plot")
-    commands.add_subcommand("inspect", inspect, help="verify and print a shard")
-
-    commands.add_subcommand(
-        "sweep",
-        _sweep_parser(),
-        help="run a grid of variants in one run "
-        "folder (shared upstream), then report/sweep.{md,json}",
-    )
-
-    report = ArgumentParser(
-        description="Write a markdown + self-contained HTML report of a run folder."
-    )
-    report.add_argument("--workdir", type=str, default="runs/demo")
-    commands.add_subcommand("report", report, help="write <workdir>/report/report.{md,html}")
-    _add_ops_commands(commands)
-    return parser
+    return inspect
 
 
 def _sweep_parser() -> ArgumentParser:

@@ -14,16 +14,12 @@ from collections import Counter
 from heal_batch.report import plots
 from heal_batch.report.added import heal_added_blocks
 from heal_batch.report.collect import RunData
+from heal_batch.report.common import pace_thresholds, problem_buckets, progress, unavailable
 from heal_batch.report.evaltable import evaluation_blocks
 from heal_batch.report.hours import hours_table
 from heal_batch.report.labels import SECTION_TITLES, ordered, rank
-from heal_batch.report.render import Figure, Pre, Section, Table
-
-ENTROPY_INTRO = (
-    "Failed teacher trajectories that GEAR repaired: token entropy, the breakpoint where the "
-    "repair replaced the rest, and the text around it (up to 3 problems; repairs kept by PURE "
-    "first)."
-)
+from heal_batch.report.render import Figure, Section, Table
+from heal_batch.report.repairs import corner_cases, entropy
 
 
 def build_sections(data: RunData) -> list[Section]:
@@ -32,8 +28,8 @@ def build_sections(data: RunData) -> list[Section]:
         _stages,
         _counts,
         _pass_rates,
-        _corner_cases,
-        _entropy,
+        corner_cases,
+        entropy,
         _curriculum,
         _training,
         _evaluation,
@@ -49,24 +45,6 @@ def _guarded(builder, data: RunData) -> list:
         return builder(data)
     except Exception as exc:  # noqa: BLE001 - one broken section must not hide the others
         return [f"Could not render this section: {type(exc).__name__}: {exc}"]
-
-
-def _progress(data: RunData, *stages: str) -> list[str]:
-    """A note for stages still running: the section covers finished tasks only."""
-    notes = []
-    for name in stages:
-        run = data.stages.get(name)
-        if run and run.done < run.tasks:
-            notes.append(
-                f"{name}: {run.done}/{run.tasks} tasks done; this section covers those only."
-            )
-    return notes
-
-
-def _unavailable(data: RunData, section: str, what: str) -> list[str]:
-    if section in data.errors:
-        return [f"Could not read {section} data: {data.errors[section]}"]
-    return [f"Not run yet: {what}."]
 
 
 def _stages(data: RunData) -> list:
@@ -135,37 +113,10 @@ def _per_set(set_counters: dict[str, dict[str, int]]) -> list:
     return [text, Table(head, rows)]
 
 
-def _pace_thresholds(data: RunData):
-    """PaceConfig of the curriculum run when it has one, else the defaults."""
-    from heal_batch.method.pace import PaceConfig
-
-    config = data.stages["curriculum"].config if "curriculum" in data.stages else {}
-    found = _find_mapping(config, "easy_min_pass_rate")
-    keys = ("easy_min_pass_rate", "corner_max_correct")
-    return PaceConfig(**{k: found[k] for k in keys if k in found}) if found else PaceConfig()
-
-
-def _find_mapping(value, key: str) -> dict | None:
-    if isinstance(value, dict):
-        if key in value:
-            return value
-        for child in value.values():
-            if (found := _find_mapping(child, key)) is not None:
-                return found
-    return None
-
-
-def _buckets(data: RunData) -> dict[str, str]:
-    from heal_batch.method.pace import bucket
-
-    pace = _pace_thresholds(data)
-    return {pid: bucket(c, k, pace) for pid, (c, k) in data.problems.outcomes.items()}
-
-
 def _pass_rates(data: RunData) -> list:
     if data.problems is None:
-        return _unavailable(data, "generate", "no teacher trajectories (generate)")
-    outcomes, buckets = data.problems.outcomes, _buckets(data)
+        return unavailable(data, "generate", "no teacher trajectories (generate)")
+    outcomes, buckets = data.problems.outcomes, problem_buckets(data)
     bars: dict[float, tuple[int, str]] = {}
     for pid, (correct, k) in outcomes.items():
         rate = round(correct / k, 4)
@@ -173,7 +124,7 @@ def _pass_rates(data: RunData) -> list:
     ks = sorted({k for _, k in outcomes.values()})
     mean = sum(c / k for c, k in outcomes.values()) / max(len(outcomes), 1)
     counts = Counter(buckets.values())
-    pace = _pace_thresholds(data)
+    pace = pace_thresholds(data)
     text = (
         f"{len(outcomes)} problems, {data.problems.trajectories} teacher trajectories, "
         f"k = {', '.join(map(str, ks))}; mean pass rate {mean:.3f}. PACE buckets (easy: pass rate "
@@ -182,120 +133,12 @@ def _pass_rates(data: RunData) -> list:
     )
     png = plots.pass_rate_histogram(bars, "k = " + "/".join(map(str, ks)))
     fig = Figure("pass_rates", png, "Problems per teacher pass rate, coloured by PACE bucket.")
-    return _progress(data, "generate") + [text, fig]
-
-
-def _corner_cases(data: RunData) -> list:
-    if data.repair is None:
-        return _unavailable(data, "repair", "no repairs or answer-guided samples (repair)")
-    buckets = Counter(_buckets(data).values()) if data.problems else None
-    reasons = {
-        b: Counter(s["reason"] for s in data.repair.summaries if s["bucket"] == b)
-        for b in ("corner", "hard")
-    }
-    ratios = data.score.ratios if data.score else None
-    kept = data.kept_ids
-
-    def row(label, corner, hard):
-        return [label, "-" if corner is None else corner, "-" if hard is None else hard]
-
-    rows = [
-        row(
-            "problems in bucket (teacher)",
-            *((buckets["corner"], buckets["hard"]) if buckets else (None, None)),
-        ),
-        row(
-            "problems attempted (repair)",
-            sum(reasons["corner"].values()),
-            sum(reasons["hard"].values()),
-        ),
-        *[
-            row(f"  outcome: {r}", reasons["corner"][r], reasons["hard"][r])
-            for r in sorted(set(reasons["corner"]) | set(reasons["hard"]))
-        ],
-        row(
-            "candidates (correct, hint-free)",
-            data.repair.candidates["repair"],
-            data.repair.candidates["answer_guided"],
-        ),
-        row(
-            "scored by PURE (score)",
-            *(
-                (len(ratios.get("repair", [])), len(ratios.get("answer_guided", [])))
-                if ratios is not None
-                else (None, None)
-            ),
-        ),
-        row(
-            "kept in training sets (curriculum)",
-            *(
-                (len(kept.get("repair", ())), len(kept.get("answer_guided", ())))
-                if kept is not None
-                else (None, None)
-            ),
-        ),
-    ]
-    blocks = _progress(data, "repair", "score", "curriculum")
-    blocks += [
-        "From teacher failure to training data (- : that stage has not run yet).",
-        Table(["step", "corner: GEAR repairs", "hard: answer-guided"], rows),
-    ]
-    final = (data.set_counters or {}).get("heal-3")
-    drops = {
-        k.removeprefix("dropped_"): v for k, v in (final or {}).items() if k.startswith("dropped_")
-    }
-    if drops:
-        fates = ", ".join(f"{k} {v}" for k, v in sorted(drops.items()))
-        blocks.append(
-            f"Fates of all samples of the run in set heal-3: kept {final.get('kept', 0)}, "
-            f"dropped {fates} (PURE's rules: no_reasoning_after_cut, top_lambda, "
-            "above_reference_q*, answer_not_derived_q*)."
-        )
-    if data.score and data.score.ratios:
-        png = plots.pure_ratio_histogram(data.score.ratios)
-        blocks.append(
-            Figure(
-                "pure_ratios",
-                png,
-                "PURE ratio per candidate kind; reference = "
-                "naturally correct teacher trajectories (their q95 is the cut-off).",
-            )
-        )
-    elif data.score is None:
-        blocks.append("Not run yet: no PURE scores (score).")
-    return blocks
-
-
-def _entropy(data: RunData) -> list:
-    if not data.examples:
-        if data.repair is None or data.problems is None:
-            return _unavailable(
-                data,
-                "repair" if data.repair is None else "generate",
-                "no GEAR repairs and teacher trajectories to show (repair, generate)",
-            )
-        return [
-            (
-                f"No example: none of the {data.repair.candidates['repair']} GEAR repair "
-                "candidates has a breakpoint and a source trajectory in the generate output."
-            )
-        ]
-    config = data.stages["repair"].config if "repair" in data.stages else {}
-    gear = _find_mapping(config, "search_fraction") or {}  # repair.gear as the run used it
-    blocks: list = [ENTROPY_INTRO]
-    states = {None: "curriculum not run", True: "kept by PURE", False: "not in a training set"}
-    for i, ex in enumerate(data.examples):
-        caption = f"{ex.candidate_id} ({ex.strategy}: {ex.reason}; {states[ex.kept]})"
-        blocks.append(Figure(f"entropy_{i}", plots.trajectory_entropy(ex, gear), caption))
-        blocks.append(
-            Pre(f"...{ex.before}⟦breakpoint⟧{ex.after}...\nrepaired continuation: {ex.repaired}...")
-        )
-    return blocks
+    return progress(data, "generate") + [text, fig]
 
 
 def _curriculum(data: RunData) -> list:
     if data.curriculum is None:
-        return _unavailable(data, "curriculum", "no training sets (curriculum)")
+        return unavailable(data, "curriculum", "no training sets (curriculum)")
     sets = ordered(data.curriculum)
     kinds = sorted({k for c in data.curriculum.values() for k in c})
     rows = [
@@ -303,7 +146,7 @@ def _curriculum(data: RunData) -> list:
         for s in sets
     ]
     png = plots.curriculum_bars(data.curriculum, sets)
-    return _progress(data, "curriculum") + [
+    return progress(data, "curriculum") + [
         Table(["set", *kinds, "total"], rows),
         Figure("curriculum", png, "Training examples per set and kind."),
     ]
@@ -311,7 +154,7 @@ def _curriculum(data: RunData) -> list:
 
 def _training(data: RunData) -> list:
     if data.training is None:
-        return _unavailable(data, "training", "no checkpoints (train-1/2/3, train-baselines)")
+        return unavailable(data, "training", "no checkpoints (train-1/2/3, train-baselines)")
     runs = sorted(data.training, key=lambda r: (rank(r.set), r.set, r.stage))
     rows = [
         [
@@ -323,7 +166,7 @@ def _training(data: RunData) -> list:
         ]
         for r in runs
     ]
-    blocks = _progress(data, "train-1", "train-2", "train-3", "train-baselines")
+    blocks = progress(data, "train-1", "train-2", "train-3", "train-baselines")
     blocks.append(Table(["set", "stage", "steps", "final loss", "checkpoint"], rows))
     curves = {r.set: r.log for r in runs if r.log}
     if curves:
@@ -337,5 +180,5 @@ def _training(data: RunData) -> list:
 
 def _evaluation(data: RunData) -> list:
     if data.evaluation is None:
-        return _unavailable(data, "evaluation", "no lm-eval results (evaluate)")
-    return _progress(data, "evaluate") + evaluation_blocks(data.evaluation, data.training)
+        return unavailable(data, "evaluation", "no lm-eval results (evaluate)")
+    return progress(data, "evaluate") + evaluation_blocks(data.evaluation, data.training)
