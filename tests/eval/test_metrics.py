@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 
 from heal_batch.evaluation import harness as ev
+from heal_batch.evaluation import records as ev_records
 from heal_batch.evaluation.harness import EvalConfig
 from heal_batch.evaluation.metrics import (
     bootstrap_interval,
@@ -98,7 +99,7 @@ def test_record_fields_from_lm_eval_samples_per_benchmark_n():
         "heal_aime24_sampled": list(reversed(_sample_rows(aime, 32))),
         "heal_gsm8k_sampled": _sample_rows([4, 0, 2], 4),
     }
-    rec = ev._sampled("aime24", samples, cfg)
+    rec = ev_records.sampled_fields("aime24", samples, cfg)
     assert rec["n_samples"] == 32 and rec["correct_counts"] == aime  # doc order
     assert list(rec["pass_at_k"]) == ["1", "2", "4", "8", "16", "32"]
     assert rec["pass_at_k"]["8"] == pytest.approx(mean_pass_at_k(aime, 32, 8))
@@ -111,11 +112,11 @@ def test_record_fields_from_lm_eval_samples_per_benchmark_n():
         "bootstrap": 7,
     }
     assert rec["interval"]["seed"] == 7 and rec["interval"]["confidence"] == 0.95
-    gsm = ev._sampled("gsm8k", samples, cfg)
+    gsm = ev_records.sampled_fields("gsm8k", samples, cfg)
     assert gsm["n_samples"] == 4 and list(gsm["pass_at_k"]) == ["1", "2", "4"]
-    for fields in (rec, gsm, ev._sampled("gsm8k", {}, EvalConfig(n_samples=0))):
+    for fields in (rec, gsm, ev_records.sampled_fields("gsm8k", {}, EvalConfig(n_samples=0))):
         _validate_fields(fields)
-    assert ev._sampled("gsm8k", {}, EvalConfig(n_samples=0))["pass_at_k"] is None
+    assert ev_records.sampled_fields("gsm8k", {}, EvalConfig(n_samples=0))["pass_at_k"] is None
 
 
 def _validate_fields(fields: dict) -> None:
@@ -173,7 +174,7 @@ def test_report_shows_pass_at_k_intervals_and_seeds():
     for ckpt, counts in (("base", [0, 1, 0, 2]), ("heal-3", [4, 3, 0, 32])):
         for bench, n in (("aime24", 32), ("gsm8k", 4)):
             kept = [min(c, n) for c in counts]
-            fields = ev._sampled(
+            fields = ev_records.sampled_fields(
                 bench,
                 {f"heal_{bench}_sampled": _sample_rows(kept, n)},
                 EvalConfig(n_samples=4, n_samples_per_benchmark={"aime24": 32}),
