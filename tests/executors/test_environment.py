@@ -55,20 +55,19 @@ def test_outside_a_scheduler_a_task_is_rank_zero_of_one(clean_env):
     assert "RANK" not in os.environ  # training sets up a one-process group by itself
 
 
-def test_a_task_uses_as_many_threads_as_it_has_cpus(clean_env):
+def test_a_task_uses_as_many_threads_as_it_has_cpus(clean_env, monkeypatch):
     import torch
 
-    before = torch.get_num_threads()
+    calls = []  # what torch is told (its own count can be pinned by an engine run earlier)
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
     clean_env["SLURM_CPUS_PER_TASK"] = "1"
-    try:
-        environment.limit_cpu_threads()
-        assert os.environ["OMP_NUM_THREADS"] == "1" and torch.get_num_threads() == 1
-        clean_env["OMP_NUM_THREADS"] = "2"  # the user's own setting wins
-        clean_env["SLURM_CPUS_PER_TASK"] = "4"
-        environment.limit_cpu_threads()
-        assert torch.get_num_threads() == 1
-        del clean_env["SLURM_CPUS_PER_TASK"], clean_env["OMP_NUM_THREADS"]
-        environment.limit_cpu_threads(threads=2)  # the local executor's share
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    environment.limit_cpu_threads()
+    assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "1"
+    assert calls == [1]
+    clean_env["OMP_NUM_THREADS"] = "2"  # the user's own setting wins
+    clean_env["SLURM_CPUS_PER_TASK"] = "4"
+    environment.limit_cpu_threads()
+    assert calls == [1] and os.environ["OMP_NUM_THREADS"] == "2"
+    del clean_env["SLURM_CPUS_PER_TASK"], clean_env["OMP_NUM_THREADS"]
+    environment.limit_cpu_threads(threads=2)  # the local executor's share
+    assert calls == [1, 2] and os.environ["OMP_NUM_THREADS"] == "2"
