@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from heal_batch.executors.slurm import env as slurm_env
 from heal_batch.pipeline.contract import TASK_MEMORY_VAR
 
+# torch.distributed variables a job can inherit from the shell that submitted it
+_INHERITED = ("WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
 
 @dataclass(frozen=True)
 class TaskEnv:
@@ -89,6 +92,8 @@ def _export_distributed_vars() -> None:
     if job is not None and job.num_tasks > 1:
         from submitit.helpers import TorchDistributedEnvironment
 
+        for key in _INHERITED:  # without RANK they came from the submitting shell, not this job
+            os.environ.pop(key, None)
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         return
     os.environ.update(slurm_env.torch_rank_vars() or {})

@@ -49,6 +49,13 @@ def test_a_slurm_step_with_several_tasks_gives_each_its_rank(clean_env):
     assert environment.prepare_task().is_main and os.environ["MASTER_PORT"] == port
 
 
+def test_variables_inherited_from_the_submitting_shell_do_not_stop_a_multi_task_job(clean_env):
+    clean_env.update(SLURM_STEP)
+    clean_env["LOCAL_WORLD_SIZE"] = "1"  # e.g. left in the launcher's shell by an engine
+    env = environment.prepare_task()
+    assert (env.rank, env.world_size, os.environ["LOCAL_WORLD_SIZE"]) == (3, 4, "2")
+
+
 def test_outside_a_scheduler_a_task_is_rank_zero_of_one(clean_env):
     env = environment.prepare_task()
     assert (env.rank, env.world_size, env.job_id, env.array_task_id) == (0, 1, None, None)

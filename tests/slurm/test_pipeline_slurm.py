@@ -23,6 +23,7 @@ import yaml
 from heal_batch.cli import main
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import load_manifest
+from heal_batch.store.receipts import read_receipts
 from heal_batch.store.shards import read_records, shard_path
 
 pytestmark = pytest.mark.slurm
@@ -148,11 +149,15 @@ def ended(rows) -> bool:
 
 
 def attempts(rows: dict[str, dict]) -> dict[str, list[int]]:
-    """Per stage, each task's attempt number (1 = ran once) from its manifest."""
-    return {
-        name: [t.attempt for t in load_manifest(Path(r["manifest"])).tasks]
-        for name, r in rows.items()
-    }
+    """Per stage, each task's attempt number (1 = ran once) from its receipts (``status`` reads
+    them without writing, so the manifest on disk is only brought up to date by the next run)."""
+    out = {}
+    for name, r in rows.items():
+        manifest = Path(r["manifest"])
+        layout = Layout(manifest.parents[2])
+        receipts = read_receipts(layout, name, manifest.stem)
+        out[name] = [receipts[i].attempt for i in sorted(receipts)]
+    return out
 
 
 @pytest.fixture

@@ -134,7 +134,7 @@ def test_only_rank_zero_writes_and_the_out_dir_is_stable(tmp_path, monkeypatch):
     stage = Train1Stage(TrainStageConfig(), StudentConfig(model=str(tmp_path)))
     written = {}
     for rank in ("1", "0"):  # the worker hands each rank its rank and world size
-        io = TaskIO(layout, "train-1", "k" * 64, 0, rank=int(rank), world_size=2)
+        io = TaskIO(layout, "train-1", "c" * 64, 0, rank=int(rank), world_size=2)
         counters = stage.run(Task("train-1", 0, (shard,)), io)
         written[rank] = list(io.read(io.close()[0]))
     assert written["1"] == [] and len(written["0"]) == 1
@@ -145,7 +145,7 @@ def test_only_rank_zero_writes_and_the_out_dir_is_stable(tmp_path, monkeypatch):
     assert (
         calls[0][1]
         == calls[1][1]
-        == (tmp_path / "run").resolve() / "checkpoints" / ("k" * 64) / "heal-1"
+        == (tmp_path / "run").resolve() / "checkpoints" / ("c" * 64) / "heal-1"
     )
     assert calls[0][2].epochs == 5 and calls[0][2].max_steps is None
 
