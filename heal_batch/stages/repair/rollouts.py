@@ -34,13 +34,16 @@ class _Problem:
 
 
 class RepairTeacher:
-    def __init__(self, teacher: TeacherConfig, cfg):
+    """The teacher continuing GEAR prefixes; ``memory_bytes`` is the task's memory, which sizes a
+    vLLM engine's KV cache on CPU (None: measured free memory)."""
+
+    def __init__(self, teacher: TeacherConfig, cfg, memory_bytes: int | None = None):
         from heal_batch.backends.models import resolve_model
         from heal_batch.method.grading import verifier_version
         from heal_batch.stages.teacher import make_generator, model_revision
 
         self.teacher, self.cfg = teacher, cfg
-        self.generator = make_generator(teacher)
+        self.generator = make_generator(teacher, memory_bytes)
         self.meta = {
             "model": teacher.model,
             "model_revision": model_revision(resolve_model(teacher.model)),

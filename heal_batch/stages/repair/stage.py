@@ -147,7 +147,7 @@ class RepairStage:
         buckets = [
             problem_bucket(g, cfg.easy_min_pass_rate, cfg.corner_max_correct) for g in groups
         ]
-        worker = functools.cache(self._worker)
+        worker = functools.cache(lambda: self._worker(io.memory_bytes))
         counters = Counters()
         for chunk, records in resumable_chunks(
             io,
@@ -164,11 +164,11 @@ class RepairStage:
                 _count(counters, record)
         return counters
 
-    def _worker(self):
+    def _worker(self, memory_bytes: int | None):
         """The repair teacher (loaded only when a chunk has problems to augment)."""
         from heal_batch.stages.repair.rollouts import RepairTeacher
 
-        return RepairTeacher(self.teacher, self.config)
+        return RepairTeacher(self.teacher, self.config, memory_bytes)
 
 
 def _repair_chunk(worker, chunk: Sequence[tuple[list[dict], str]], cfg: RepairConfig) -> list[dict]:
