@@ -18,84 +18,80 @@ ENTROPY_INTRO = (
 
 
 def corner_cases(data: RunData) -> list:
+    """From teacher failure to training data: a table per step, heal-3's fates, PURE's ratios."""
     if data.repair is None:
         return unavailable(data, "repair", "no repairs or answer-guided samples (repair)")
+    blocks = progress(data, "repair", "score", "curriculum")
+    blocks += [
+        "From teacher failure to training data (- : that stage has not run yet).",
+        Table(["step", "corner: GEAR repairs", "hard: answer-guided"], _funnel_rows(data)),
+    ]
+    if fates := _heal3_fates(data):
+        blocks.append(fates)
+    if data.score and data.score.ratios:
+        caption = (
+            "PURE ratio per candidate kind; reference = naturally correct teacher trajectories "
+            "(their q95 is the cut-off)."
+        )
+        blocks.append(Figure("pure_ratios", plots.pure_ratio_histogram(data.score.ratios), caption))
+    elif data.score is None:
+        blocks.append("Not run yet: no PURE scores (score).")
+    return blocks
+
+
+def _row(label: str, pair: tuple | None) -> list:
+    """A funnel row: (corner, hard) counts, or '-' twice when that stage has not run."""
+    corner, hard = pair if pair is not None else (None, None)
+    return [label, "-" if corner is None else corner, "-" if hard is None else hard]
+
+
+def _kinds(counts: dict | None) -> tuple | None:
+    if counts is None:
+        return None
+    return len(counts.get("repair", ())), len(counts.get("answer_guided", ()))
+
+
+def _funnel_rows(data: RunData) -> list[list]:
     buckets = Counter(problem_buckets(data).values()) if data.problems else None
     reasons = {
         b: Counter(s["reason"] for s in data.repair.summaries if s["bucket"] == b)
         for b in ("corner", "hard")
     }
-    ratios = data.score.ratios if data.score else None
-    kept = data.kept_ids
-
-    def row(label, corner, hard):
-        return [label, "-" if corner is None else corner, "-" if hard is None else hard]
-
-    rows = [
-        row(
+    outcomes = sorted(set(reasons["corner"]) | set(reasons["hard"]))
+    candidates = data.repair.candidates
+    return [
+        _row(
             "problems in bucket (teacher)",
-            *((buckets["corner"], buckets["hard"]) if buckets else (None, None)),
+            (buckets["corner"], buckets["hard"]) if buckets else None,
         ),
-        row(
+        _row(
             "problems attempted (repair)",
-            sum(reasons["corner"].values()),
-            sum(reasons["hard"].values()),
+            (sum(reasons["corner"].values()), sum(reasons["hard"].values())),
         ),
-        *[
-            row(f"  outcome: {r}", reasons["corner"][r], reasons["hard"][r])
-            for r in sorted(set(reasons["corner"]) | set(reasons["hard"]))
-        ],
-        row(
+        *[_row(f"  outcome: {r}", (reasons["corner"][r], reasons["hard"][r])) for r in outcomes],
+        _row(
             "candidates (correct, hint-free)",
-            data.repair.candidates["repair"],
-            data.repair.candidates["answer_guided"],
+            (candidates["repair"], candidates["answer_guided"]),
         ),
-        row(
-            "scored by PURE (score)",
-            *(
-                (len(ratios.get("repair", [])), len(ratios.get("answer_guided", [])))
-                if ratios is not None
-                else (None, None)
-            ),
-        ),
-        row(
-            "kept in training sets (curriculum)",
-            *(
-                (len(kept.get("repair", ())), len(kept.get("answer_guided", ())))
-                if kept is not None
-                else (None, None)
-            ),
-        ),
+        _row("scored by PURE (score)", _kinds(data.score.ratios if data.score else None)),
+        _row("kept in training sets (curriculum)", _kinds(data.kept_ids)),
     ]
-    blocks = progress(data, "repair", "score", "curriculum")
-    blocks += [
-        "From teacher failure to training data (- : that stage has not run yet).",
-        Table(["step", "corner: GEAR repairs", "hard: answer-guided"], rows),
-    ]
+
+
+def _heal3_fates(data: RunData) -> str | None:
+    """Kept and dropped counts (by reason) of every sample of the run in set heal-3."""
     final = (data.set_counters or {}).get("heal-3")
     drops = {
         k.removeprefix("dropped_"): v for k, v in (final or {}).items() if k.startswith("dropped_")
     }
-    if drops:
-        fates = ", ".join(f"{k} {v}" for k, v in sorted(drops.items()))
-        blocks.append(
-            f"Fates of all samples of the run in set heal-3: kept {final.get('kept', 0)}, "
-            f"dropped {fates} (PURE's rules: no_reasoning_after_cut, top_lambda, "
-            "above_reference_q*, answer_not_derived_q*)."
-        )
-    if data.score and data.score.ratios:
-        png = plots.pure_ratio_histogram(data.score.ratios)
-        blocks.append(
-            Figure(
-                "pure_ratios",
-                png,
-                "PURE ratio per candidate kind; reference = "
-                "naturally correct teacher trajectories (their q95 is the cut-off).",
-            )
-        )
-    elif data.score is None:
-        blocks.append("Not run yet: no PURE scores (score).")
-    return blocks
+    if not drops:
+        return None
+    fates = ", ".join(f"{k} {v}" for k, v in sorted(drops.items()))
+    return (
+        f"Fates of all samples of the run in set heal-3: kept {final.get('kept', 0)}, "
+        f"dropped {fates} (PURE's rules: no_reasoning_after_cut, top_lambda, "
+        "above_reference_q*, answer_not_derived_q*)."
+    )
 
 
 def entropy(data: RunData) -> list:
