@@ -61,7 +61,7 @@ def job_control(name: str) -> JobControl:
     what the stage's manifest recorded. Unknown names (a hand-edited manifest) get the debug
     executor's answer: nothing known, nothing to cancel."""
     if name == "slurm":
-        from heal_batch.executors.slurm.queue import SlurmJobs
+        from heal_batch.executors.slurm.cancel import SlurmJobs
 
         return SlurmJobs()
     if name == "local":

@@ -1,4 +1,5 @@
-"""Cancel Slurm jobs: the one place ``scancel`` is called.
+"""Cancel Slurm jobs (the one place ``scancel`` is called), and ``SlurmJobs``: what the pipeline
+asks about a Slurm run's jobs (states and held jobs from queue.py, cancel from here).
 
 outcome = cancel_jobs({"1234_0", "1234_1", "1235"})
 outcome.cancelled   # ids Slurm still held (pending or running) and was told to cancel
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
-from heal_batch.executors.base import CancelOutcome
-from heal_batch.executors.slurm.queue import held_jobs
+from heal_batch.executors.base import CancelOutcome, JobState
+from heal_batch.executors.slurm.queue import held_jobs, job_states
 
 
 class CancelError(RuntimeError):
@@ -44,3 +46,20 @@ def cancel_jobs(job_ids: Iterable[str]) -> CancelOutcome:
             f"{done.stderr.strip()}; check them with `squeue -j`"
         )
     return outcome
+
+
+class SlurmJobs:
+    """:class:`~heal_batch.executors.base.JobControl` for jobs a Slurm run submitted."""
+
+    def states(self, submitted: Mapping[int, str]) -> dict[int, JobState]:
+        return job_states(submitted)
+
+    def held(self, job_ids: set[str]) -> set[str]:
+        return held_jobs(job_ids)
+
+    def cancel(self, job_ids: set[str], logs: Path) -> CancelOutcome:
+        if not job_ids:
+            return CancelOutcome(
+                note="no Slurm job ids recorded for its unfinished tasks (never submitted?)"
+            )
+        return cancel_jobs(job_ids)

@@ -12,9 +12,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Mapping
-from pathlib import Path
 
-from heal_batch.executors.base import CancelOutcome, JobState
+from heal_batch.executors.base import JobState
 
 ACTIVE = {
     "PENDING": "pending",
@@ -71,22 +70,3 @@ def _run(argv: list[str], check: bool) -> str:
         return subprocess.run(argv, capture_output=True, text=True, timeout=20, check=check).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
-
-
-class SlurmJobs:
-    """:class:`~heal_batch.executors.base.JobControl` for jobs a Slurm run submitted."""
-
-    def states(self, submitted: Mapping[int, str]) -> dict[int, JobState]:
-        return job_states(submitted)
-
-    def held(self, job_ids: set[str]) -> set[str]:
-        return held_jobs(job_ids)
-
-    def cancel(self, job_ids: set[str], logs: Path) -> CancelOutcome:
-        from heal_batch.executors.slurm.cancel import cancel_jobs
-
-        if not job_ids:
-            return CancelOutcome(
-                note="no Slurm job ids recorded for its unfinished tasks (never submitted?)"
-            )
-        return cancel_jobs(job_ids)
