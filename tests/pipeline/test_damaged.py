@@ -7,7 +7,7 @@ import pytest
 
 from heal_batch.cli import main
 from heal_batch.store.layout import Layout
-from tests.fixtures.toy_stage import write_problems
+from tests.fixtures.toy_stage import ingest_run_args, write_problems
 
 
 @pytest.fixture
@@ -15,19 +15,7 @@ def ingest_cli(tmp_path, monkeypatch):
     """``heal-batch run`` of ingest (3 tasks) in tmp_path/run; task 2 fails the first time."""
     problems = write_problems(tmp_path / "p.jsonl", n=9)
     workdir = tmp_path / "run"
-    args = [
-        "run",
-        "--executor",
-        "debug",
-        "--workdir",
-        str(workdir),
-        "--stages",
-        "ingest",
-        "--ingest.paths",
-        f"[{problems}]",
-        "--ingest.num_shards",
-        "3",
-    ]
+    args = ingest_run_args(workdir, problems, 3)
     monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", "ingest/2@before-run=raise")
     assert main(args) == 1
     monkeypatch.delenv("HEAL_BATCH_FAILPOINTS")

@@ -13,7 +13,7 @@ from heal_batch.cli import main
 from heal_batch.executors import make_executor
 from heal_batch.pipeline.launch import PlanError, launch
 from heal_batch.store.layout import Layout
-from tests.fixtures.toy_stage import write_problems
+from tests.fixtures.toy_stage import ingest_run_args, write_problems
 from tests.test_launch import make_cfg, run
 
 
@@ -41,19 +41,7 @@ def test_a_second_launcher_fails_at_once_naming_the_first(tmp_path, capsys):
         ready,
     )
     problems = write_problems(tmp_path / "p.jsonl", n=4)
-    args = [
-        "run",
-        "--executor",
-        "debug",
-        "--workdir",
-        str(workdir),
-        "--stages",
-        "ingest",
-        "--ingest.paths",
-        f"[{problems}]",
-        "--ingest.num_shards",
-        "2",
-    ]
+    args = ingest_run_args(workdir, problems, 2)
     try:
         started = time.monotonic()
         assert main(args) == 2

@@ -7,7 +7,7 @@ import pytest
 
 from heal_batch.cli import main
 from heal_batch.store.layout import Layout
-from tests.fixtures.toy_stage import write_problems
+from tests.fixtures.toy_stage import ingest_run_args, write_problems
 
 
 @pytest.fixture
@@ -25,24 +25,7 @@ def test_store_receipts_manifests_refs_and_report_honour_the_umask(tmp_path, uma
     umask(mask)
     problems = write_problems(tmp_path / "p.jsonl", n=4)
     workdir = tmp_path / "run"
-    assert (
-        main(
-            [
-                "run",
-                "--executor",
-                "debug",
-                "--workdir",
-                str(workdir),
-                "--stages",
-                "ingest",
-                "--ingest.paths",
-                f"[{problems}]",
-                "--ingest.num_shards",
-                "2",
-            ]
-        )
-        == 0
-    )
+    assert main(ingest_run_args(workdir, problems, 2)) == 0
     layout = Layout(workdir)
     key = layout.read_ref("ingest")
     files = [
