@@ -121,6 +121,19 @@ class Generator(Protocol):
         ...
 
 
+def overflow_samples(request: SampleRequest, entropy_method: str) -> list[Sample]:
+    """The samples of a prompt that leaves no room to generate (soft-fail: the prompt is not
+    sent, the rest of the batch runs): ``request.n`` empty samples with finish_reason "length"."""
+    seeds = range(request.seed, request.seed + request.n)
+    return [Sample("", [], [], [], entropy_method, "length", seed) for seed in seeds]
+
+
+def prompt_overflow(sample: Sample) -> bool:
+    """True for a sample of ``overflow_samples``: no token, finish "length" (a generated sample has
+    at least one token, or ends with EOS as "stop", since max_new_tokens >= 1)."""
+    return not sample.token_ids and sample.finish_reason == "length"
+
+
 def as_requests(
     prompts: Sequence[str | SampleRequest], params: GenerationParams
 ) -> list[SampleRequest]:

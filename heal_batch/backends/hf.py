@@ -15,6 +15,10 @@ only that token, which greedy decoding then takes. So:
     different batch gives the same tokens (up to rare float ties from different padding);
   - CPU generators give the same draws on CPU and GPU.
 
+Soft-fail: a prompt as long as the model's context (``max_position_embeddings``) or longer is not
+generated; its samples come back empty with finish_reason "length" (``base.prompt_overflow``), as
+the vLLM backend does past ``max_model_len``, and the rest of the batch runs.
+
 Example:
     gen = HFGenerator.from_spec("smollm2-135m-instruct", dtype="bfloat16")
     samples = gen.generate([prompt], GenerationParams(n=4, temperature=0.7, max_new_tokens=128))
@@ -28,7 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from heal_batch.backends.base import GenerationParams, Sample, SampleRequest, as_requests
+from heal_batch.backends.base import (
+    GenerationParams,
+    Sample,
+    SampleRequest,
+    as_requests,
+    overflow_samples,
+)
 from heal_batch.backends.tokens import encode, finish_sample
 
 # Generation-config fields that would change logits before our sampler sees them: forced neutral
@@ -67,6 +77,9 @@ class HFGenerator:
         self.batch_size = batch_size
         self.name = name or getattr(model.config, "_name_or_path", "")
         self.last_stats: dict[str, float] = {}
+        # The model's context (positions it was trained on): a prompt of this length or more is
+        # not generated (soft-fail, as the vLLM backend does past max_model_len). None: no limit.
+        self.max_context: int | None = getattr(model.config, "max_position_embeddings", None)
 
     @classmethod
     def from_spec(
@@ -101,14 +114,19 @@ class HFGenerator:
     ) -> list[list[Sample]]:
         requests = as_requests(prompts, params)
         encoded = [encode(self.tokenizer, r.prompt) for r in requests]
+        limit = self.max_context
+        out: list[list[Sample | None]] = [
+            overflow_samples(r, "exact") if limit and len(ids) >= limit else [None] * r.n
+            for r, ids in zip(requests, encoded, strict=True)
+        ]
         rows = [
             _Row(ri, i, r.seed + i, encoded[ri])
             for ri, r in enumerate(requests)
             for i in range(r.n)
+            if out[ri][i] is None
         ]
         # Similar lengths together: less padding. Order does not change any sample.
         rows.sort(key=lambda row: len(row.ids))
-        out: list[list[Sample | None]] = [[None] * r.n for r in requests]
         start, tokens = time.perf_counter(), 0
         for b in range(0, len(rows), self.batch_size):
             batch = rows[b : b + self.batch_size]

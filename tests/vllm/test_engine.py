@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from heal_batch.backends.base import GenerationParams, SampleRequest
-from heal_batch.backends.vllm import prompt_overflow
+from heal_batch.backends.base import GenerationParams, SampleRequest, prompt_overflow
 from heal_batch.data.builtin import generate_problems
 from heal_batch.stages.teacher import render_prompt
 from tests.vllm.conftest import BUDGET, ENGINE, SECONDS, TEACHER
