@@ -66,3 +66,27 @@ def test_token_logprobs_and_entropies_agree(pair):
     assert d.mean() < 1e-3 and d.max() < 0.02  # measured mean < 5e-5, max < 5e-4
     assert r > 0.95  # measured 0.991
     assert -0.2 < bias < 0  # measured -0.080: top-K reads low, never high on average
+
+
+def test_gear_breakpoints_from_top_k_and_exact_entropies(pair):
+    """GEAR (the demo's settings) on the same greedy texts: the breakpoint the top-20 estimate
+    picks against the one the exact entropies pick, over the texts both backends wrote alike."""
+    import yaml
+
+    from heal_batch.method.gear import GearConfig, find_breakpoint
+    from heal_batch.method.steps import steps_of
+    from tests.vllm.test_pipeline_vllm import REPO
+
+    demo = yaml.safe_load((REPO / "jobs" / "demo.yaml").read_text())
+    cfg = GearConfig(**demo["repair"]["gear"])
+    same, cuts = 0, 0
+    for v, h in zip(*pair, strict=True):
+        if v.token_ids != h.token_ids:
+            continue
+        steps = steps_of(v.text, v.offsets, cfg.min_step_tokens, cfg.step_delimiter)
+        cuts += 1
+        topk, exact = (find_breakpoint(e, steps, cfg) for e in (v.entropies, h.entropies))
+        same += topk.token_index == exact.token_index
+    print(f"GEAR breakpoint, top-20 vs exact entropy: same on {same}/{cuts} texts")
+    assert cuts >= 20
+    assert same >= 0.75 * cuts

@@ -129,12 +129,16 @@ def stitch(job: Job, continuation: str) -> tuple[str, int]:
 def judge(job: Job, sample: Any, cfg) -> tuple[dict[str, Any] | None, str]:
     """(candidate fields, "kept") or (None, drop reason) for one teacher sample of ``job``.
 
-    Reasons: the grade reason (wrong_answer, no_answer, unparseable), ``no_answer_in_continuation``
+    Reasons: ``prompt_too_long`` (prefix and hint left the teacher no room: soft-failed, not
+    sent), the grade reason (wrong_answer, no_answer, unparseable), ``no_answer_in_continuation``
     (only the kept prefix states an answer) or ``leak`` (checked on correct samples only, so a
     summary's ``leaked`` counts correct-but-leaking samples).
     """
+    from heal_batch.backends.base import prompt_overflow
     from heal_batch.method.grading import extract_answer, grade
 
+    if prompt_overflow(sample):
+        return None, "prompt_too_long"
     text, cut = stitch(job, sample.text)
     g = grade(text, job.problem["reference_answer"], cfg.answer_style)
     if not g.correct:
@@ -199,8 +203,11 @@ def summary_record(
     tally: dict[str, int],
     dropped: dict[str, int],
     breakpoints: dict[str, int],
+    entropy_methods: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The per-problem yield: attempted/correct/leaked/kept and why nothing survived."""
+    """The per-problem yield: attempted/correct/leaked/kept and why nothing survived;
+    ``entropy_methods``: how many cut paths' entropies came from each method (``exact``,
+    ``exact-rescored``, ``topk-20``...)."""
     p = group[0]
     attempted, kept, leaked = (
         tally.get("attempted", 0),
@@ -230,6 +237,7 @@ def summary_record(
         "reason": reason,
         "dropped": dict(sorted(dropped.items())),
         "breakpoints": dict(sorted(breakpoints.items())),
+        "entropy_methods": dict(sorted((entropy_methods or {}).items())),
     }
 
 

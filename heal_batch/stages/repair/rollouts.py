@@ -30,6 +30,7 @@ class _Problem:
     bucket: str
     jobs: list[Job] = field(default_factory=list)
     breakpoints: Counter = field(default_factory=Counter)
+    entropy_methods: Counter = field(default_factory=Counter)
     paths: int = 0
 
 
@@ -86,6 +87,7 @@ class RepairTeacher:
                 ents, method = entropies[source["id"]]
                 steps, bp = breakpoint_of(source, self.cfg.gear, ents, self.cfg.seed)
                 p.breakpoints[bp.reason] += 1
+                p.entropy_methods[method] += 1
                 repairs.append(
                     repair_job(
                         source, bp.char_index, breakpoint_dict(bp, len(steps), method), self.cfg
@@ -158,5 +160,7 @@ class RepairTeacher:
                     continue
                 tally["kept"] += 1
                 records.append(candidate_record(job, j, sample, judged, meta))
-        records.append(summary_record(p.group, p.bucket, tally, dropped, p.breakpoints))
+        records.append(
+            summary_record(p.group, p.bucket, tally, dropped, p.breakpoints, p.entropy_methods)
+        )
         return records

@@ -193,3 +193,5 @@ def _count(counters: Counters, record: dict[str, Any]) -> None:
     counters[f"problems_{record['reason']}"] += 1
     for reason, n in record["breakpoints"].items():
         counters[f"breakpoint_{reason}"] += n
+    for method, n in record.get("entropy_methods", {}).items():
+        counters[f"entropy_{method}"] += n
