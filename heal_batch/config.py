@@ -52,3 +52,10 @@ class PipelineConfig:
     def __post_init__(self):
         if self.executor not in EXECUTORS:
             raise ValueError(f"executor {self.executor!r} is not one of {', '.join(EXECUTORS)}")
+        if self.pure.reference == "guided" and not (
+            self.repair.reference_problems and self.repair.guided_per_problem
+        ):
+            raise ValueError(
+                "pure.reference: guided needs answer-guided samples of easy problems: set "
+                "repair.reference_problems and repair.guided_per_problem above 0"
+            )

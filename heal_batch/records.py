@@ -23,6 +23,9 @@ from collections.abc import Sequence
 
 # Records that repair writes and PURE scores; the order is the curriculum's default ``pure_kinds``.
 CANDIDATE_KINDS = ("answer_guided", "repair")
+# Answer-guided samples of easy problems: PURE's guided reference (``pure.reference: guided``),
+# scored like candidates and never trained on.
+GUIDED_REFERENCE = "guided_reference"
 # field(metadata=OMIT_AT_DEFAULT): a setting added later is left out of run keys (and manifests)
 # while it holds its default, so runs made before it existed keep their keys
 OMIT_AT_DEFAULT = {"run_key": "omit_at_default"}

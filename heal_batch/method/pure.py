@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from heal_batch.method.steps import Step, check_aligned
-from heal_batch.records import CANDIDATE_KINDS
+from heal_batch.records import CANDIDATE_KINDS, OMIT_AT_DEFAULT
 
 KEPT = "kept"
 TOP_LAMBDA = "top_lambda"
@@ -44,6 +44,7 @@ NO_STEPS_AFTER_CUT = "no_steps_after_cut"
 NO_BOXED_ANSWER = "no_boxed_answer"
 NO_REASONING = "no_reasoning_after_cut"
 POOLINGS = ("per_kind", "together")
+REFERENCES = ("natural", "guided")
 
 
 @dataclass(frozen=True)
@@ -58,20 +59,25 @@ class PureConfig:
             kind's pool) or together (one pool for all kinds).
         drop_top_fraction: lambda; this share of each pool's scored candidates with the highest R
             is dropped (rounded up: any lambda > 0 drops at least one). 0 keeps all, 1 drops all.
+        reference: the reference distribution of the two percentile rules: ``natural``
+            (naturally correct trajectories, scored over all steps: the paper's reading) or
+            ``guided`` (ours: answer-guided samples of easy problems, ``repair.reference_problems``;
+            hint-conditioned text scored hint-free, as a repair is, on problems the teacher solves).
         reference_percentile: also drop candidates whose R is above this percentile (linear
-            interpolation) of the naturally correct trajectories' R; null turns the rule off.
-            With no reference ratios the rule is off as well.
+            interpolation) of the reference's R; null turns the rule off. With no reference
+            ratios the rule is off as well.
         min_reasoning_tokens: drop candidates with fewer tokens than this between the cut and
             the answer (a bare answer after the hint; 0: off; candidates that do not report the
             count are not checked).
         answer_reference_percentile: drop candidates whose answer uncertainty U is above this
-            percentile of the naturally correct trajectories' U: the reasoning did not derive the
-            answer (null, or no reference: off).
+            percentile of the reference's U: the reasoning did not derive the answer (null, or
+            no reference: off).
     """
 
     eps: float = 0.01
     kinds: list[str] = field(default_factory=lambda: list(CANDIDATE_KINDS))
     pooling: Literal["per_kind", "together"] = "per_kind"
+    reference: Literal["natural", "guided"] = field(default="natural", metadata=OMIT_AT_DEFAULT)
     drop_top_fraction: float = 0.2
     reference_percentile: float | None = 95.0
     min_reasoning_tokens: int = 8
@@ -83,6 +89,10 @@ class PureConfig:
         for kind in self.kinds:
             if kind not in CANDIDATE_KINDS:
                 raise ValueError(f"pure.kinds: {kind!r} is not one of {', '.join(CANDIDATE_KINDS)}")
+        if self.reference not in REFERENCES:
+            raise ValueError(
+                f"pure.reference {self.reference!r} is not one of {', '.join(REFERENCES)}"
+            )
         if self.pooling not in POOLINGS:
             raise ValueError(f"pure.pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
         if not 0 <= self.drop_top_fraction <= 1:

@@ -505,3 +505,35 @@ def test_decontamination_is_frequent_grams_then_contaminated():
         expected = {t for t in texts if contaminated(t, index.without(frequent))}
         assert contaminated_texts(texts, index, ignore) == expected
     assert contaminated_texts(texts, index, 3) == {f"Q: {BENCH_PROBLEM}"}
+
+
+def test_pure_reference_chooses_natural_or_guided(tmp_path, no_data):
+    """The percentile rules read the reference ``pure.reference`` names; a guided reference is
+    never trained on. Natural R are 2, 3, 4 (q95 3.9); guided R are 6, 7, 8 (q95 7.9)."""
+    gen, scored = base_records()
+    scored = [dict(r) for r in scored]
+    guided = [cand("easy", j, "answer_guided", 6.0 + j, "easy") for j in range(3)]
+    for j, r in enumerate(guided):
+        r.update(kind="guided_reference", id=f"easy#gr{j}")
+    cfg = CurriculumConfig(baselines=[], max_repairs_per_problem=None)
+    pure = {"drop_top_fraction": 0.0, "answer_reference_percentile": None}
+    natural = run_all(tmp_path / "n", gen, scored + guided, cfg, pure=PureConfig(**pure))
+    by_guided = run_all(
+        tmp_path / "g", gen, scored + guided, cfg, pure=PureConfig(**pure, reference="guided")
+    )
+    # repairs R 1..5: natural q95 3.9 drops 4 and 5; guided q95 7.9 drops none
+    assert natural["heal-3"][1]["kept_repair"] == 3 and by_guided["heal-3"][1]["kept_repair"] == 5
+    assert (
+        natural["heal-3"][1]["reference_ratios"] == 3 == by_guided["heal-3"][1]["reference_ratios"]
+    )
+    for sets in (natural, by_guided):
+        assert not any("#gr" in r["source_id"] for records, _ in sets.values() for r in records)
+
+
+def test_a_guided_reference_needs_repair_to_make_it():
+    from heal_batch.config import PipelineConfig
+    from heal_batch.stages.repair.stage import RepairConfig
+
+    with pytest.raises(ValueError, match="repair.reference_problems"):
+        PipelineConfig(pure=PureConfig(reference="guided"))
+    PipelineConfig(pure=PureConfig(reference="guided"), repair=RepairConfig(reference_problems=4))

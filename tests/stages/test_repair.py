@@ -253,3 +253,34 @@ def test_answer_guided_prompt_and_training_text(placement):
     else:  # the hint opens the assistant turn
         assert job.prompt.startswith("<u>What is 1 + 1?</u><a>Wait. (Hindsight")
     assert stitch(job, "1 + 1 = 2, so \\boxed{2}.") == ("1 + 1 = 2, so \\boxed{2}.", 0)
+
+
+def test_easy_problems_give_the_guided_reference(tmp_path, tiny_llama, scripted):
+    """``reference_problems``: that many easy problems per shard, chosen by a stable hash of
+    their ids, get answer-guided samples kept as PURE's guided reference; no summary, no bucket
+    change, never a candidate."""
+    from heal_batch.stages.repair.jobs import reference_buckets
+
+    scripted()
+    problems = write_problems(tmp_path / "p.jsonl", n=9)  # q0, q3, q6 are easy
+    cfg = make_pipeline(tmp_path / "run", tiny_llama, problems, shards=1)
+    cfg.repair = RepairConfig(**{**vars(cfg.repair), "reference_problems": 2})
+    result = run(cfg)
+    assert not result.failed, result.failed
+    records = outputs(cfg, result, "repair")
+    for record in records:
+        jsonschema.validate(record, SCHEMA)
+    refs = [r for r in records if r["kind"] == "guided_reference"]
+    chosen = {r["problem_id"] for r in refs}
+    assert len(chosen) == 2 and chosen < {"q0", "q3", "q6"}
+    assert all(r["id"].endswith("#gr0") and r["bucket"] == "easy" for r in refs)
+    assert not {r["problem_id"] for r in records if r["kind"] == "repair_summary"} & chosen
+    counters = next(p for p in result.plans if p.name == "repair").manifest.counters
+    assert counters["bucket_easy"] == 3 and counters["kept_guided_reference"] == 2
+
+    groups = [[{"problem_id": p}] for p in ("q0", "q1", "q3", "q6")]
+    buckets = ["easy", "corner", "easy", "easy"]
+    marked = reference_buckets(groups, buckets, 2, seed=0)
+    flipped = reference_buckets(groups[::-1], buckets[::-1], 2, seed=0)
+    assert marked == flipped[::-1]  # by id, not by order
+    assert marked[1] == "corner" and marked.count("easy+reference") == 2

@@ -9,7 +9,8 @@ summaries, which are skipped). Output: a :class:`Pool`:
   (``shard``: index in the input list, ``line``: record number in that shard, ``size``:
   characters of its messages). About 100 bytes a sample with ids of about 20 characters.
 - ``problems``: problem id -> problem text (decontamination is per problem, not per sample).
-- ``reference_ratios`` / ``reference_nlls``: R and U of the reference records that have them.
+- ``references``: per source, R and U of the reference records that have them: ``natural``
+  (score's ``reference`` records) and ``guided`` (repair's ``guided_reference`` samples).
 
 A record's texts are dropped as soon as its keys are taken, so memory grows with the light
 columns only. Sample ids must be unique across the run (ValueError naming both shards).
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from heal_batch.method.decontam import near_duplicate_key
 from heal_batch.method.pace import STAGE_OF_KIND, PaceConfig, bucket
-from heal_batch.records import CANDIDATE_KINDS
+from heal_batch.records import CANDIDATE_KINDS, GUIDED_REFERENCE
 
 if TYPE_CHECKING:
     import polars as pl
@@ -50,6 +51,7 @@ LIGHT_SCHEMA = {
     "line": "u32",
     "size": "u32",
 }
+REFERENCE_SOURCE = {"reference": "natural", GUIDED_REFERENCE: "guided"}  # record kind -> source
 BATCH_ROWS = 1 << 16  # rows gathered in Python lists before they become a polars frame
 
 
@@ -59,8 +61,9 @@ class Pool:
 
     table: pl.DataFrame
     problems: dict[str, str] = field(default_factory=dict)
-    reference_ratios: list[float] = field(default_factory=list)
-    reference_nlls: list[float] = field(default_factory=list)
+    references: dict[str, tuple[list[float], list[float]]] = field(
+        default_factory=lambda: {"natural": ([], []), "guided": ([], [])}
+    )
 
 
 def read_pool(
@@ -79,8 +82,8 @@ def read_pool(
     for shard, address in enumerate(shards):
         for line, record in enumerate(read(address)):
             kind = record.get("kind")
-            if kind == "reference":
-                _add_reference(pool, record.get("pure") or {})
+            if kind in REFERENCE_SOURCE:
+                _add_reference(pool.references[REFERENCE_SOURCE[kind]], record.get("pure") or {})
             elif kind in (None, *CANDIDATE_KINDS):  # not summaries: repair and score count them
                 pool.problems[record["problem_id"]] = record["problem"]
                 for name, value in light_row(record, pace, user_suffix, shard, line).items():
@@ -158,11 +161,11 @@ def light_schema() -> dict:
     return {name: types[t] for name, t in LIGHT_SCHEMA.items()}
 
 
-def _add_reference(pool: Pool, pure: dict[str, Any]) -> None:
+def _add_reference(values: tuple[list[float], list[float]], pure: dict[str, Any]) -> None:
     if pure.get("ratio") is not None:
-        pool.reference_ratios.append(pure["ratio"])
+        values[0].append(pure["ratio"])
     if pure.get("answer_nll") is not None:
-        pool.reference_nlls.append(pure["answer_nll"])
+        values[1].append(pure["answer_nll"])
 
 
 def _frame(batch: dict[str, list]) -> pl.DataFrame:

@@ -198,7 +198,7 @@ class CurriculumStage:
         pool = read_pool(shards, read, self._pace, self.teacher.user_suffix)
         counters = Counters()
         bad = self._contaminated(pool.problems, Path(data) if data else None, counters)
-        references = (pool.reference_ratios, pool.reference_nlls)
+        references = pool.references[self.pure.reference]
         table = assign_fates(pool.table, references, bad, self.config, self.pure)
         spec = set_specs(self.config.baselines)[task.index]
         kept, set_counters = select_set(table, spec, self.config.cumulative)

@@ -28,7 +28,10 @@ from heal_batch.method.hints import (
 )
 from heal_batch.method.pace import PaceConfig, bucket
 from heal_batch.method.seeds import stable_seed
+from heal_batch.records import GUIDED_REFERENCE
 
+REFERENCE_SUFFIX = "+reference"
+EASY_REFERENCE = "easy" + REFERENCE_SUFFIX  # an easy problem that gives PURE's guided reference
 Render = Callable[[str, str | None], str]  # (user text, assistant prefix) -> chat prompt
 
 
@@ -69,6 +72,19 @@ def problem_bucket(
     return bucket(first["n_correct"], first["k"], cfg)
 
 
+def reference_buckets(
+    groups: Sequence[Sequence[dict[str, Any]]], buckets: list[str], n: int, seed: int
+) -> list[str]:
+    """``buckets`` with up to ``n`` easy problems marked ``easy+reference`` (the guided
+    reference), chosen by a stable hash of their problem ids: not by shard order."""
+    easy = [g[0]["problem_id"] for g, b in zip(groups, buckets, strict=True) if b == "easy"]
+    chosen = set(sorted(easy, key=lambda pid: stable_seed(seed, "reference", pid))[:n])
+    return [
+        b + REFERENCE_SUFFIX if g[0]["problem_id"] in chosen else b
+        for g, b in zip(groups, buckets, strict=True)
+    ]
+
+
 def failed_paths(group: Sequence[dict[str, Any]], p: int) -> list[dict[str, Any]]:
     """Up to ``p`` failed trajectories, lowest sample index first (deterministic)."""
     return [r for r in group if not r["correct"]][:p]
@@ -92,14 +108,15 @@ def repair_job(source: dict[str, Any], cut_char: int, breakpoint: dict[str, Any]
     )
 
 
-def guided_job(problem: dict[str, Any], render: Render, cfg) -> Job:
-    """Answer-guided samples of one problem (``problem`` is any of its trajectories)."""
+def guided_job(problem: dict[str, Any], render: Render, cfg, kind: str = "answer_guided") -> Job:
+    """Answer-guided samples of one problem (``problem`` is any of its trajectories); ``kind``
+    ``guided_reference`` for an easy problem's samples (PURE's guided reference)."""
     answer, text = problem["reference_answer"], problem["problem"]
     seed = _seed(cfg.seed, "guided", problem["problem_id"])
     if cfg.guided_placement == "prompt":
         user = answer_guided_prompt(text, answer, cfg.guided_template)
         return Job(
-            "answer_guided",
+            kind,
             problem,
             render(user, None),
             cfg.guided_per_problem,
@@ -109,7 +126,7 @@ def guided_job(problem: dict[str, Any], render: Render, cfg) -> Job:
         )
     hint = build_hint(answer, cfg.gear.hint_template)
     return Job(
-        "answer_guided",
+        kind,
         problem,
         render(text, hint_prefill("", hint)),
         cfg.guided_per_problem,
@@ -170,7 +187,8 @@ def candidate_record(
             src["sample_index"],
         )
     else:
-        ident, source_id, source_index = f"{p['problem_id']}#ag{j}", None, None
+        tag = "gr" if job.kind == GUIDED_REFERENCE else "ag"
+        ident, source_id, source_index = f"{p['problem_id']}#{tag}{j}", None, None
     return {
         "kind": job.kind,
         "id": ident,

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from heal_batch.method.trajectory import breakpoint_dict, breakpoint_of, stored_entropies
+from heal_batch.records import GUIDED_REFERENCE
 from heal_batch.stages.repair.jobs import (
+    EASY_REFERENCE,
+    REFERENCE_SUFFIX,
     Job,
     candidate_record,
     failed_paths,
@@ -70,9 +73,9 @@ class RepairTeacher:
         problem = _Problem(group, bucket)
         if self.cfg.guided(bucket):
             tok = self.generator.tokenizer
-            problem.jobs.append(
-                guided_job(group[0], lambda u, a: render_prompt(tok, self.teacher, u, a), self.cfg)
-            )
+            kind = GUIDED_REFERENCE if bucket == EASY_REFERENCE else "answer_guided"
+            render = lambda u, a: render_prompt(tok, self.teacher, u, a)  # noqa: E731
+            problem.jobs.append(guided_job(group[0], render, self.cfg, kind))
         return problem
 
     def _add_repair_jobs(self, corners: list[_Problem]) -> None:
@@ -143,7 +146,7 @@ class RepairTeacher:
         first = p.group[0]
         meta = {
             **self.meta,
-            "bucket": p.bucket,
+            "bucket": p.bucket.removesuffix(REFERENCE_SUFFIX),
             "user_prompt": user_message(self.teacher, first["problem"]),
         }
         records, dropped, tally = (
@@ -160,7 +163,8 @@ class RepairTeacher:
                     continue
                 tally["kept"] += 1
                 records.append(candidate_record(job, j, sample, judged, meta))
-        records.append(
-            summary_record(p.group, p.bucket, tally, dropped, p.breakpoints, p.entropy_methods)
-        )
+        if p.bucket != EASY_REFERENCE:  # summaries count HEAL's augmented problems only
+            records.append(
+                summary_record(p.group, p.bucket, tally, dropped, p.breakpoints, p.entropy_methods)
+            )
         return records

@@ -35,7 +35,13 @@ from heal_batch.method.hints import DEFAULT_ANSWER_GUIDED_TEMPLATE
 from heal_batch.pipeline.chunks import resumable_chunks
 from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO, ref
 from heal_batch.records import OMIT_AT_DEFAULT
-from heal_batch.stages.repair.jobs import group_by_problem, problem_bucket
+from heal_batch.stages.repair.jobs import (
+    EASY_REFERENCE,
+    REFERENCE_SUFFIX,
+    group_by_problem,
+    problem_bucket,
+    reference_buckets,
+)
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
 
@@ -60,6 +66,9 @@ class RepairConfig:
         guided_placement: prompt (answer in the user turn, ``guided_template``) or start (the
             inline hint opens the answer).
         guided_template: user text for answer-guided samples; needs {problem} and {answer}.
+        reference_problems: easy problems per shard (chosen by a stable hash of their ids) that
+            also get ``guided_per_problem`` answer-guided samples, kept as PURE's guided
+            reference (kind ``guided_reference``, never trained on; ``pure.reference: guided``).
         gear: breakpoint strategy, hint template and leak phrases.
         exact_entropy: when trajectories carry only a top-K entropy estimate (vLLM), re-score
             them with the exact scorer before choosing breakpoints.
@@ -90,6 +99,7 @@ class RepairConfig:
     chunk_problems: int = 8
     answer_style: str = "auto"
     guided_for_corner: bool = field(default=False, metadata=OMIT_AT_DEFAULT)
+    reference_problems: int = field(default=0, metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self):
         if self.guided_placement not in PLACEMENTS:
@@ -100,7 +110,8 @@ class RepairConfig:
         bad = [b for b in self.guided_buckets if b not in BUCKETS]
         if bad:
             raise ValueError(f"repair.guided_buckets: {bad} not in {', '.join(BUCKETS)}")
-        for key in ("paths_per_problem", "continuations_per_path", "guided_per_problem"):
+        keys = ("paths_per_problem", "continuations_per_path", "guided_per_problem")
+        for key in (*keys, "reference_problems"):
             if getattr(self, key) < 0:
                 raise ValueError(f"repair.{key} must be >= 0, got {getattr(self, key)}")
         if self.chunk_problems < 1:
@@ -111,12 +122,15 @@ class RepairConfig:
             )
 
     def augments(self, bucket: str) -> bool:
-        """Whether problems of ``bucket`` get repairs or answer-guided samples."""
+        """Whether problems of ``bucket`` get repairs or answer-guided samples (``easy+reference``:
+        an easy problem chosen for the guided reference)."""
         repaired = bucket == "corner" and self.paths_per_problem > 0
         return repaired or self.guided(bucket)
 
     def guided(self, bucket: str) -> bool:
         """Whether problems of ``bucket`` get answer-guided samples."""
+        if bucket == EASY_REFERENCE:
+            return self.guided_per_problem > 0
         chosen = bucket in self.guided_buckets or (bucket == "corner" and self.guided_for_corner)
         return chosen and self.guided_per_problem > 0
 
@@ -147,6 +161,7 @@ class RepairStage:
         buckets = [
             problem_bucket(g, cfg.easy_min_pass_rate, cfg.corner_max_correct) for g in groups
         ]
+        buckets = reference_buckets(groups, buckets, cfg.reference_problems, cfg.seed)
         worker = functools.cache(lambda: self._worker(io.memory_bytes))
         counters = Counters()
         for chunk, records in resumable_chunks(
@@ -158,7 +173,7 @@ class RepairStage:
             _tokens_out,
         ):
             for _, b in chunk:
-                counters[f"bucket_{b}"] += 1
+                counters[f"bucket_{b.removesuffix(REFERENCE_SUFFIX)}"] += 1
             for record in records:
                 io.write(record)
                 _count(counters, record)

@@ -5,9 +5,12 @@ candidate's hint-free ``text`` is scored teacher-forced under the scoring model 
 any model spec such as the student), given the ORIGINAL problem; the steps after ``cut_char`` give
 the step perplexities, the last ``\\boxed{}`` the answer uncertainty, and ``pure.score_candidate``
 the ratio R. ``reference_samples`` naturally correct trajectories of the generate shard are scored
-the same way (all steps) to form the reference distribution. Nothing is dropped here: lambda is a
-share of the POOLED candidates, so the keep/drop decision (``pure.decide``) is taken in
-curriculum over all shards. Output: candidates with a ``pure`` block, summaries unchanged, and::
+the same way (all steps) to form the natural reference distribution; repair's
+``guided_reference`` samples (answer-guided samples of easy problems) are scored like candidates
+and form the guided one (``pure.reference`` picks which curriculum uses). Nothing is dropped
+here: lambda is a share of the POOLED candidates, so the keep/drop decision (``pure.decide``) is
+taken in curriculum over all shards. Output: candidates and guided references with a ``pure``
+block, summaries unchanged, and::
 
     {"kind": "reference", "id": "arith-s0-0001#s2", "problem_id": "arith-s0-0001",
      "pure": {"ratio": 1.7, "max_step_ppl": 2.9, "answer_nll": 0.52, "step_ppls": [2.1, 2.9],
@@ -37,11 +40,12 @@ from heal_batch.method.pure import PureConfig
 from heal_batch.method.seeds import stable_seed
 from heal_batch.pipeline.chunks import resumable_chunks
 from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO, ref
-from heal_batch.records import CANDIDATE_KINDS
+from heal_batch.records import CANDIDATE_KINDS, GUIDED_REFERENCE
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
 
 CONTEXTS = ("teacher", "training")
+SCORED_KINDS = (*CANDIDATE_KINDS, GUIDED_REFERENCE)
 
 
 class HasGear(Protocol):
@@ -129,11 +133,16 @@ class ScoreStage:
         refs = reference_sample(
             io.read(task.inputs[1]), self.config.reference_samples, self.config.seed
         )
-        items = [r for r in records if r["kind"] in CANDIDATE_KINDS] + refs
+        items = [r for r in records if r["kind"] in SCORED_KINDS] + refs
         pure = self._pure_blocks(items, task.index, io)
         counters = Counters()
         for record in records:
-            if record["kind"] in CANDIDATE_KINDS:
+            if record["kind"] == GUIDED_REFERENCE:
+                record = {**record, "pure": pure[(record["kind"], record["id"])]}
+                record |= oracle_field(record, Counters())  # the reference is not a candidate
+                counters["guided_references"] += 1
+                counters["tokens_in"] += record["pure"]["n_tokens"]
+            elif record["kind"] in CANDIDATE_KINDS:
                 record = {**record, "pure": pure[(record["kind"], record["id"])]}
                 record |= oracle_field(record, counters)
                 counters.keep()
