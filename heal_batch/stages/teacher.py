@@ -68,9 +68,10 @@ class TeacherConfig:
                 )
 
 
-def make_generator(cfg: TeacherConfig, memory_bytes: int | None = None):
+def make_generator(cfg: TeacherConfig, memory_bytes: int | None = None, reserve_bytes: int = 0):
     """A Generator for the teacher (imports torch or vllm). memory_bytes: the task's memory, which
-    sizes a vLLM engine's KV cache on CPU (None: measured free memory)."""
+    sizes a vLLM engine's KV cache on CPU (None: measured free memory); reserve_bytes: GPU memory a
+    vLLM engine leaves free for a model loaded beside it (repair's exact scorer)."""
     if cfg.backend == "vllm":
         from heal_batch.backends.vllm import VLLMGenerator
 
@@ -81,6 +82,7 @@ def make_generator(cfg: TeacherConfig, memory_bytes: int | None = None):
             logprobs_topk=cfg.topk_logprobs,
             trust_remote_code=cfg.trust_remote_code,
             memory_bytes=memory_bytes,
+            reserve_bytes=reserve_bytes,
             **cfg.vllm_engine,
         )
     from heal_batch.backends.hf import HFGenerator

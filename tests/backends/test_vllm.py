@@ -185,3 +185,17 @@ def test_without_a_task_budget_an_engine_plans_with_half_the_free_memory():
     free = psutil.virtual_memory().available
     assert vllm_engine.memory_limit(None) <= free * vllm_engine.UNBUDGETED_SHARE + (64 << 20)
     assert vllm_engine.memory_limit(1 << 20) == 1 << 20
+
+
+def test_a_gpu_engine_leaves_room_for_the_exact_scorer(tmp_path):
+    """repair with exact_entropy loads the scorer beside the engine: the engine takes 0.92 of what
+    the scorer's weights and margin leave, and a reserve that leaves too little is refused."""
+    from heal_batch.backends.vllm_engine import SCORER_MARGIN, gpu_utilization, scorer_reserve
+
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 1000)
+    assert scorer_reserve(str(tmp_path), "bfloat16") == 1000 + SCORER_MARGIN
+    assert scorer_reserve(str(tmp_path), "float32") == 2000 + SCORER_MARGIN
+    assert gpu_utilization(80 * GiB, 16 * GiB) == pytest.approx(0.92 * 64 / 80)
+    assert gpu_utilization(80 * GiB, 0) == pytest.approx(0.92)
+    with pytest.raises(EngineDoesNotFit, match="repair.exact_entropy"):
+        gpu_utilization(16 * GiB, 15 * GiB)

@@ -25,12 +25,12 @@ from heal_batch.evaluation.harness import EvalConfig
 
 cfg = EvalConfig(
     data_dir=sys.argv[1], backend="vllm", dtype="bfloat16", n_samples=0, max_gen_toks=128,
-    batch_size=16, benchmarks=["arith"],
-    # lm-eval passes gpu_memory_utilization=0.9 (of the node, on CPU) unless the KV cache size is
-    # given; the evaluate stage does not size it (teacher engines do).
-    model_args={"max_model_len": 2048, "enforce_eager": True, "kv_cache_memory_bytes": 256 << 20},
+    batch_size=16, benchmarks=["arith"], model_args={"max_model_len": 2048},
 )
-rec = harness.run_benchmark(resolve_model("smollm2-135m-instruct"), "arith", cfg, sys.argv[2])
+# lm-eval passes gpu_memory_utilization=0.9 (of the node, on CPU); the harness sizes the KV cache
+# from the task's memory instead (3 GiB here) and starts the engine eager.
+model = resolve_model("smollm2-135m-instruct")
+rec = harness.run_benchmark(model, "arith", cfg, sys.argv[2], memory_bytes=3 << 30)
 print("RECORD " + json.dumps(rec))
 """
 
@@ -44,6 +44,7 @@ def test_arith_through_lm_eval_vllm(tmp_path, vllm_importable):
     rec = json.loads(lines[-1].removeprefix("RECORD "))
     assert rec["num_problems"] == 30 and rec["versions"]["vllm"]
     assert 0 <= rec["greedy_acc"] <= rec["greedy_flex_acc"] <= 1
+    assert "Explicitly set (" in run.stdout + run.stderr  # vLLM's line: our KV size was used
     print(
         f"arith greedy {rec['greedy_acc']:.3f} strict, {rec['greedy_flex_acc']:.3f} lenient, "
         f"{rec['seconds']:.0f} s in lm-eval"

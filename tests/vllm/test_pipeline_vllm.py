@@ -101,7 +101,7 @@ def test_repair_and_score_on_vllm_with_exact_entropy(tmp_path, engine, monkeypat
     """Debug executor with the session's engine (as in test_generate_stage.py)."""
     import heal_batch.stages.teacher as teacher_module
 
-    monkeypatch.setattr(teacher_module, "make_generator", lambda cfg, memory_bytes=None: engine)
+    monkeypatch.setattr(teacher_module, "make_generator", lambda cfg, *_: engine)
     cfg = config_from_dict(demo_config(tmp_path / "run"))
     stages = ["ingest", "generate", "repair", "score"]
     result = launch(cfg, make_executor("debug"), stages, **QUIET)

@@ -47,7 +47,7 @@ class RepairTeacher:
         from heal_batch.stages.teacher import make_generator, model_revision
 
         self.teacher, self.cfg = teacher, cfg
-        self.generator = make_generator(teacher, memory_bytes)
+        self.generator = make_generator(teacher, memory_bytes, self._scorer_reserve())
         self.meta = {
             "model": teacher.model,
             "model_revision": model_revision(resolve_model(teacher.model)),
@@ -114,6 +114,15 @@ class RepairTeacher:
                 }
             )
         return out
+
+    def _scorer_reserve(self) -> int:
+        """GPU bytes a vLLM engine leaves for the exact scorer that re-scores its entropies."""
+        if self.teacher.backend != "vllm" or not self.cfg.exact_entropy:
+            return 0
+        from heal_batch.backends.models import resolve_model
+        from heal_batch.backends.vllm_engine import scorer_reserve
+
+        return scorer_reserve(resolve_model(self.teacher.model), self.teacher.dtype)
 
     def _exact_scorer(self) -> tuple[Any, Any]:
         if self._scorer is None:
