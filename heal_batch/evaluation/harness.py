@@ -225,7 +225,9 @@ def _load_tasks(manager, benchmarks: list[str], cfg: EvalConfig) -> list:
     return [tasks[n] for n in names]
 
 
-def _model_spec(model_dir: str, cfg: EvalConfig, memory_bytes: int | None) -> tuple[str, dict]:
+def _model_spec(
+    model_dir: str, cfg: EvalConfig, memory_bytes: int | None = None
+) -> tuple[str, dict]:
     args: dict[str, Any] = {"pretrained": str(model_dir), "dtype": cfg.dtype}
     if cfg.think_end:
         args["think_end_token"] = cfg.think_end
