@@ -74,6 +74,9 @@ def distributed_env() -> Iterator[DistEnv]:
     try:
         import deepspeed
 
+        from heal_batch.training.build_locks import clear_stale_build_locks
+
+        clear_stale_build_locks()  # a killed op build would make init_distributed wait forever
         # A no-op when the group exists. A single-process group is kept for the life of the
         # process: DeepSpeed caches groups, so a destroyed one breaks the next engine.
         deepspeed.init_distributed(dist_init_required=True)
