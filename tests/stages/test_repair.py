@@ -101,6 +101,9 @@ def test_corner_cases_repaired_with_lineage(tmp_path, tiny_llama, scripted, stra
     )
 
     counters = next(p for p in result.plans if p.name == "repair").manifest.counters
+    kept_tokens = sum(r["n_continuation_tokens"] for r in records if r["kind"] != "repair_summary")
+    generated = sum(s["generated_tokens"] for s in summaries.values())
+    assert counters["tokens_out"] == generated > kept_tokens  # dropped samples count too
     assert (
         counters["kept"] == 12
         and counters["dropped_leak"] == 8

@@ -224,6 +224,7 @@ def summary_record(
     entropy_methods: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The per-problem yield: attempted/correct/leaked/kept and why nothing survived;
+    ``generated_tokens``: every token the teacher generated for the problem, kept or dropped;
     ``entropy_methods``: how many cut paths' entropies came from each method (``exact``,
     ``exact-rescored``, ``topk-20``...)."""
     p = group[0]
@@ -256,6 +257,7 @@ def summary_record(
         "dropped": dict(sorted(dropped.items())),
         "breakpoints": dict(sorted(breakpoints.items())),
         "entropy_methods": dict(sorted((entropy_methods or {}).items())),
+        "generated_tokens": tally.get("generated_tokens", 0),
     }
 
 

@@ -166,6 +166,7 @@ class RepairTeacher:
         for job, samples in zip(p.jobs, outputs, strict=True):
             for j, sample in enumerate(samples):
                 tally["attempted"] += 1
+                tally["generated_tokens"] += len(sample.token_ids)
                 judged, reason = judge(job, sample, self.cfg)
                 if judged is None:
                     dropped[reason] += 1

@@ -34,7 +34,7 @@ from heal_batch.method.gear import GearConfig
 from heal_batch.method.hints import DEFAULT_ANSWER_GUIDED_TEMPLATE
 from heal_batch.pipeline.chunks import resumable_chunks
 from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO, ref
-from heal_batch.records import OMIT_AT_DEFAULT
+from heal_batch.records import GUIDED_REFERENCE, OMIT_AT_DEFAULT
 from heal_batch.stages.repair.jobs import (
     EASY_REFERENCE,
     REFERENCE_SUFFIX,
@@ -192,15 +192,22 @@ def _repair_chunk(worker, chunk: Sequence[tuple[list[dict], str]], cfg: RepairCo
 
 
 def _tokens_out(records: list[dict[str, Any]]) -> int:
-    """Generated tokens of the kept continuations (dropped ones are not in the records)."""
-    return sum(r.get("n_continuation_tokens", 0) for r in records)
+    """Every token the teacher generated: kept or dropped (summaries), plus the guided
+    reference's (it has no summary)."""
+    return sum(_generated(r) for r in records)
+
+
+def _generated(record: dict[str, Any]) -> int:
+    if record["kind"] == "repair_summary":
+        return record.get("generated_tokens", 0)
+    return record.get("n_continuation_tokens", 0) if record["kind"] == GUIDED_REFERENCE else 0
 
 
 def _count(counters: Counters, record: dict[str, Any]) -> None:
     """Counters rebuilt from records alone, so a resumed task counts like an uninterrupted one."""
+    counters["tokens_out"] += _generated(record)
     if record["kind"] != "repair_summary":
         counters.keep()
-        counters["tokens_out"] += record.get("n_continuation_tokens", 0)
         counters[f"kept_{record['kind']}"] += 1
         return
     for reason, n in record["dropped"].items():
