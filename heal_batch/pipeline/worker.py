@@ -19,7 +19,7 @@ from heal_batch.executors.environment import TaskEnv, prepare_task
 from heal_batch.pipeline import failpoints
 from heal_batch.pipeline.contract import Stage, Task, TaskIO, parse_ref
 from heal_batch.store.layout import Layout
-from heal_batch.store.markers import write_start_marker
+from heal_batch.store.markers import clear_start_marker, write_start_marker
 from heal_batch.store.receipts import Receipt, read_receipts, receipt_problem, write_receipt
 
 
@@ -98,6 +98,7 @@ def execute(job: TaskJob, env: TaskEnv | None = None) -> dict[str, Any]:
         base.error = _error_text(exc)
         if env.is_main:
             write_receipt(layout, dataclasses.replace(base, **compute_used()))
+            clear_start_marker(layout, name, job.run_key, index)
         raise
     done = dataclasses.replace(
         base,
@@ -110,6 +111,7 @@ def execute(job: TaskJob, env: TaskEnv | None = None) -> dict[str, Any]:
     )
     if env.is_main:
         write_receipt(layout, done)
+        clear_start_marker(layout, name, job.run_key, index)
     return done.to_dict()
 
 

@@ -8,6 +8,7 @@ by side. Markers from other hosts (Slurm nodes) are not judged here: Slurm is as
 
     write_start_marker(layout, "generate", key, 3)        # first thing in the task
     live_start(layout, "generate", key, 3)                # {"host": ..., "pid": ...} or None
+    clear_start_marker(layout, "generate", key, 3)        # after the task's final receipt
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ def write_start_marker(layout: Layout, stage: str, key: str, index: int) -> Path
         },
     )
     return path
+
+
+def clear_start_marker(layout: Layout, stage: str, key: str, index: int) -> None:
+    """The task is over (its final receipt is written): its process may still be tearing down
+    (a vLLM engine takes seconds), but it no longer holds the task."""
+    layout.start_marker(stage, key, index).unlink(missing_ok=True)
 
 
 def live_start(layout: Layout, stage: str, key: str, index: int) -> dict[str, Any] | None:

@@ -81,12 +81,19 @@ def test_a_task_still_running_on_this_host_is_not_started_again(tmp_path):
     assert run(cfg, ["ingest"]).submitted == {"ingest": [0, 1]}  # a dead pid is no obstacle
 
 
-def test_every_task_leaves_a_start_marker_naming_its_process(tmp_path):
+def test_a_running_task_has_a_start_marker_naming_its_process(tmp_path, monkeypatch):
+    """Killed mid-task (before its receipt) the marker names the task's process; a task that
+    wrote its final receipt has none (a process still tearing down does not hold the task)."""
     import json
     import socket
 
     cfg = make_cfg(tmp_path, "local", shards=2)
+    monkeypatch.setenv("HEAL_BATCH_FAILPOINTS", "ingest/1@after-shard=kill")
     result = run(cfg, ["ingest"])
-    marker = Layout(cfg.workdir).start_marker("ingest", result.plans[0].key, 1)
-    data = json.loads(marker.read_text())
+    layout, key = Layout(cfg.workdir), result.plans[0].key
+    data = json.loads(layout.start_marker("ingest", key, 1).read_text())
     assert data["host"] == socket.gethostname() and data["pid"] != os.getpid()
+    assert not layout.start_marker("ingest", key, 0).exists()  # task 0 finished
+    monkeypatch.delenv("HEAL_BATCH_FAILPOINTS")
+    assert run(cfg, ["ingest"]).submitted == {"ingest": [1]}  # its process is dead: no obstacle
+    assert not layout.start_marker("ingest", key, 1).exists()

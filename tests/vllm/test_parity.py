@@ -74,7 +74,7 @@ def test_gear_breakpoints_from_top_k_and_exact_entropies(pair):
     import yaml
 
     from heal_batch.method.gear import GearConfig, find_breakpoint
-    from heal_batch.method.steps import steps_of
+    from heal_batch.method.trajectory import steps_of
     from tests.vllm.test_pipeline_vllm import REPO
 
     demo = yaml.safe_load((REPO / "jobs" / "demo.yaml").read_text())
