@@ -63,6 +63,7 @@ from heal_batch.data.benchmarks import (  # noqa: F401  (callers of the harness 
 from heal_batch.evaluation.records import (
     benchmark_record,
     common_fields,
+    greedy_fields,
     sampled_fields,
     save_outputs,
 )
@@ -202,7 +203,9 @@ def run_benchmarks(
     files = save_outputs(tracker, results, out_dir)
     common = common_fields(model_dir, cfg, seconds, files)
     records = [
-        benchmark_record(name, results, common) | sampled_fields(name, samples, cfg)
+        benchmark_record(name, results, common)
+        | sampled_fields(name, samples, cfg)
+        | greedy_fields(name, samples)
         for name in benchmarks
     ]
     log_eval_metrics(records, out_dir, model_dir)  # to $HEAL_TRACKERS; nothing when unset

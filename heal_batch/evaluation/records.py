@@ -80,6 +80,13 @@ def sampled_fields(benchmark: str, samples: dict, cfg: EvalConfig) -> dict:
     return {"n_samples": n, "seeds": seeds, **sampled_metrics(counts, n, seed)}
 
 
+def greedy_fields(benchmark: str, samples: dict) -> dict:
+    """``greedy_correct``: 1 or 0 per problem in doc order (strict, as ``greedy_acc``), so two
+    checkpoints pair problem by problem without a sampled pass; null without a greedy pass."""
+    rows = {row["doc_id"]: row for row in samples.get(f"heal_{benchmark}_greedy", [])}
+    return {"greedy_correct": [round(rows[d]["acc"]) for d in sorted(rows)] if rows else None}
+
+
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None  # lm-eval writes "N/A"
 

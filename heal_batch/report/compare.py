@@ -5,12 +5,13 @@ Inputs: evaluate's result records (``correct_counts``: correct samples of ``n_sa
 problem, in the benchmark's document order, so two checkpoints' lists pair problem by problem)
 and the checkpoints' training runs (``steps``, ``examples``, ``base``). Outputs: report blocks.
 
-- **Paired difference**: per problem, the checkpoint's share of correct samples minus RS-SFT's;
+- **Paired difference**: per problem, the checkpoint's share of correct samples minus RS-SFT's
+  (the sampled pass's ``correct_counts``; without one, the greedy pass's ``greedy_correct``);
   the mean over problems, with a 95 % percentile-bootstrap interval over problems
   (``evaluation.metrics.bootstrap_interval``, ``RESAMPLES`` resamples, the records' bootstrap
   seed). Pairing removes the problems' own difficulty from the comparison, so the interval is
-  narrower than the two unpaired ones. Without per-problem counts (the sampled pass is off, as
-  in the demo) the section says so instead.
+  narrower than the two unpaired ones. Records without per-problem results (written before
+  ``greedy_correct`` existed) are named instead.
 - **Budget**: the optimizer steps of each checkpoint's own stage, the steps in all (a HEAL stage
   continues the previous stage's checkpoint: ``base`` names it) and its set's examples. A
   checkpoint whose steps in all differ from RS-SFT's is named in words: its difference from RS-SFT
@@ -36,13 +37,11 @@ def paired_blocks(records: list[dict[str, Any]]) -> list:
     from heal_batch.evaluation.metrics import bootstrap_interval
 
     by_cell = {(r["checkpoint"], r["benchmark"]): r for r in records}
-    benchmarks = sorted(
-        {b for (c, b), r in by_cell.items() if c == BASELINE and r.get("correct_counts")}
-    )
+    benchmarks = sorted({b for (c, b), r in by_cell.items() if c == BASELINE and _shares(r)})
     if not benchmarks:
         why = "RS-SFT (rs) was not evaluated"
         if any(c == BASELINE for c, _ in by_cell):
-            why = "no per-problem results (evaluate's sampled pass is off: n_samples 0)"
+            why = "its records hold no per-problem results"
         return [f"No paired comparison with RS-SFT on the same problems: {why}."]
     rows = []
     for name in ordered({c for c, _ in by_cell} - {BASELINE}):
@@ -58,8 +57,9 @@ def paired_blocks(records: list[dict[str, Any]]) -> list:
         rows.append([SET_LABELS.get(name, name), *cells])
     text = (
         "Each checkpoint minus RS-SFT on the same problems (per problem: share of correct "
-        "samples; mean over problems [95 % paired bootstrap interval]; an interval that "
-        "holds 0 is no evidence of a difference; - : no per-problem counts to pair):"
+        "samples of the sampled pass, else greedy correct 1/0; mean over problems [95 % paired "
+        "bootstrap interval]; an interval that holds 0 is no evidence of a difference; - : no "
+        "per-problem results to pair):"
     )
     head = ["checkpoint", *(f"{b} vs RS-SFT" for b in benchmarks)]
     return [text, Table(head, rows)]
@@ -101,13 +101,22 @@ def budget_blocks(training: list[TrainingRun] | None) -> list:
 
 def _differences(record: dict | None, baseline: dict) -> list[float] | None:
     """Per-problem share differences, None when the two records do not pair problem by problem."""
-    if not record or not record.get("correct_counts"):
+    a, b = _shares(record), _shares(baseline)
+    if a is None or b is None or len(a) != len(b):
         return None
-    a, b = record["correct_counts"], baseline["correct_counts"]
-    n_a, n_b = record.get("n_samples") or 0, baseline.get("n_samples") or 0
-    if len(a) != len(b) or not n_a or not n_b:
+    return [x - y for x, y in zip(a, b, strict=True)]
+
+
+def _shares(record: dict | None) -> list[float] | None:
+    """Per problem, the share of correct samples (sampled pass), else greedy 1/0; None without
+    per-problem results."""
+    if not record:
         return None
-    return [x / n_a - y / n_b for x, y in zip(a, b, strict=True)]
+    n = record.get("n_samples") or 0
+    if record.get("correct_counts") and n:
+        return [c / n for c in record["correct_counts"]]
+    greedy = record.get("greedy_correct")
+    return [float(x) for x in greedy] if greedy else None
 
 
 def _chain(runs: dict[str, TrainingRun], name: str) -> list[str]:

@@ -281,8 +281,14 @@ def test_paired_comparison_needs_per_problem_counts():
     greedy = [
         {"checkpoint": c, "benchmark": "arith", "correct_counts": None} for c in ("rs", "heal-3")
     ]
-    assert "sampled pass is off" in paired_blocks(greedy)[0]
+    assert "no per-problem results" in paired_blocks(greedy)[0]
     assert "RS-SFT (rs) was not evaluated" in paired_blocks(greedy[1:])[0]
+    greedy = [  # the greedy pass pairs when there is no sampled one
+        {"checkpoint": c, "benchmark": "arith", "correct_counts": None, "greedy_correct": v}
+        for c, v in (("rs", [1, 0, 0, 1]), ("heal-3", [1, 1, 1, 1]))
+    ]
+    (cell,) = paired_blocks(greedy)[1].rows[0][1:]
+    assert cell.startswith("+0.500 [")
     uneven = [
         {"checkpoint": name, "benchmark": "arith", "correct_counts": counts, "n_samples": 1}
         for name, counts in (("rs", [1, 0]), ("heal-3", [1]))
