@@ -9,6 +9,8 @@ candidate record or a drop reason, and one ``repair_summary`` per problem.
 - hard (``guided_buckets``; corner too with ``guided_for_corner``) -> ``guided_per_problem``
   answer-guided samples, the answer in the user prompt (``guided_placement: prompt``) or as a
   hint at the start of the answer (``start``).
+- easy, for ``reference_problems`` of them per shard (``reference_buckets``) -> the same
+  answer-guided samples, kind ``guided_reference``: PURE's guided reference, not a candidate.
 A sample survives if the hint-free text is graded correct, the continuation states an answer of its
 own, and the continuation does not mention the hint (``gear.leak_phrases``).
 """

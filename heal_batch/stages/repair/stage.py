@@ -5,8 +5,10 @@ Corner cases (<= ``corner_max_correct`` of k correct): up to ``paths_per_problem
 trajectories are cut at their GEAR breakpoint (``gear.strategy``), a hindsight hint with the
 reference answer is appended and the teacher continues ``continuations_per_path`` times (prefix
 continuation: the prompt ends mid-assistant-turn). Hard problems get ``guided_per_problem``
-answer-guided samples. Every sample is graded on its hint-free text, checked for hint leaks, and
-kept with its lineage; every augmented problem also gets a ``repair_summary``. Output example::
+answer-guided samples, and ``reference_problems`` easy problems per shard answer-guided samples
+kept as PURE's guided reference (kind ``guided_reference``, never trained on). Every sample is
+graded on its hint-free text, checked for hint leaks, and kept with its lineage; every corner and
+hard problem also gets a ``repair_summary``. Output example::
 
     {"kind": "repair", "id": "arith-s0-0005#s2#c1", "problem_id": "arith-s0-0005",
      "bucket": "corner", "source_trajectory": "arith-s0-0005#s2",
