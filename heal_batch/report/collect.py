@@ -73,6 +73,7 @@ EVAL_KEYS = (
     "interval",
     "seeds",
     "correct_counts",
+    "greedy_correct",
 )
 
 

@@ -289,6 +289,9 @@ def test_paired_comparison_needs_per_problem_counts():
     ]
     (cell,) = paired_blocks(greedy)[1].rows[0][1:]
     assert cell.startswith("+0.500 [")
+    from heal_batch.report.collect import EVAL_KEYS
+
+    assert {"correct_counts", "greedy_correct"} <= set(EVAL_KEYS)  # the report keeps both
     uneven = [
         {"checkpoint": name, "benchmark": "arith", "correct_counts": counts, "n_samples": 1}
         for name, counts in (("rs", [1, 0]), ("heal-3", [1]))
