@@ -20,7 +20,7 @@ from heal_batch.pipeline import status
 from heal_batch.pipeline.launch import launch
 from heal_batch.stages.ingest import IngestConfig
 from tests.fixtures.slurm import wait_for_jobs
-from tests.fixtures.toy_stage import ToyPipeline, write_problems
+from tests.fixtures.toy_stage import ToyPipeline, ingest_run_args, write_problems
 
 pytestmark = pytest.mark.slurm
 
@@ -89,22 +89,8 @@ def test_plain_sbatch_scripts_run_through_the_profiles_python(slurm_cluster, tmp
     problems = write_problems(tmp_path / "p.jsonl", n=6)
     workdir = tmp_path / "run"
     folder = tmp_path / "sbatch"
-    args = [
-        "--executor",
-        "slurm",
-        "--cluster",
-        str(profile_path),
-        "--workdir",
-        str(workdir),
-        "--stages",
-        "ingest",
-        "--ingest.paths",
-        f"[{problems}]",
-        "--ingest.num_shards",
-        "2",
-    ]
-
-    assert main(["run", *args, "--sbatch_dir", str(folder)]) == 0
+    args = ingest_run_args(workdir, problems, 2, cluster=profile_path)
+    assert main([*args, "--sbatch_dir", str(folder)]) == 0
 
     (script,) = folder.glob("*-ingest.sbatch")
     command = script.read_text().splitlines()[-1]

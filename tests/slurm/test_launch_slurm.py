@@ -13,7 +13,13 @@ from heal_batch.pipeline.launch import PlanError, launch
 from heal_batch.pipeline.registry import STAGES
 from heal_batch.stages.ingest import IngestConfig
 from heal_batch.store.layout import Layout
-from tests.fixtures.toy_stage import REGISTER_TOY, ToyPipeline, ToyStage, write_problems
+from tests.fixtures.toy_stage import (
+    REGISTER_TOY,
+    ToyPipeline,
+    ToyStage,
+    ingest_run_args,
+    write_problems,
+)
 
 pytestmark = pytest.mark.slurm
 
@@ -96,21 +102,8 @@ def test_plain_sbatch_scripts_run_the_stage(slurm_cluster, tmp_path):
 
     problems = write_problems(tmp_path / "p.jsonl", n=10)
     workdir = tmp_path / "run"
-    args = [
-        "--executor",
-        "slurm",
-        "--cluster",
-        "local",
-        "--workdir",
-        str(workdir),
-        "--stages",
-        "ingest",
-        "--ingest.paths",
-        f"[{problems}]",
-        "--ingest.num_shards",
-        "3",
-    ]
-    assert main(["run", *args, "--sbatch_dir", str(tmp_path / "sbatch")]) == 0
+    args = ingest_run_args(workdir, problems, 3, cluster="local")
+    assert main([*args, "--sbatch_dir", str(tmp_path / "sbatch")]) == 0
     submit = tmp_path / "sbatch" / "submit.sh"
     out = subprocess.run(["bash", str(submit)], capture_output=True, text=True, check=True).stdout
     job = out.split("job ")[-1].strip()
