@@ -182,7 +182,7 @@ def _tokens_out(records: list[dict[str, Any]]) -> int:
 
 
 def _grade(sample, reference: str, style: str):
-    """The sample's grade; a prompt that filled the teacher's context (vLLM sends it not at all)
+    """The sample's grade; a prompt that filled the teacher's context (neither backend sends it)
     gets reason ``prompt_too_long``, counted in the receipt as ``graded_prompt_too_long``."""
     from heal_batch.backends.base import prompt_overflow
     from heal_batch.method.grading import Grade, grade

@@ -74,8 +74,11 @@ class RepairTeacher:
         if self.cfg.guided(bucket):
             tok = self.generator.tokenizer
             kind = GUIDED_REFERENCE if bucket == EASY_REFERENCE else "answer_guided"
-            render = lambda u, a: render_prompt(tok, self.teacher, u, a)  # noqa: E731
-            problem.jobs.append(guided_job(group[0], render, self.cfg, kind))
+            problem.jobs.append(
+                guided_job(
+                    group[0], lambda u, a: render_prompt(tok, self.teacher, u, a), self.cfg, kind
+                )
+            )
         return problem
 
     def _add_repair_jobs(self, corners: list[_Problem]) -> None:

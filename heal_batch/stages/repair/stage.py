@@ -112,8 +112,12 @@ class RepairConfig:
         bad = [b for b in self.guided_buckets if b not in BUCKETS]
         if bad:
             raise ValueError(f"repair.guided_buckets: {bad} not in {', '.join(BUCKETS)}")
-        keys = ("paths_per_problem", "continuations_per_path", "guided_per_problem")
-        for key in (*keys, "reference_problems"):
+        for key in (
+            "paths_per_problem",
+            "continuations_per_path",
+            "guided_per_problem",
+            "reference_problems",
+        ):
             if getattr(self, key) < 0:
                 raise ValueError(f"repair.{key} must be >= 0, got {getattr(self, key)}")
         if self.chunk_problems < 1:

@@ -139,7 +139,7 @@ class ScoreStage:
         for record in records:
             if record["kind"] == GUIDED_REFERENCE:
                 record = {**record, "pure": pure[(record["kind"], record["id"])]}
-                record |= oracle_field(record, Counters())  # the reference is not a candidate
+                record |= oracle_field(record)  # labelled, not counted: it is no candidate
                 counters["guided_references"] += 1
                 counters["tokens_in"] += record["pure"]["n_tokens"]
             elif record["kind"] in CANDIDATE_KINDS:
@@ -193,15 +193,17 @@ def reference_sample(trajectories, n: int, seed: int) -> list[dict[str, Any]]:
     return correct[:n]
 
 
-def oracle_field(candidate: dict[str, Any], counters: Counters) -> dict[str, str]:
-    """``{"oracle": label}`` for a candidate of a built-in problem (counted), else ``{}``."""
+def oracle_field(candidate: dict[str, Any], counters: Counters | None = None) -> dict[str, str]:
+    """``{"oracle": label}`` for a candidate of a built-in problem (counted in ``counters`` when
+    given), else ``{}``."""
     from heal_batch.method.oracle import is_builtin, oracle_label
 
     if not is_builtin(candidate.get("source")):
         return {}
     after = candidate["text"][candidate["cut_char"] :]
     label = oracle_label(after, candidate["reference_answer"], candidate["problem"])
-    counters[f"oracle_{label}"] += 1
+    if counters is not None:
+        counters[f"oracle_{label}"] += 1
     return {"oracle": label}
 
 
