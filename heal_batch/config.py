@@ -53,9 +53,10 @@ class PipelineConfig:
         if self.executor not in EXECUTORS:
             raise ValueError(f"executor {self.executor!r} is not one of {', '.join(EXECUTORS)}")
         if self.pure.reference == "guided" and not (
-            self.repair.reference_problems and self.repair.guided_per_problem
+            self.repair.reference_problems and self.repair.samples_per_reference()
         ):
             raise ValueError(
                 "pure.reference: guided needs answer-guided samples of easy problems: set "
-                "repair.reference_problems and repair.guided_per_problem above 0"
+                "repair.reference_problems and repair.reference_per_problem (or "
+                "guided_per_problem) above 0"
             )

@@ -72,6 +72,9 @@ class PureConfig:
         answer_reference_percentile: drop candidates whose answer uncertainty U is above this
             percentile of the reference's U: the reasoning did not derive the answer (null, or
             no reference: off).
+        min_reference: the fewest reference values a percentile rule is applied with; below it
+            that rule is off (a 95th percentile of 2 values is their maximum, not an estimate:
+            it dropped 7 of 10 derived repairs in one demo run). Curriculum counts and warns.
     """
 
     eps: float = 0.01
@@ -82,6 +85,7 @@ class PureConfig:
     reference_percentile: float | None = 95.0
     min_reasoning_tokens: int = 8
     answer_reference_percentile: float | None = 95.0
+    min_reference: int = 10
 
     def __post_init__(self) -> None:
         if self.eps < 0:
@@ -103,10 +107,9 @@ class PureConfig:
             q = getattr(self, key)
             if q is not None and not 0 <= q <= 100:
                 raise ValueError(f"pure.{key} must be in [0, 100] or null, got {q}")
-        if self.min_reasoning_tokens < 0:
-            raise ValueError(
-                f"pure.min_reasoning_tokens must be >= 0, got {self.min_reasoning_tokens}"
-            )
+        for key in ("min_reasoning_tokens", "min_reference"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"pure.{key} must be >= 0, got {getattr(self, key)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +214,8 @@ def decide(
     ``min_reasoning_tokens`` after the cut -> ``no_reasoning_after_cut``; among the top
     ``ceil(lambda * n)`` by R of the n candidates left (ties broken by ascending ``candidate_id``)
     -> ``top_lambda``; R above the reference percentile -> ``above_reference_q95`` (for q=95);
-    U above the reference answers' percentile -> ``answer_not_derived_q95``; else ``kept``.
+    U above the reference answers' percentile -> ``answer_not_derived_q95``; else ``kept``. A
+    percentile rule whose reference has fewer than ``min_reference`` values is off.
     Raises ValueError on duplicate candidate ids or NaN ratios.
     """
     _check_candidates(candidates, [*reference_ratios, *reference_answer_nlls])
@@ -222,8 +226,8 @@ def decide(
     )
     n_drop = math.ceil(round(cfg.drop_top_fraction * len(ranked), 9))
     top = {c.candidate_id for c in ranked[:n_drop]}
-    limit = _threshold(reference_ratios, cfg.reference_percentile)
-    u_limit = _threshold(reference_answer_nlls, cfg.answer_reference_percentile)
+    limit = reference_threshold(reference_ratios, cfg)
+    u_limit = _threshold(reference_answer_nlls, cfg.answer_reference_percentile, cfg.min_reference)
     out = []
     for c in candidates:
         if c.candidate_id in early:
@@ -251,11 +255,23 @@ def _structural_drop(c: ScoredCandidate, cfg: PureConfig) -> str | None:
 
 def reference_threshold(reference_ratios: Sequence[float], cfg: PureConfig) -> float | None:
     """The percentile of the reference ratios above which candidates drop; None when off."""
-    return _threshold(reference_ratios, cfg.reference_percentile)
+    return _threshold(reference_ratios, cfg.reference_percentile, cfg.min_reference)
 
 
-def _threshold(values: Sequence[float], q: float | None) -> float | None:
-    return None if q is None or not values else percentile(values, q)
+def reference_too_small(references: Sequence[Sequence[float]], cfg: PureConfig) -> bool:
+    """Whether a percentile rule that is on is off for want of reference values (not for none:
+    an empty reference is a run without one, the rules' documented off state)."""
+    rules = (cfg.reference_percentile, cfg.answer_reference_percentile)
+    return any(
+        q is not None and 0 < len(values) < max(cfg.min_reference, 1)
+        for q, values in zip(rules, references, strict=True)
+    )
+
+
+def _threshold(values: Sequence[float], q: float | None, min_n: int) -> float | None:
+    if q is None or not values or len(values) < min_n:
+        return None
+    return percentile(values, q)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -14,6 +14,7 @@ from heal_batch.method.pure import (
     first_token_at,
     percentile,
     pure_ratio,
+    reference_too_small,
     score_candidate,
     step_perplexities,
 )
@@ -109,6 +110,23 @@ def test_percentile_rule_is_off_without_reference_or_when_disabled():
     assert decide(pool, [], PureConfig(drop_top_fraction=0.0))[0].keep
     off = PureConfig(drop_top_fraction=0.0, reference_percentile=None)
     assert decide(pool, [1.0, 2.0], off)[0].keep
+
+
+def test_a_reference_smaller_than_min_reference_is_not_applied():
+    """The q95 of 2 values is their maximum (seed 1 of the demo): below ``min_reference`` each
+    percentile rule is off on its own, and ``reference_too_small`` says so."""
+    pool = [ScoredCandidate("c", 5.0, answer_nll=2.0)]
+    cfg = PureConfig(drop_top_fraction=0.0, min_reference=3)
+    two, three = [1.0, 1.0], [1.0, 1.0, 1.0]
+    assert decide(pool, two, cfg, two)[0].keep
+    assert decide(pool, three, cfg, two)[0].reason == "above_reference_q95"
+    assert decide(pool, two, cfg, three)[0].reason == "answer_not_derived_q95"
+    assert reference_too_small((two, three), cfg) and not reference_too_small((three, three), cfg)
+    assert not reference_too_small(([], []), cfg)  # no reference: the rules' plain off state
+    off = PureConfig(reference_percentile=None, answer_reference_percentile=None, min_reference=3)
+    assert not reference_too_small((two, two), off)
+    with pytest.raises(ValueError, match="pure.min_reference"):
+        PureConfig(min_reference=-1)
 
 
 def test_percentile_matches_numpy_linear():
@@ -212,7 +230,7 @@ def test_the_ratio_alone_keeps_a_bare_answer_that_the_two_extra_rules_drop():
     assert (bare.reasoning_tokens, padded.reasoning_tokens) == (1, 10)
     assert bare.ratio < min(g.ratio for g in genuine)  # high U makes R small: R cannot see it
     pool = [*genuine, bare, padded]
-    reference_nlls = [-math.log(p) for p in (0.95, 0.9, 0.85, 0.8, 0.9)]
+    reference_nlls = [-math.log(p) for p in (0.95, 0.9, 0.85, 0.8, 0.9) * 2]  # min_reference 10
     ratio_only = PureConfig(
         drop_top_fraction=0.0, min_reasoning_tokens=0, answer_reference_percentile=None
     )

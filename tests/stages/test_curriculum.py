@@ -180,7 +180,9 @@ def test_pure_reference_rule_unscored_and_pooling(tmp_path, no_data):
     # 10 scored: top 2 are both answer-guided (13, 14); every repair survives
     assert together[1]["dropped_top_lambda"] == 2 and together[1]["kept_repair"] == 5
     assert together[1]["dropped_no_boxed_answer"] == 1
-    per_kind = run_all(tmp_path / "b", gen, scored, CurriculumConfig(**unbounded))["heal-3"]
+    small = PureConfig(min_reference=3)  # a reference of 3 is applied from 3 on
+    per_kind = run_all(tmp_path / "b", gen, scored, CurriculumConfig(**unbounded), pure=small)
+    per_kind = per_kind["heal-3"]
     # per kind: top 1 of each; q95 of [1, 2, 3] = 2.9 drops the repairs 3 and 4 and every guided
     c = per_kind[1]
     assert c["dropped_top_lambda"] == 2 and c["dropped_above_reference_q95"] == 2 + 4
@@ -383,6 +385,7 @@ def test_through_the_launcher_manifest_counts_every_drop(tmp_path, no_data, monk
         executor="debug",
         fake_generate=FakeUpstreamConfig(gen),
         fake_score=FakeUpstreamConfig(scored),
+        pure=PureConfig(min_reference=1),  # base_records' reference holds 3 ratios
     )
     result = launch(
         cfg, make_executor("debug"), ["generate", "score", "curriculum"], echo=lambda *_: None
@@ -516,7 +519,7 @@ def test_pure_reference_chooses_natural_or_guided(tmp_path, no_data):
     for j, r in enumerate(guided):
         r.update(kind="guided_reference", id=f"easy#gr{j}")
     cfg = CurriculumConfig(baselines=[], max_repairs_per_problem=None)
-    pure = {"drop_top_fraction": 0.0, "answer_reference_percentile": None}
+    pure = {"drop_top_fraction": 0.0, "answer_reference_percentile": None, "min_reference": 3}
     natural = run_all(tmp_path / "n", gen, scored + guided, cfg, pure=PureConfig(**pure))
     by_guided = run_all(
         tmp_path / "g", gen, scored + guided, cfg, pure=PureConfig(**pure, reference="guided")
@@ -528,6 +531,24 @@ def test_pure_reference_chooses_natural_or_guided(tmp_path, no_data):
     )
     for sets in (natural, by_guided):
         assert not any("#gr" in r["source_id"] for records, _ in sets.values() for r in records)
+
+
+def test_a_reference_below_min_reference_turns_its_percentile_rules_off(tmp_path, no_data):
+    """A percentile of too few values is not an estimate: with fewer than ``min_reference``
+    reference values the rules are off (counted once, in heal-3, and warned), from it on they
+    apply. Natural R are 2, 3, 4 (q95 3.9); repairs R 1..5."""
+    gen, scored = base_records()
+    cfg = CurriculumConfig(baselines=[], max_repairs_per_problem=None)
+    pure = {"drop_top_fraction": 0.0, "answer_reference_percentile": None}
+    applied = run_all(tmp_path / "a", gen, scored, cfg, pure=PureConfig(**pure, min_reference=3))
+    off = run_all(tmp_path / "b", gen, scored, cfg, pure=PureConfig(**pure, min_reference=4))
+    assert applied["heal-3"][1]["kept_repair"] == 3 and off["heal-3"][1]["kept_repair"] == 5
+    assert "reference_too_small" not in applied["heal-3"][1]
+    assert off["heal-3"][1]["reference_too_small"] == 1
+    assert "reference_too_small" not in off["heal-1"][1]  # once per run
+    disabled = PureConfig(**pure, reference_percentile=None, min_reference=4)
+    quiet = run_all(tmp_path / "c", gen, scored, cfg, pure=disabled)  # no rule on: nothing off
+    assert "reference_too_small" not in quiet["heal-3"][1]
 
 
 def test_a_guided_reference_needs_repair_to_make_it():

@@ -233,6 +233,7 @@ def test_summary_reasons(tally, dropped, reason):
         ({"guided_buckets": ["easy"]}, "guided_buckets"),
         ({"paths_per_problem": -1}, "paths_per_problem"),
         ({"continuations_per_path": 0}, "continuations_per_path"),
+        ({"reference_per_problem": -1}, "reference_per_problem"),
     ],
 )
 def test_config_errors_name_the_key(kw, message):
@@ -256,6 +257,22 @@ def test_answer_guided_prompt_and_training_text(placement):
     else:  # the hint opens the assistant turn
         assert job.prompt.startswith("<u>What is 1 + 1?</u><a>Wait. (Hindsight")
     assert stitch(job, "1 + 1 = 2, so \\boxed{2}.") == ("1 + 1 = 2, so \\boxed{2}.", 0)
+
+
+def test_reference_problems_get_their_own_sample_count():
+    """``reference_per_problem`` sizes the guided reference apart from the candidates; null
+    keeps ``guided_per_problem``."""
+    from heal_batch.stages.repair.jobs import guided_job
+
+    problem = {"problem_id": "q", "problem": "What is 1 + 1?", "reference_answer": "2"}
+    render = lambda user, prefix: f"<u>{user}</u><a>{prefix or ''}"  # noqa: E731
+    cfg = RepairConfig(guided_per_problem=3, reference_per_problem=7)
+    assert guided_job(problem, render, cfg).n == 3
+    assert guided_job(problem, render, cfg, kind="guided_reference").n == 7
+    same = RepairConfig(guided_per_problem=3)
+    assert guided_job(problem, render, same, kind="guided_reference").n == 3
+    off = RepairConfig(reference_per_problem=0)
+    assert off.guided("easy+reference") is False and off.guided("hard") is True
 
 
 def test_easy_problems_give_the_guided_reference(tmp_path, tiny_llama, scripted):

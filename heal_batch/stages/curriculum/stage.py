@@ -22,7 +22,8 @@ Example record (chat messages; the student's chat template is applied at trainin
 
 The user turn is the problem as the teacher saw it (``teacher.user_suffix`` appended; few-shot
 examples are not copied). Counters: ``kept``, ``kept_<kind>``, ``dropped_<fate>``,
-``dropped_not_in_set``, ``reference_ratios``, ``benchmark_problems``, and in the heal-3 task
+``dropped_not_in_set``, ``reference_ratios``, ``benchmark_problems``, ``reference_too_small``
+(1 when a percentile rule is off for want of ``pure.min_reference`` values), and in the heal-3 task
 PURE against the oracle on built-in problems (``oracle.py``: ``oracle_kept``,
 ``oracle_kept_derived``, ...); without benchmark data the decontamination is skipped, logged,
 and counted as ``decontamination_skipped_no_data``.
@@ -204,6 +205,7 @@ class CurriculumStage:
         kept, set_counters = select_set(table, spec, self.config.cumulative)
         if spec.name == HEAL_SETS[-1]:  # once per run: the fates do not depend on the set
             counters.update(oracle_counters(table, labels, self.pure.kinds))
+            self._check_reference_size(references, counters)
         del pool, table  # the set's light rows are all the texts are fetched by
         write_in_order(
             kept,
@@ -216,6 +218,21 @@ class CurriculumStage:
         counters.update(set_counters)
         counters["reference_ratios"] += len(references[0])
         return counters
+
+    def _check_reference_size(self, references, counters: Counters) -> None:
+        from heal_batch.method.pure import reference_too_small
+
+        if reference_too_small(references, self.pure):
+            counters["reference_too_small"] += 1
+            _log.warning(
+                "PURE's %s reference holds %d ratios and %d answer NLLs, fewer than "
+                "pure.min_reference=%d: its percentile rules are off for this run (ask for more "
+                "reference samples: repair.reference_problems / reference_per_problem)",
+                self.pure.reference,
+                len(references[0]),
+                len(references[1]),
+                self.pure.min_reference,
+            )
 
     def _contaminated(
         self, problems: Mapping[str, str], data: Path | None, counters: Counters

@@ -115,13 +115,14 @@ def guided_job(problem: dict[str, Any], render: Render, cfg, kind: str = "answer
     ``guided_reference`` for an easy problem's samples (PURE's guided reference)."""
     answer, text = problem["reference_answer"], problem["problem"]
     seed = _seed(cfg.seed, "guided", problem["problem_id"])
+    n = cfg.samples_per_reference() if kind == GUIDED_REFERENCE else cfg.guided_per_problem
     if cfg.guided_placement == "prompt":
         user = answer_guided_prompt(text, answer, cfg.guided_template)
         return Job(
             kind,
             problem,
             render(user, None),
-            cfg.guided_per_problem,
+            n,
             seed,
             user,
             "prompt",
@@ -131,7 +132,7 @@ def guided_job(problem: dict[str, Any], render: Render, cfg, kind: str = "answer
         kind,
         problem,
         render(text, hint_prefill("", hint)),
-        cfg.guided_per_problem,
+        n,
         seed,
         hint,
         "start",

@@ -69,8 +69,10 @@ class RepairConfig:
             inline hint opens the answer).
         guided_template: user text for answer-guided samples; needs {problem} and {answer}.
         reference_problems: easy problems per shard (chosen by a stable hash of their ids) that
-            also get ``guided_per_problem`` answer-guided samples, kept as PURE's guided
-            reference (kind ``guided_reference``, never trained on; ``pure.reference: guided``).
+            also get answer-guided samples, kept as PURE's guided reference (kind
+            ``guided_reference``, never trained on; ``pure.reference: guided``).
+        reference_per_problem: answer-guided samples per reference problem (null: as many as
+            ``guided_per_problem``); the reference needs ``pure.min_reference`` verified ones.
         gear: breakpoint strategy, hint template and leak phrases.
         exact_entropy: when trajectories carry only a top-K entropy estimate (vLLM), re-score
             them with the exact scorer before choosing breakpoints.
@@ -102,6 +104,7 @@ class RepairConfig:
     answer_style: str = "auto"
     guided_for_corner: bool = field(default=False, metadata=OMIT_AT_DEFAULT)
     reference_problems: int = field(default=0, metadata=OMIT_AT_DEFAULT)
+    reference_per_problem: int | None = field(default=None, metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self):
         if self.guided_placement not in PLACEMENTS:
@@ -120,6 +123,10 @@ class RepairConfig:
         ):
             if getattr(self, key) < 0:
                 raise ValueError(f"repair.{key} must be >= 0, got {getattr(self, key)}")
+        if self.reference_per_problem is not None and self.reference_per_problem < 0:
+            raise ValueError(
+                f"repair.reference_per_problem must be >= 0, got {self.reference_per_problem}"
+            )
         if self.chunk_problems < 1:
             raise ValueError("repair.chunk_problems must be >= 1")
         if self.continuations_per_path == 0 and self.paths_per_problem > 0:
@@ -136,9 +143,14 @@ class RepairConfig:
     def guided(self, bucket: str) -> bool:
         """Whether problems of ``bucket`` get answer-guided samples."""
         if bucket == EASY_REFERENCE:
-            return self.guided_per_problem > 0
+            return self.samples_per_reference() > 0
         chosen = bucket in self.guided_buckets or (bucket == "corner" and self.guided_for_corner)
         return chosen and self.guided_per_problem > 0
+
+    def samples_per_reference(self) -> int:
+        """Answer-guided samples per guided-reference problem."""
+        n = self.reference_per_problem
+        return self.guided_per_problem if n is None else n
 
 
 class RepairStage:
