@@ -21,7 +21,10 @@ Columns, per variant:
 - ``pure_keep_rate``: in the final HEAL set (heal-3), PURE-judged kinds kept over those kept plus
   those PURE's rules dropped (dedup, caps and contamination are left out of both);
 - ``pure_precision`` / ``pure_recall`` against the oracle (built-in problems only,
-  ``method.oracle.precision_recall``).
+  ``method.oracle.precision_recall``);
+- what reached training: ``heal2_answer_guided`` (heal-2's ``kept_answer_guided``),
+  ``heal3_repairs`` (heal-3's ``kept_repair``) and ``heal3_derived`` (those the oracle calls
+  derived, ``kept_repair_derived``; built-in problems only).
 
 Accuracy rows, per variant, checkpoint and benchmark: avg@n when the record has per-problem
 ``correct_counts`` (else greedy accuracy), and its difference from the first variant's same
@@ -51,6 +54,9 @@ COLUMNS = (
     ("pure_keep_rate", "PURE keep rate"),
     ("pure_precision", "PURE precision"),
     ("pure_recall", "PURE recall"),
+    ("heal2_answer_guided", "heal-2 answer-guided"),
+    ("heal3_repairs", "heal-3 repairs"),
+    ("heal3_derived", "heal-3 derived repairs"),
 )
 
 
@@ -97,7 +103,11 @@ def variant_metrics(variant: dict[str, Any]) -> dict[str, Any]:
             answer_guided=repair.get("kept_answer_guided", 0),
             leak_rate=_ratio(leaked, repair.get("kept", 0) + leaked),
         )
+    if (stage2 := (variant.get("sets") or {}).get("heal-2")) is not None:
+        out["heal2_answer_guided"] = stage2.get("kept_answer_guided", 0)
     if final is not None:
+        out["heal3_repairs"] = final.get("kept_repair", 0)
+        out["heal3_derived"] = final.get("kept_repair_derived")
         judged_kept = sum(final.get(f"kept_{kind}", 0) for kind in PURE_KINDS)
         dropped = sum(n for key, n in final.items() if _is_pure_drop(key))
         precision, recall = None, None

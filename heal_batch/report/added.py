@@ -3,7 +3,8 @@
 Input: :class:`RunData` (curriculum sets by kind, their id digests and counters; score's example
 repairs). Output: report blocks, in this order:
 
-- per set, its natural / answer-guided / repaired example counts;
+- per set, its natural / answer-guided / repaired example counts (with the oracle's derived
+  count where the curriculum task recorded one);
 - a bold warning for each HEAL set that holds exactly the examples of the set before it (heal-2 =
   heal-1: no answer-guided sample; heal-3 = heal-2: no repair) and for heal-3 = rs (HEAL's data
   is the rejection-sampling baseline's), compared by the ids of the examples' sources;
@@ -45,13 +46,13 @@ def heal_added_blocks(data: RunData) -> list:
     blocks: list = [_warning(data, *w) for w in SAME_SET_WARNINGS if _same(data, *w[:2])]
     rows = []
     for name in ordered(data.curriculum):
-        kinds = data.curriculum[name]
-        rows.append(
-            [SET_LABELS.get(name, name), *(kinds.get(k, 0) for k, _ in KINDS), sum(kinds.values())]
-        )
+        kinds, counters = data.curriculum[name], (data.set_counters or {}).get(name, {})
+        cells = [_count(kinds.get(k, 0), counters.get(f"kept_{k}_derived")) for k, _ in KINDS]
+        rows.append([SET_LABELS.get(name, name), *cells, sum(kinds.values())])
     intro = (
         "Training examples per set, by where they came from (natural: correct teacher "
-        "samples; answer-guided: PACE stage II; repaired: GEAR repairs kept by PURE):"
+        "samples; answer-guided: PACE stage II; repaired: GEAR repairs kept by PURE; "
+        '"derived": the oracle\'s count on built-in problems):'
     )
     blocks += [intro, Table(["set", *(label for _, label in KINDS), "total"], rows)]
     blocks += _oracle_blocks((data.set_counters or {}).get(HEAL_SET, {}))
@@ -141,6 +142,10 @@ def _example_blocks(data: RunData) -> list:
         "deduplication or a cap); oracle: built-in problems only; text after the cut:"
     )
     return [intro, Table(["fate", "candidate", "oracle", "PURE R", "text after the cut"], rows)]
+
+
+def _count(n: int, derived: int | None) -> str | int:
+    return n if derived is None else f"{n} ({derived} derived)"
 
 
 def _share(value: float | None) -> str:

@@ -81,6 +81,7 @@ def test_table_on_hand_made_counters():
         "oracle_derived": 5,
         "oracle_kept": 4,
         "oracle_kept_derived": 3,
+        "kept_repair_derived": 2,  # one derived repair PURE kept was dropped later (duplicate)
     }
     metrics = variant_metrics(_variant("a", repair, heal3))
     assert metrics == {
@@ -92,7 +93,13 @@ def test_table_on_hand_made_counters():
         "pure_keep_rate": 0.5,
         "pure_precision": 0.75,
         "pure_recall": 0.6,
+        "heal2_answer_guided": None,  # no heal-2 counters
+        "heal3_repairs": 3,
+        "heal3_derived": 2,
     }
+    stage2 = _variant("a2", repair, heal3)
+    stage2["sets"]["heal-2"] = {"kept_natural": 9, "kept_answer_guided": 1}
+    assert variant_metrics(stage2)["heal2_answer_guided"] == 1
     empty = variant_metrics(_variant("b"))
     assert set(empty.values()) == {None}
 

@@ -57,6 +57,7 @@ ORACLE_COUNTERS = {
     "oracle_kept_derived": 2,
     "oracle_rule_top_lambda": 1,
     "oracle_rule_top_lambda_derived": 1,
+    "kept_repair_derived": 2,  # the set's own count: p3#s1#c0 and p5#s1#c0 are in heal-3
 }
 
 

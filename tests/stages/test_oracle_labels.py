@@ -10,7 +10,7 @@ import jsonschema
 import polars as pl
 
 from heal_batch.pipeline.contract import Counters
-from heal_batch.stages.curriculum.oracle import labels_reader, oracle_counters
+from heal_batch.stages.curriculum.oracle import derived_in_set, labels_reader, oracle_counters
 from heal_batch.stages.score.stage import oracle_field
 
 SCORED = json.loads(
@@ -95,3 +95,11 @@ def test_curriculum_counts_pure_fates_against_the_labels():
     assert c["oracle_rule_no_reasoning_after_cut"] == 1
     assert oracle_counters(table, {}, ["repair"]) == {}
     assert oracle_counters(table, labels, ["answer_guided", "repair"])["oracle_candidates"] == 6
+    # a set counts only its own rows: the duplicate r4, though kept by PURE, is not in it
+    in_set = table.filter(pl.col("fate") == "kept")
+    assert derived_in_set(in_set, labels) == {"kept_repair_derived": 1}
+    assert derived_in_set(table, labels) == {
+        "kept_repair_derived": 3,
+        "kept_answer_guided_derived": 1,
+    }
+    assert derived_in_set(in_set, {}) == {}

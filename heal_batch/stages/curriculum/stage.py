@@ -23,8 +23,9 @@ Example record (chat messages; the student's chat template is applied at trainin
 The user turn is the problem as the teacher saw it (``teacher.user_suffix`` appended; few-shot
 examples are not copied). Counters: ``kept``, ``kept_<kind>``, ``dropped_<fate>``,
 ``dropped_not_in_set``, ``reference_ratios``, ``benchmark_problems``, ``reference_too_small``
-(1 when a percentile rule is off for want of ``pure.min_reference`` values), and in the heal-3 task
-PURE against the oracle on built-in problems (``oracle.py``: ``oracle_kept``,
+(1 when a percentile rule is off for want of ``pure.min_reference`` values), per set
+``kept_<kind>_derived`` (its examples of built-in problems the oracle calls derived), and in the
+heal-3 task PURE against the oracle on built-in problems (``oracle.py``: ``oracle_kept``,
 ``oracle_kept_derived``, ...); without benchmark data the decontamination is skipped, logged,
 and counted as ``decontamination_skipped_no_data``.
 PURE's settings are the shared ``pure`` section; the bucket thresholds are the shared ``repair``
@@ -187,7 +188,11 @@ class CurriculumStage:
         return [Task(self.name, i, inputs) for i in range(len(self.config.set_names()))]
 
     def run(self, task: Task, io: TaskIO) -> Counters:
-        from heal_batch.stages.curriculum.oracle import labels_reader, oracle_counters
+        from heal_batch.stages.curriculum.oracle import (
+            derived_in_set,
+            labels_reader,
+            oracle_counters,
+        )
         from heal_batch.stages.curriculum.rows import read_pool
         from heal_batch.stages.curriculum.sets import assign_fates, select_set
         from heal_batch.stages.curriculum.write import write_in_order
@@ -203,6 +208,7 @@ class CurriculumStage:
         table = assign_fates(pool.table, references, bad, self.config, self.pure)
         spec = set_specs(self.config.baselines)[task.index]
         kept, set_counters = select_set(table, spec, self.config.cumulative)
+        set_counters.update(derived_in_set(kept, labels))
         if spec.name == HEAL_SETS[-1]:  # once per run: the fates do not depend on the set
             counters.update(oracle_counters(table, labels, self.pure.kinds))
             self._check_reference_size(references, counters)
