@@ -8,6 +8,10 @@ The task is task ``index`` of the stage's current run (``refs/<stage>``). Its lo
    pickle holds this task (a local task still running has neither record yet).
 
 A submitit log is a pair: ``…_log.err`` (stderr, where logging goes) and ``…_log.out``.
+
+A recorded path is read only when it lies inside that log folder: a receipt is a file of a shared
+run folder, so a hand-edited ``log_path`` must not make ``logs`` print any file of the machine,
+and a copied folder's receipts still name the original's logs (the scan finds the copy's own).
 """
 
 from __future__ import annotations
@@ -66,7 +70,9 @@ def _recorded(layout: Layout, stage: str, key: str, index: int) -> Path | None:
             f"{stage} run {key[:12]} has tasks 0-{len(manifest.tasks) - 1}, not {index}"
         )
     entry = manifest.tasks[index] if manifest else None
+    logs = layout.logs(stage, key).resolve()
     named = [Path(p) for p in (receipt and receipt.log_path, entry and entry.log_path) if p]
+    named = [p for p in named if p.resolve().is_relative_to(logs)]
     existing = [p for p in named if p.is_file()]
     if existing:
         return max(existing, key=lambda p: p.stat().st_mtime)

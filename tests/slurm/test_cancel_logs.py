@@ -165,3 +165,26 @@ def test_logs_and_cancel_name_what_is_wrong(tmp_path, capsys):
     assert "stage 'generate' has no run" in capsys.readouterr().err
     assert main(["cancel", "--workdir", str(tmp_path), "--stages", "gen"]) == 2
     assert "unknown stage(s) gen; valid stages: ingest" in capsys.readouterr().err
+
+
+def test_logs_reads_no_recorded_path_outside_the_run_log_folder(tmp_path, capsys):
+    """A receipt is a file of a shared folder: a ``log_path`` edited to name another file (or a
+    copied folder's path to the original) is not read; the folder's own log is found instead."""
+    from heal_batch.store.receipts import Receipt, write_receipt
+
+    layout, key = Layout(tmp_path / "run"), "a" * 64
+    layout.ref("generate").parent.mkdir(parents=True)
+    layout.ref("generate").write_text(key)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not a log\n")
+    receipt = Receipt("generate", key, 0, "failed", error="x", log_path=str(secret))
+    write_receipt(layout, receipt)
+    with pytest.raises(LogNotFound, match="no log of generate task 0"):
+        task_logs(layout.workdir, "generate", 0)
+    assert main(["logs", str(layout.workdir), "generate", "0"]) == 2
+    assert "not a log" not in capsys.readouterr().out
+    own = layout.logs("generate", key) / "7" / "7_0_log.err"
+    own.parent.mkdir(parents=True)
+    own.write_text("the task's own log\n")
+    write_receipt(layout, Receipt("generate", key, 0, "failed", error="x", log_path=str(own)))
+    assert task_logs(layout.workdir, "generate", 0) == [own]
