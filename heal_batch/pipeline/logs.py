@@ -2,26 +2,26 @@
 
 The task is task ``index`` of the stage's current run (``refs/<stage>``). Its log is, in order:
 
-1. the ``log_path`` of its receipt (written by the task itself);
-2. the ``log_path`` of its manifest entry (set at submission, before any receipt exists);
-3. the newest ``<job>_<rank>_log.err`` under ``runs/<stage>/<run_key>/logs/`` whose submitit
-   pickle holds this task (a local task still running has neither record yet).
+the newest existing file among the ``log_path`` of its receipt (written by the task as it ends),
+of its manifest entry (set at submission by Slurm) and of its start marker (written by the task as
+it begins: a running local task has neither of the others yet).
 
 A submitit log is a pair: ``…_log.err`` (stderr, where logging goes) and ``…_log.out``.
 
-A recorded path is read only when it lies inside that log folder: a receipt is a file of a shared
-run folder, so a hand-edited ``log_path`` must not make ``logs`` print any file of the machine,
-and a copied folder's receipts still name the original's logs (the scan finds the copy's own).
+A recorded path is read only when it lies inside ``runs/<stage>/<run_key>/logs/``: receipts and
+markers are files of a shared run folder, so a hand-edited ``log_path`` must not make ``logs``
+print any file of the machine, nor a copied folder show the original's logs. Nothing in the folder
+is unpickled (submitit's ``*_submitted.pkl`` files are left to submitit).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections import deque
 from pathlib import Path
 
 from heal_batch.store.layout import Layout
 from heal_batch.store.manifests import load_manifest
+from heal_batch.store.markers import marker_log_path
 from heal_batch.store.receipts import read_receipts
 
 
@@ -41,8 +41,6 @@ def task_logs(workdir: Path, stage: str, index: int) -> list[Path]:
         )
     err = _recorded(layout, stage, key, index)
     if err is None or not err.is_file():
-        err = _scan(layout.logs(stage, key), index) or err
-    if err is None or not err.is_file():
         where = f" (recorded {err}, which is gone)" if err else ""
         raise LogNotFound(
             f"no log of {stage} task {index} (run {key[:12]}) under "
@@ -60,8 +58,9 @@ def tail(path: Path, lines: int | None) -> str:
 
 
 def _recorded(layout: Layout, stage: str, key: str, index: int) -> Path | None:
-    """The newest existing log that the receipt or the manifest entry names (a resubmitted task
-    has an old receipt and a newer manifest entry); the first named one when none exists."""
+    """The newest existing log that the receipt, the manifest entry or the start marker names
+    inside the run's log folder (a resubmitted task has an old receipt and a newer entry); the
+    first named one when none exists."""
     receipt = read_receipts(layout, stage, key).get(index)
     path = layout.manifest(stage, key)
     manifest = load_manifest(path) if path.is_file() else None
@@ -71,34 +70,11 @@ def _recorded(layout: Layout, stage: str, key: str, index: int) -> Path | None:
         )
     entry = manifest.tasks[index] if manifest else None
     logs = layout.logs(stage, key).resolve()
-    named = [Path(p) for p in (receipt and receipt.log_path, entry and entry.log_path) if p]
+    marker = marker_log_path(layout, stage, key, index)
+    recorded = (receipt and receipt.log_path, entry and entry.log_path, marker)
+    named = [Path(p) for p in recorded if p]
     named = [p for p in named if p.resolve().is_relative_to(logs)]
     existing = [p for p in named if p.is_file()]
     if existing:
         return max(existing, key=lambda p: p.stat().st_mtime)
     return named[0] if named else None
-
-
-def _scan(logs: Path, index: int) -> Path | None:
-    """The newest stderr log whose submitit pickle is this task's."""
-    if not logs.is_dir():
-        return None
-    pickles = sorted(logs.glob("*/*_submitted.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in pickles:
-        if _task_index(path) == index:
-            job = path.name.removesuffix("_submitted.pkl")
-            found = sorted(path.parent.glob(f"{job}_*_log.err"))
-            if found:
-                return found[0]
-    return None
-
-
-def _task_index(path: Path) -> int | None:
-    from submitit.core.utils import pickle_load
-
-    try:
-        job = pickle_load(path).args[0]
-        return job.task.index
-    except (OSError, EOFError, ImportError, AttributeError, IndexError, pickle.UnpicklingError):
-        # an unreadable or foreign pickle (or one whose stage code changed) is not this record
-        return None

@@ -81,7 +81,7 @@ def execute(job: TaskJob, env: TaskEnv | None = None) -> dict[str, Any]:
     )
     io = TaskIO(layout, name, job.run_key, index, rank=env.rank, world_size=env.world_size)
     if env.is_main:  # host and pid, so a launcher does not start this task again beside it
-        write_start_marker(layout, name, job.run_key, index)
+        write_start_marker(layout, name, job.run_key, index, env.log_path)
     start = time.time()
     try:
         failpoints.hit(name, index, "before-run")

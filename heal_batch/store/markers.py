@@ -1,10 +1,11 @@
 """Task start markers: which process, on which host, started a task.
 
-A task writes ``runs/<stage>/<run_key>/started/<i>.json`` (host, pid, the process's start time)
-as it begins. A launcher killed with SIGKILL leaves its local task processes running; before the
-next launcher starts a task again it calls :func:`live_start`, which returns the marker when that
-process is still alive on this host (and is not this process), so the task is not run twice side
-by side. Markers from other hosts (Slurm nodes) are not judged here: Slurm is asked instead.
+A task writes ``runs/<stage>/<run_key>/started/<i>.json`` (host, pid, the process's start time,
+its log file when the executor gives one) as it begins. A launcher killed with SIGKILL leaves its
+local task processes running; before the next launcher starts a task again it calls
+:func:`live_start`, which returns the marker when that process is still alive on this host (and is
+not this process), so the task is not run twice side by side. Markers from other hosts (Slurm
+nodes) are not judged here: Slurm is asked instead. ``heal-batch logs`` reads the log file.
 
     write_start_marker(layout, "generate", key, 3)        # first thing in the task
     live_start(layout, "generate", key, 3)                # {"host": ..., "pid": ...} or None
@@ -24,7 +25,9 @@ from heal_batch.store.atomic import write_json_atomic
 from heal_batch.store.layout import Layout
 
 
-def write_start_marker(layout: Layout, stage: str, key: str, index: int) -> Path:
+def write_start_marker(
+    layout: Layout, stage: str, key: str, index: int, log_path: str | None = None
+) -> Path:
     """Record that this process starts task ``index``; returns the marker's path."""
     path = layout.start_marker(stage, key, index)
     write_json_atomic(
@@ -34,6 +37,7 @@ def write_start_marker(layout: Layout, stage: str, key: str, index: int) -> Path
             "pid": os.getpid(),
             "pid_start": _start_time(os.getpid()),
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "log_path": log_path,
         },
     )
     return path
@@ -58,6 +62,16 @@ def live_start(layout: Layout, stage: str, key: str, index: int) -> dict[str, An
     if not _alive(pid) or (started is not None and _start_time(pid) not in (None, started)):
         return None
     return marker
+
+
+def marker_log_path(layout: Layout, stage: str, key: str, index: int) -> str | None:
+    """The log file the task's start marker names (None: no marker, none named, unreadable)."""
+    try:
+        marker = json.loads(layout.start_marker(stage, key, index).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    path = marker.get("log_path") if isinstance(marker, dict) else None
+    return path if isinstance(path, str) else None
 
 
 def _alive(pid: int) -> bool:

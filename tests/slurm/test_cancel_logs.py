@@ -132,7 +132,7 @@ def test_logs_and_cancel_local_tasks(tmp_path, monkeypatch, capsys):
     try:
         _wait_for_log(workdir, "toy", 0, STARTED.format(0), timeout=120)
         capsys.readouterr()
-        assert main(["logs", str(workdir), "toy", "0"]) == 0  # no receipt, no entry: found by scan
+        assert main(["logs", str(workdir), "toy", "0"]) == 0  # found by its start marker
         assert STARTED.format(0) in capsys.readouterr().out
 
         layout = Layout(workdir)
@@ -187,4 +187,13 @@ def test_logs_reads_no_recorded_path_outside_the_run_log_folder(tmp_path, capsys
     own.parent.mkdir(parents=True)
     own.write_text("the task's own log\n")
     write_receipt(layout, Receipt("generate", key, 0, "failed", error="x", log_path=str(own)))
+    assert task_logs(layout.workdir, "generate", 0) == [own]
+
+    from heal_batch.store.markers import write_start_marker
+
+    layout.receipt("generate", key, 0).unlink()  # a running task: only its start marker names it
+    write_start_marker(layout, "generate", key, 0, str(secret))
+    with pytest.raises(LogNotFound):
+        task_logs(layout.workdir, "generate", 0)
+    write_start_marker(layout, "generate", key, 0, str(own))
     assert task_logs(layout.workdir, "generate", 0) == [own]
