@@ -264,6 +264,7 @@ def test_sweep_on_slurm_waits_for_each_variant(tmp_path, tiny_llama, slurm_clust
 
 def test_new_repair_switches_keep_default_run_keys_and_are_sweepable():
     from heal_batch.method.gear import GearConfig
+    from heal_batch.stages.repair.jobs import Work
     from heal_batch.stages.repair.stage import RepairConfig
     from heal_batch.store.runkeys import run_key
 
@@ -276,4 +277,5 @@ def test_new_repair_switches_keep_default_run_keys_and_are_sweepable():
     assert key(RepairConfig(gear=GearConfig(backoff_steps=2))) != key(base)
     assert not base.guided("corner") and base.guided("hard")
     assert RepairConfig(guided_for_corner=True).guided("corner")
-    assert not RepairConfig(guided_for_corner=True, guided_per_problem=0).augments("hard")
+    no_samples = RepairConfig(guided_for_corner=True, guided_per_problem=0)
+    assert not no_samples.augments(Work([], "hard"))

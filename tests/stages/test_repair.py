@@ -272,14 +272,14 @@ def test_reference_problems_get_their_own_sample_count():
     same = RepairConfig(guided_per_problem=3)
     assert guided_job(problem, render, same, kind="guided_reference").n == 3
     off = RepairConfig(reference_per_problem=0)
-    assert off.guided("easy+reference") is False and off.guided("hard") is True
+    assert off.guided("easy", reference=True) is False and off.guided("hard") is True
 
 
 def test_easy_problems_give_the_guided_reference(tmp_path, tiny_llama, scripted):
     """``reference_problems``: that many easy problems per shard, chosen by a stable hash of
     their ids, get answer-guided samples kept as PURE's guided reference; no summary, no bucket
     change, never a candidate."""
-    from heal_batch.stages.repair.jobs import reference_buckets
+    from heal_batch.stages.repair.jobs import choose_reference
 
     scripted()
     problems = write_problems(tmp_path / "p.jsonl", n=9)  # q0, q3, q6 are easy
@@ -300,7 +300,6 @@ def test_easy_problems_give_the_guided_reference(tmp_path, tiny_llama, scripted)
 
     groups = [[{"problem_id": p}] for p in ("q0", "q1", "q3", "q6")]
     buckets = ["easy", "corner", "easy", "easy"]
-    marked = reference_buckets(groups, buckets, 2, seed=0)
-    flipped = reference_buckets(groups[::-1], buckets[::-1], 2, seed=0)
-    assert marked == flipped[::-1]  # by id, not by order
-    assert marked[1] == "corner" and marked.count("easy+reference") == 2
+    chosen = choose_reference(groups, buckets, 2, seed=0)
+    assert chosen == choose_reference(groups[::-1], buckets[::-1], 2, seed=0)  # by id, not order
+    assert len(chosen) == 2 and chosen < {"q0", "q3", "q6"}

@@ -9,7 +9,7 @@ candidate record or a drop reason, and one ``repair_summary`` per problem.
 - hard (``guided_buckets``; corner too with ``guided_for_corner``) -> ``guided_per_problem``
   answer-guided samples, the answer in the user prompt (``guided_placement: prompt``) or as a
   hint at the start of the answer (``start``).
-- easy, for ``reference_problems`` of them per shard (``reference_buckets``) -> the same
+- easy, for ``reference_problems`` of them per shard (``choose_reference``) -> the same
   answer-guided samples, kind ``guided_reference``: PURE's guided reference, not a candidate.
 A sample survives if the hint-free text is graded correct, the continuation states an answer of its
 own, and the continuation does not mention the hint (``gear.leak_phrases``).
@@ -32,8 +32,6 @@ from heal_batch.method.pace import PaceConfig, bucket
 from heal_batch.method.seeds import stable_seed
 from heal_batch.records import GUIDED_REFERENCE
 
-REFERENCE_SUFFIX = "+reference"
-EASY_REFERENCE = "easy" + REFERENCE_SUFFIX  # an easy problem that gives PURE's guided reference
 Render = Callable[[str, str | None], str]  # (user text, assistant prefix) -> chat prompt
 
 
@@ -74,17 +72,23 @@ def problem_bucket(
     return bucket(first["n_correct"], first["k"], cfg)
 
 
-def reference_buckets(
-    groups: Sequence[Sequence[dict[str, Any]]], buckets: list[str], n: int, seed: int
-) -> list[str]:
-    """``buckets`` with up to ``n`` easy problems marked ``easy+reference`` (the guided
-    reference), chosen by a stable hash of their problem ids: not by shard order."""
+@dataclass(frozen=True)
+class Work:
+    """One problem for repair: its trajectories, its bucket and whether it is one of the easy
+    problems whose answer-guided samples form PURE's guided reference."""
+
+    group: Sequence[dict[str, Any]]
+    bucket: str
+    reference: bool = False
+
+
+def choose_reference(
+    groups: Sequence[Sequence[dict[str, Any]]], buckets: Sequence[str], n: int, seed: int
+) -> set[str]:
+    """Up to ``n`` easy problems' ids (the guided reference), chosen by a stable hash of their
+    ids: not by shard order."""
     easy = [g[0]["problem_id"] for g, b in zip(groups, buckets, strict=True) if b == "easy"]
-    chosen = set(sorted(easy, key=lambda pid: stable_seed(seed, "reference", pid))[:n])
-    return [
-        b + REFERENCE_SUFFIX if g[0]["problem_id"] in chosen else b
-        for g, b in zip(groups, buckets, strict=True)
-    ]
+    return set(sorted(easy, key=lambda pid: stable_seed(seed, "reference", pid))[:n])
 
 
 def failed_paths(group: Sequence[dict[str, Any]], p: int) -> list[dict[str, Any]]:

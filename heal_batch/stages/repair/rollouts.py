@@ -8,15 +8,15 @@ and one ``repair_summary`` per problem (see ``repair.py``). Heavy (torch or vllm
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from heal_batch.method.trajectory import breakpoint_dict, breakpoint_of, stored_entropies
 from heal_batch.records import GUIDED_REFERENCE
 from heal_batch.stages.repair.jobs import (
-    EASY_REFERENCE,
-    REFERENCE_SUFFIX,
     Job,
+    Work,
     candidate_record,
     failed_paths,
     guided_job,
@@ -29,8 +29,9 @@ from heal_batch.stages.teacher import TeacherConfig
 
 @dataclass
 class _Problem:
-    group: list[dict[str, Any]]
+    group: Sequence[dict[str, Any]]
     bucket: str
+    reference: bool
     jobs: list[Job] = field(default_factory=list)
     breakpoints: Counter = field(default_factory=Counter)
     entropy_methods: Counter = field(default_factory=Counter)
@@ -56,9 +57,9 @@ class RepairTeacher:
         }
         self._scorer: tuple[Any, Any] | None = None
 
-    def repair(self, todo: list[tuple[list[dict[str, Any]], str]]) -> list[dict[str, Any]]:
+    def repair(self, todo: Sequence[Work]) -> list[dict[str, Any]]:
         """Candidates and summaries for the given problems, in problem order."""
-        problems = [self._plan(group, bucket) for group, bucket in todo]
+        problems = [self._plan(work) for work in todo]
         self._add_repair_jobs([p for p in problems if p.bucket == "corner"])
         jobs = [job for p in problems for job in p.jobs]
         outputs = iter(self._generate(jobs)) if jobs else iter(())
@@ -67,16 +68,19 @@ class RepairTeacher:
             records.extend(self._judge(p, [next(outputs) for _ in p.jobs]))
         return records
 
-    def _plan(self, group: list[dict[str, Any]], bucket: str) -> _Problem:
+    def _plan(self, work: Work) -> _Problem:
         from heal_batch.stages.teacher import render_prompt
 
-        problem = _Problem(group, bucket)
-        if self.cfg.guided(bucket):
+        problem = _Problem(work.group, work.bucket, work.reference)
+        if self.cfg.guided(work.bucket, work.reference):
             tok = self.generator.tokenizer
-            kind = GUIDED_REFERENCE if bucket == EASY_REFERENCE else "answer_guided"
+            kind = GUIDED_REFERENCE if work.reference else "answer_guided"
             problem.jobs.append(
                 guided_job(
-                    group[0], lambda u, a: render_prompt(tok, self.teacher, u, a), self.cfg, kind
+                    work.group[0],
+                    lambda u, a: render_prompt(tok, self.teacher, u, a),
+                    self.cfg,
+                    kind,
                 )
             )
         return problem
@@ -158,7 +162,7 @@ class RepairTeacher:
         first = p.group[0]
         meta = {
             **self.meta,
-            "bucket": p.bucket.removesuffix(REFERENCE_SUFFIX),
+            "bucket": p.bucket,
             "user_prompt": user_message(self.teacher, first["problem"]),
         }
         records, dropped, tally = (
@@ -176,7 +180,7 @@ class RepairTeacher:
                     continue
                 tally["kept"] += 1
                 records.append(candidate_record(job, j, sample, judged, meta))
-        if p.bucket != EASY_REFERENCE:  # summaries count HEAL's augmented problems only
+        if not p.reference:  # summaries count HEAL's augmented problems only
             records.append(
                 summary_record(p.group, p.bucket, tally, dropped, p.breakpoints, p.entropy_methods)
             )

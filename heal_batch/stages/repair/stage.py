@@ -38,11 +38,10 @@ from heal_batch.pipeline.chunks import resumable_chunks
 from heal_batch.pipeline.contract import Counters, Resources, Task, TaskIO, ref
 from heal_batch.records import GUIDED_REFERENCE, OMIT_AT_DEFAULT
 from heal_batch.stages.repair.jobs import (
-    EASY_REFERENCE,
-    REFERENCE_SUFFIX,
+    Work,
+    choose_reference,
     group_by_problem,
     problem_bucket,
-    reference_buckets,
 )
 from heal_batch.stages.teacher import TeacherConfig
 from heal_batch.store.manifests import Manifest
@@ -134,15 +133,16 @@ class RepairConfig:
                 "repair.continuations_per_path must be >= 1 when paths_per_problem > 0"
             )
 
-    def augments(self, bucket: str) -> bool:
-        """Whether problems of ``bucket`` get repairs or answer-guided samples (``easy+reference``:
-        an easy problem chosen for the guided reference)."""
-        repaired = bucket == "corner" and self.paths_per_problem > 0
-        return repaired or self.guided(bucket)
+    def augments(self, work: Work) -> bool:
+        """Whether the problem gets repairs or answer-guided samples (a reference problem: its
+        guided reference samples)."""
+        repaired = work.bucket == "corner" and self.paths_per_problem > 0
+        return repaired or self.guided(work.bucket, work.reference)
 
-    def guided(self, bucket: str) -> bool:
-        """Whether problems of ``bucket`` get answer-guided samples."""
-        if bucket == EASY_REFERENCE:
+    def guided(self, bucket: str, reference: bool = False) -> bool:
+        """Whether a problem of ``bucket`` (a reference problem with ``reference``) gets
+        answer-guided samples."""
+        if reference:
             return self.samples_per_reference() > 0
         chosen = bucket in self.guided_buckets or (bucket == "corner" and self.guided_for_corner)
         return chosen and self.guided_per_problem > 0
@@ -179,19 +179,22 @@ class RepairStage:
         buckets = [
             problem_bucket(g, cfg.easy_min_pass_rate, cfg.corner_max_correct) for g in groups
         ]
-        buckets = reference_buckets(groups, buckets, cfg.reference_problems, cfg.seed)
+        refs = choose_reference(groups, buckets, cfg.reference_problems, cfg.seed)
+        work = [
+            Work(g, b, g[0]["problem_id"] in refs) for g, b in zip(groups, buckets, strict=True)
+        ]
         worker = functools.cache(lambda: self._worker(io.memory_bytes))
         counters = Counters()
         for chunk, records in resumable_chunks(
             io,
-            list(zip(groups, buckets, strict=True)),
+            work,
             cfg.chunk_problems,
             lambda chunk: _repair_chunk(worker, chunk, cfg),
             "problems",
             _tokens_out,
         ):
-            for _, b in chunk:
-                counters[f"bucket_{b.removesuffix(REFERENCE_SUFFIX)}"] += 1
+            for w in chunk:
+                counters[f"bucket_{w.bucket}"] += 1
             for record in records:
                 io.write(record)
                 _count(counters, record)
@@ -204,8 +207,8 @@ class RepairStage:
         return RepairTeacher(self.teacher, self.config, memory_bytes)
 
 
-def _repair_chunk(worker, chunk: Sequence[tuple[list[dict], str]], cfg: RepairConfig) -> list[dict]:
-    todo = [(g, b) for g, b in chunk if cfg.augments(b)]
+def _repair_chunk(worker, chunk: Sequence[Work], cfg: RepairConfig) -> list[dict]:
+    todo = [w for w in chunk if cfg.augments(w)]
     return worker().repair(todo) if todo else []
 
 
