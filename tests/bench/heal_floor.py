@@ -8,11 +8,12 @@
 For each variant of each sweep file: the executor and the generate tasks' thread counts (from
 their receipts), the teacher's correct samples, the first generate address (equal addresses mean
 equal samples), the easy / hard / corner problems, PURE's guided reference (verified samples, and
-whether it reached ``pure.min_reference``), then what reached training: answer-guided samples in
-heal-2, repairs in heal-3 and how many of those the oracle calls derived (the labels score wrote,
-matched by the examples' source ids). Exits 1 when a variant holds fewer derived heal-3 repairs
-or heal-2 answer-guided samples than asked: the check behind the README's stated minimum. It reads
-the run folders only; nothing is re-run.
+whether it reached ``pure.min_reference``), what reached training (answer-guided samples in heal-2
+and repairs in heal-3, and how many of each the oracle calls derived: the labels score wrote,
+matched by the examples' source ids), and the task minutes of generate, repair and score (summed
+over tasks, from the manifests; contended runs read longer). Exits 1 when a variant holds fewer
+derived heal-3 repairs or heal-2 answer-guided samples than asked: the check behind the README's
+stated minimum. It reads the run folders only; nothing is re-run.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def variant_row(workdir: Path, variant: dict) -> dict:
     sets = {shard[0]["set"]: shard for shard in outputs(workdir, cur) if shard}
     heal2, heal3 = sets.get("heal-2", []), sets.get("heal-3", [])
     repairs = [r for r in heal3 if r["kind"] == "repair"]
+    guided = [r for r in heal2 if r["kind"] == "answer_guided"]
     return {
         "variant": variant["name"],
         "executor": gen.get("executor"),
@@ -72,9 +74,14 @@ def variant_row(workdir: Path, variant: dict) -> dict:
         ),
         "reference": f"{pure.reference} {len(ratios)}"
         + (" (rules off)" if reference_too_small((ratios, nlls), pure) else ""),
-        "heal2_answer_guided": sum(r["kind"] == "answer_guided" for r in heal2),
+        "heal2_answer_guided": len(guided),
+        "heal2_derived": sum(labels.get(r["source_id"]) == "derived" for r in guided),
         "heal3_repairs": len(repairs),
         "heal3_derived": sum(labels.get(r["source_id"]) == "derived" for r in repairs),
+        "task_min (gen/rep/score)": "/".join(
+            f"{manifest(workdir, s, keys[s])['seconds'] / 60:.1f}"
+            for s in ("generate", "repair", "score")
+        ),
     }
 
 
