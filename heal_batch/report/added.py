@@ -44,15 +44,17 @@ def heal_added_blocks(data: RunData) -> list:
             return [f"Could not read curriculum data: {data.errors['curriculum']}"]
         return ["Not run yet: no training sets (curriculum)."]
     blocks: list = [_warning(data, *w) for w in SAME_SET_WARNINGS if _same(data, *w[:2])]
-    rows = []
+    rows, derived = [], False
     for name in ordered(data.curriculum):
         kinds, counters = data.curriculum[name], (data.set_counters or {}).get(name, {})
-        cells = [_count(kinds.get(k, 0), counters.get(f"kept_{k}_derived")) for k, _ in KINDS]
+        counts = [(kinds.get(k, 0), counters.get(f"kept_{k}_derived")) for k, _ in KINDS]
+        derived = derived or any(d is not None for _, d in counts)
+        cells = [_count(*c) for c in counts]
         rows.append([SET_LABELS.get(name, name), *cells, sum(kinds.values())])
+    oracle = '; "derived": the oracle\'s count on built-in problems' if derived else ""
     intro = (
         "Training examples per set, by where they came from (natural: correct teacher "
-        "samples; answer-guided: PACE stage II; repaired: GEAR repairs kept by PURE; "
-        '"derived": the oracle\'s count on built-in problems):'
+        f"samples; answer-guided: PACE stage II; repaired: GEAR repairs kept by PURE{oracle}):"
     )
     blocks += [intro, Table(["set", *(label for _, label in KINDS), "total"], rows)]
     blocks += _oracle_blocks((data.set_counters or {}).get(HEAL_SET, {}))

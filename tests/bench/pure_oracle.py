@@ -1,12 +1,13 @@
 """PURE's rules against the oracle on one run folder's score records; prints a table.
 
-    python tests/bench/pure_oracle.py runs/demo
+    python tests/bench/pure_oracle.py runs/demo [SCORE_RUN_KEY]
 
 For each setting (the paper's rules, ours, each reference), ``pure.decide`` is applied to the run's
 scored candidates per kind, exactly as curriculum pools them, and set against the oracle labels
 score recorded (built-in problems only): candidates, derived, kept, derived among the kept,
 precision (derived among kept) and recall (kept among derived). Nothing is re-scored: the ratios
-come from the latest score manifest of the folder.
+come from the latest score manifest of the folder, or the one of the given run key (a sweep's
+folder holds one per variant: ``sweeps/<name>.json`` lists them).
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ SETTINGS = {  # name -> (reference, PureConfig overrides)
 }
 
 
-def score_records(workdir: Path) -> list[dict]:
+def score_records(workdir: Path, key: str | None = None) -> list[dict]:
     from heal_batch.store.layout import Layout
     from heal_batch.store.shards import read_records, shard_path
 
     manifests = sorted(
-        (workdir / "manifests" / "score").glob("*.json"), key=lambda f: f.stat().st_mtime
+        (workdir / "manifests" / "score").glob(f"{key or '*'}.json"),
+        key=lambda f: f.stat().st_mtime,
     )
     if not manifests:
         raise SystemExit(f"{workdir}: no score manifest (run the score stage first)")
@@ -81,7 +83,7 @@ def main() -> None:
     from heal_batch.method.oracle import precision_recall
 
     workdir = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/demo")
-    records = score_records(workdir)
+    records = score_records(workdir, sys.argv[2] if len(sys.argv) > 2 else None)
     n_refs = {k: sum(r["kind"] == k for r in records) for k in ("reference", "guided_reference")}
     print(f"{workdir}: {n_refs['reference']} natural, {n_refs['guided_reference']} guided refs")
     print("| rules | kind | candidates | derived | kept | kept derived | precision | recall |")

@@ -219,6 +219,7 @@ def test_report_leads_with_what_heal_added(full_run):
     assert "| set | natural | answer-guided | repaired | total |" in added
     assert "| HEAL stage II | 12 | 3 | 0 | 15 |" in added
     assert "| HEAL stage III | 12 | 3 | 3 (2 derived) | 18 |" in added
+    assert '"derived": the oracle\'s count' in added  # named only where a set counted it
     assert "Warning" not in added  # every HEAL set adds to the one before it
     assert "(4 candidates: derived 3, shortcut 1;" in added
     assert "PURE kept 3, 2 of them derived. Precision 0.67" in added and "recall 0.67" in added
