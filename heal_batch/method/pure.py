@@ -14,8 +14,8 @@ R alone misses the barest shortcut: a continuation that writes the answer straig
 Scored hint-free, the answer IS the leap, so U is high, R is low and the ratio rule keeps it (we
 measured this on SmolLM2). Two rules of ours (the paper gives none; both can be turned off) close
 the gap: a candidate needs ``min_reasoning_tokens`` tokens between the cut and its answer, and its
-U must not exceed a percentile of U among naturally correct trajectories (whose reasoning derives
-their answer, so their U is low): an answer the reasoning does not make probable was not derived.
+U must not exceed a percentile of the reference's U: an answer the reasoning does not make
+probable was not derived. A percentile needs ``min_reference`` reference values to be applied.
 
 Exactness across shards: ``decide`` is a function of the pooled multiset of (candidate_id, ratio)
 and the reference ratios only; it does not depend on input order. Scoring per shard and then one
@@ -226,7 +226,7 @@ def decide(
     )
     n_drop = math.ceil(round(cfg.drop_top_fraction * len(ranked), 9))
     top = {c.candidate_id for c in ranked[:n_drop]}
-    limit = reference_threshold(reference_ratios, cfg)
+    limit = _threshold(reference_ratios, cfg.reference_percentile, cfg.min_reference)
     u_limit = _threshold(reference_answer_nlls, cfg.answer_reference_percentile, cfg.min_reference)
     out = []
     for c in candidates:
@@ -253,25 +253,23 @@ def _structural_drop(c: ScoredCandidate, cfg: PureConfig) -> str | None:
     return None
 
 
-def reference_threshold(reference_ratios: Sequence[float], cfg: PureConfig) -> float | None:
-    """The percentile of the reference ratios above which candidates drop; None when off."""
-    return _threshold(reference_ratios, cfg.reference_percentile, cfg.min_reference)
-
-
 def reference_too_small(references: Sequence[Sequence[float]], cfg: PureConfig) -> bool:
-    """Whether a percentile rule that is on is off for want of reference values (not for none:
-    an empty reference is a run without one, the rules' documented off state)."""
+    """Whether a rule that is on is off for want of reference values (none at all is not "too
+    small": it is a run without a reference, the rules' documented off state)."""
     rules = (cfg.reference_percentile, cfg.answer_reference_percentile)
     return any(
-        q is not None and 0 < len(values) < max(cfg.min_reference, 1)
+        q is not None and values and not _enough(values, cfg.min_reference)
         for q, values in zip(rules, references, strict=True)
     )
 
 
 def _threshold(values: Sequence[float], q: float | None, min_n: int) -> float | None:
-    if q is None or not values or len(values) < min_n:
-        return None
-    return percentile(values, q)
+    """The q-th percentile of ``values``; None when the rule is off (q null, or too few)."""
+    return percentile(values, q) if q is not None and _enough(values, min_n) else None
+
+
+def _enough(values: Sequence[float], min_n: int) -> bool:
+    return len(values) >= max(min_n, 1)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -52,10 +52,10 @@ def clear_start_marker(layout: Layout, stage: str, key: str, index: int) -> None
 def live_start(layout: Layout, stage: str, key: str, index: int) -> dict[str, Any] | None:
     """The task's start marker if the process that wrote it still runs on this host, else None
     (no marker, an unreadable one, another host, this very process, or a dead or reused pid)."""
+    marker = _read(layout, stage, key, index)
     try:
-        marker = json.loads(layout.start_marker(stage, key, index).read_text(encoding="utf-8"))
         host, pid, started = marker["host"], marker["pid"], marker.get("pid_start")
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return None
     if host != socket.gethostname() or not isinstance(pid, int) or pid in (os.getpid(), 0):
         return None
@@ -66,12 +66,17 @@ def live_start(layout: Layout, stage: str, key: str, index: int) -> dict[str, An
 
 def marker_log_path(layout: Layout, stage: str, key: str, index: int) -> str | None:
     """The log file the task's start marker names (None: no marker, none named, unreadable)."""
+    path = (_read(layout, stage, key, index) or {}).get("log_path")
+    return path if isinstance(path, str) else None
+
+
+def _read(layout: Layout, stage: str, key: str, index: int) -> dict[str, Any] | None:
+    """The marker's JSON object; None when there is none or it is unreadable or not an object."""
     try:
         marker = json.loads(layout.start_marker(stage, key, index).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    path = marker.get("log_path") if isinstance(marker, dict) else None
-    return path if isinstance(path, str) else None
+    return marker if isinstance(marker, dict) else None
 
 
 def _alive(pid: int) -> bool:

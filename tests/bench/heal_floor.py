@@ -48,10 +48,8 @@ def variant_row(workdir: Path, variant: dict) -> dict:
     from heal_batch.method.pure import PureConfig, reference_too_small
 
     keys = variant["run_keys"]
-    gen = manifest(workdir, "generate", keys["generate"])
-    repair = manifest(workdir, "repair", keys["repair"])["counters"]
-    score = manifest(workdir, "score", keys["score"])
-    cur = manifest(workdir, "curriculum", keys["curriculum"])
+    stages = ("generate", "repair", "score", "curriculum")
+    gen, repair, score, cur = (manifest(workdir, s, keys[s]) for s in stages)
     scored = [r for shard in outputs(workdir, score) for r in shard]
     labels = {r["id"]: r["oracle"] for r in scored if r.get("oracle")}
     pure = PureConfig(**(cur["config"].get("pure") or {}))
@@ -70,7 +68,7 @@ def variant_row(workdir: Path, variant: dict) -> dict:
         "teacher_correct": f"{gen['counters'].get('graded_correct', 0)}/{gen['counters']['total']}",
         "generate_address": gen["tasks"][0]["output"][:12],
         "easy/hard/corner": "/".join(
-            str(repair.get(f"bucket_{b}", 0)) for b in ("easy", "hard", "corner")
+            str(repair["counters"].get(f"bucket_{b}", 0)) for b in ("easy", "hard", "corner")
         ),
         "reference": f"{pure.reference} {len(ratios)}"
         + (" (rules off)" if reference_too_small((ratios, nlls), pure) else ""),
@@ -79,8 +77,7 @@ def variant_row(workdir: Path, variant: dict) -> dict:
         "heal3_repairs": len(repairs),
         "heal3_derived": sum(labels.get(r["source_id"]) == "derived" for r in repairs),
         "task_min (gen/rep/score)": "/".join(
-            f"{manifest(workdir, s, keys[s])['seconds'] / 60:.1f}"
-            for s in ("generate", "repair", "score")
+            f"{m['seconds'] / 60:.1f}" for m in (gen, repair, score)
         ),
     }
 

@@ -75,14 +75,8 @@ class RepairTeacher:
         if self.cfg.guided(work.bucket, work.reference):
             tok = self.generator.tokenizer
             kind = GUIDED_REFERENCE if work.reference else "answer_guided"
-            problem.jobs.append(
-                guided_job(
-                    work.group[0],
-                    lambda u, a: render_prompt(tok, self.teacher, u, a),
-                    self.cfg,
-                    kind,
-                )
-            )
+            render = lambda u, a: render_prompt(tok, self.teacher, u, a)  # noqa: E731
+            problem.jobs.append(guided_job(work.group[0], render, self.cfg, kind))
         return problem
 
     def _add_repair_jobs(self, corners: list[_Problem]) -> None:

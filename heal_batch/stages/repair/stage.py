@@ -114,18 +114,10 @@ class RepairConfig:
         bad = [b for b in self.guided_buckets if b not in BUCKETS]
         if bad:
             raise ValueError(f"repair.guided_buckets: {bad} not in {', '.join(BUCKETS)}")
-        for key in (
-            "paths_per_problem",
-            "continuations_per_path",
-            "guided_per_problem",
-            "reference_problems",
-        ):
-            if getattr(self, key) < 0:
+        keys = ("paths_per_problem", "continuations_per_path", "guided_per_problem")
+        for key in (*keys, "reference_problems", "reference_per_problem"):
+            if (getattr(self, key) or 0) < 0:  # reference_per_problem may be null
                 raise ValueError(f"repair.{key} must be >= 0, got {getattr(self, key)}")
-        if self.reference_per_problem is not None and self.reference_per_problem < 0:
-            raise ValueError(
-                f"repair.reference_per_problem must be >= 0, got {self.reference_per_problem}"
-            )
         if self.chunk_problems < 1:
             raise ValueError("repair.chunk_problems must be >= 1")
         if self.continuations_per_path == 0 and self.paths_per_problem > 0:
